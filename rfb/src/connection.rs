@@ -1,0 +1,447 @@
+//! One client connection as a state machine (TigerVNC's `SConnection`, without the socket):
+//! ProtocolVersion → SecurityType → [VncAuth] → ClientInit → (caller accepts) → Normal.
+
+use std::collections::VecDeque;
+
+use crate::encoders::{Encoder, RawEncoder};
+use crate::encoding::{self, ClientEncodings};
+use crate::error::ProtocolError;
+use crate::frame::{Frame, Rect};
+use crate::messages::client::{self, ClientMessage, ParseContext};
+use crate::messages::server;
+use crate::pixel_format::{PixelConverter, PixelFormat};
+use crate::security::{self, vnc_auth};
+
+const VERSION_LEN: usize = 12;
+const SERVER_VERSION: &[u8; VERSION_LEN] = b"RFB 003.008\n";
+const AUTH_FAILED_REASON: &str = "Authentication failed";
+
+/// What every connection of one server shares.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Desktop name sent in ServerInit.
+    pub name: String,
+    /// With no password at all the server offers security type None.
+    pub password: Option<Vec<u8>>,
+    /// A second password that gives a connection that may watch but not type or point.
+    pub view_only_password: Option<Vec<u8>>,
+    /// Longer legacy ClientCutText is skipped, never buffered.
+    pub max_cut_text: u32,
+}
+
+impl ServerConfig {
+    fn requires_auth(&self) -> bool {
+        self.password.is_some() || self.view_only_password.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Full,
+    ViewOnly,
+}
+
+/// What the caller must act on. Input events of view-only connections never appear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Security passed. Call [`ServerConnection::accept`] to send ServerInit, or drop the
+    /// connection (e.g. an exclusive client under a policy that forbids it).
+    ClientInit { shared: bool, access: Access },
+    /// Cropped to the framebuffer; may be empty.
+    UpdateRequest { incremental: bool, rect: Rect },
+    /// The client's pixel format changed: whatever it has on screen must be sent again.
+    PixelFormatChanged(PixelFormat),
+    EncodingsChanged,
+    Key { down: bool, keysym: u32 },
+    /// `keycode` is an XT scancode ("qnum"); `keysym` may be 0.
+    QemuKey { down: bool, keysym: u32, keycode: u32 },
+    Pointer { buttons: u8, x: u16, y: u16 },
+    CutText(String),
+    CutTextSkipped { len: u32, extended: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Version,
+    SecurityType,
+    VncAuthResponse,
+    ClientInit,
+    AwaitingAccept,
+    Normal,
+    Closed,
+}
+
+pub struct ServerConnection {
+    config: std::sync::Arc<ServerConfig>,
+    state: State,
+    /// Negotiated minor version: 3, 7 or 8.
+    minor: u8,
+    challenge: [u8; vnc_auth::CHALLENGE_LEN],
+    access: Access,
+    input: Vec<u8>,
+    /// Bytes of a skipped cut text still to discard as they arrive.
+    skip: u64,
+    output: Vec<u8>,
+    output_sent: usize,
+    events: VecDeque<Event>,
+    width: u16,
+    height: u16,
+    converter: PixelConverter,
+    encodings: ClientEncodings,
+    encoder: Box<dyn Encoder>,
+    qemu_ack_pending: bool,
+    qemu_ack_sent: bool,
+}
+
+impl ServerConnection {
+    /// `challenge` must be fresh random bytes (used only with VNC Authentication).
+    pub fn new(config: std::sync::Arc<ServerConfig>, challenge: [u8; vnc_auth::CHALLENGE_LEN]) -> Self {
+        Self {
+            config,
+            state: State::Version,
+            minor: 8,
+            challenge,
+            access: Access::Full,
+            input: Vec::new(),
+            skip: 0,
+            output: SERVER_VERSION.to_vec(),
+            output_sent: 0,
+            events: VecDeque::new(),
+            width: 0,
+            height: 0,
+            converter: PixelConverter::new(PixelFormat::NATIVE),
+            encodings: ClientEncodings::default(),
+            encoder: Box::new(RawEncoder),
+            qemu_ack_pending: false,
+            qemu_ack_sent: false,
+        }
+    }
+
+    /// Feeds bytes received from the client. On `Err` the connection is closed; bytes still
+    /// in [`Self::pending_output`] (e.g. an authentication failure reason) should be flushed
+    /// before closing the socket.
+    pub fn read(&mut self, mut data: &[u8]) -> Result<(), ProtocolError> {
+        if self.state == State::Closed {
+            return Err(ProtocolError::Closed);
+        }
+        let skipped = self.skip.min(data.len() as u64) as usize;
+        self.skip -= skipped as u64;
+        data = &data[skipped..];
+        self.input.extend_from_slice(data);
+        let result = self.process();
+        if result.is_err() {
+            self.state = State::Closed;
+            self.input = Vec::new();
+        }
+        result
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Bytes waiting to go to the client.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output[self.output_sent..]
+    }
+
+    /// Marks `n` bytes of [`Self::pending_output`] as written to the socket.
+    pub fn advance_output(&mut self, n: usize) {
+        self.output_sent = (self.output_sent + n).min(self.output.len());
+        if self.output_sent == self.output.len() {
+            self.output.clear();
+            self.output_sent = 0;
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Whether the handshake is over and updates may be written.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Normal
+    }
+
+    /// The negotiated protocol version as (3, minor).
+    pub fn version(&self) -> (u8, u8) {
+        (3, self.minor)
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    pub fn pixel_format(&self) -> &PixelFormat {
+        self.converter.client_format()
+    }
+
+    pub fn encodings(&self) -> &ClientEncodings {
+        &self.encodings
+    }
+
+    pub fn framebuffer_size(&self) -> (u16, u16) {
+        (self.width, self.height)
+    }
+
+    /// Answers [`Event::ClientInit`]: sends ServerInit for a framebuffer of this size.
+    pub fn accept(&mut self, width: u16, height: u16) -> Result<(), ProtocolError> {
+        if self.state != State::AwaitingAccept {
+            return Err(ProtocolError::NotReady);
+        }
+        self.width = width;
+        self.height = height;
+        server::write_server_init(&mut self.output, width, height, &PixelFormat::NATIVE, &self.config.name);
+        self.state = State::Normal;
+        // The client may already have sent messages after ClientInit.
+        self.read(&[])
+    }
+
+    /// Whether an update must go out even with no pixels (a pending pseudo-rect).
+    pub fn has_pending_pseudo_rects(&self) -> bool {
+        self.qemu_ack_pending
+    }
+
+    /// Writes one FramebufferUpdate with `rects` of `frame` (cropped to it) plus any pending
+    /// pseudo-rects, in the client's pixel format and preferred encoding.
+    pub fn write_update(&mut self, frame: &Frame, rects: &[Rect]) {
+        if self.state != State::Normal {
+            return;
+        }
+        let bounds = frame.bounds();
+        let rects: Vec<Rect> = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
+        let pseudo = usize::from(self.qemu_ack_pending);
+        let last_rect = self.encodings.last_rect;
+        let count = if last_rect { u16::MAX } else { (rects.len() + pseudo).min(usize::from(u16::MAX)) as u16 };
+        server::write_framebuffer_update_header(&mut self.output, count);
+        if self.qemu_ack_pending {
+            server::write_rect_header(&mut self.output, &Rect::default(), encoding::QEMU_EXTENDED_KEY_EVENT);
+            self.qemu_ack_pending = false;
+            self.qemu_ack_sent = true;
+        }
+        for rect in &rects {
+            server::write_rect_header(&mut self.output, rect, self.encoder.encoding());
+            self.encoder.encode(frame, rect, &self.converter, &mut self.output);
+        }
+        if last_rect {
+            server::write_rect_header(&mut self.output, &Rect::default(), encoding::LAST_RECT);
+        }
+    }
+
+    /// Tells the client the framebuffer is now `width`×`height`, in an update with no pixels.
+    /// Returns false when the client cannot follow a resize (it must then be disconnected).
+    pub fn write_desktop_size(&mut self, width: u16, height: u16) -> bool {
+        if self.state != State::Normal || !self.encodings.desktop_size {
+            return false;
+        }
+        server::write_framebuffer_update_header(&mut self.output, 1);
+        server::write_rect_header(&mut self.output, &Rect::new(0, 0, width, height), encoding::DESKTOP_SIZE);
+        self.width = width;
+        self.height = height;
+        true
+    }
+
+    pub fn write_bell(&mut self) {
+        if self.state == State::Normal {
+            server::write_bell(&mut self.output);
+        }
+    }
+
+    pub fn write_cut_text(&mut self, text: &str) {
+        if self.state == State::Normal {
+            server::write_server_cut_text(&mut self.output, text);
+        }
+    }
+
+    fn process(&mut self) -> Result<(), ProtocolError> {
+        let mut input = std::mem::take(&mut self.input);
+        let mut consumed = 0;
+        let result = loop {
+            let buf = &input[consumed..];
+            let step = match self.state {
+                State::Version => self.process_version(buf),
+                State::SecurityType => self.process_security_type(buf),
+                State::VncAuthResponse => self.process_vnc_auth(buf),
+                State::ClientInit => self.process_client_init(buf),
+                State::AwaitingAccept | State::Closed => Ok(None),
+                State::Normal => self.process_message(buf),
+            };
+            match step {
+                Ok(Some(n)) => consumed += n,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        input.drain(..consumed);
+        self.input = input;
+        result
+    }
+
+    fn process_version(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        if buf.len() < VERSION_LEN {
+            return Ok(None);
+        }
+        let (major, minor) = parse_version(&buf[..VERSION_LEN])?;
+        if major != 3 {
+            return Err(ProtocolError::UnsupportedMajorVersion(major));
+        }
+        // TigerVNC's mapping of unofficial minors (e.g. Apple's 3.889 → 3.8, 3.5 → 3.3).
+        self.minor = match minor {
+            8.. => 8,
+            7 => 7,
+            _ => 3,
+        };
+        let offered = self.offered_security_type();
+        if self.minor == 3 {
+            self.output.extend_from_slice(&u32::from(offered).to_be_bytes());
+            self.begin_security(offered);
+        } else {
+            self.output.extend_from_slice(&[1, offered]);
+            self.state = State::SecurityType;
+        }
+        Ok(Some(VERSION_LEN))
+    }
+
+    fn offered_security_type(&self) -> u8 {
+        if self.config.requires_auth() { security::VNC_AUTH } else { security::NONE }
+    }
+
+    fn begin_security(&mut self, kind: u8) {
+        if kind == security::VNC_AUTH {
+            self.output.extend_from_slice(&self.challenge);
+            self.state = State::VncAuthResponse;
+        } else {
+            // Only 3.8 sends a SecurityResult after None.
+            if self.minor == 8 {
+                self.output.extend_from_slice(&security::RESULT_OK.to_be_bytes());
+            }
+            self.state = State::ClientInit;
+        }
+    }
+
+    fn process_security_type(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some(&chosen) = buf.first() else {
+            return Ok(None);
+        };
+        if chosen != self.offered_security_type() {
+            return Err(ProtocolError::SecurityTypeNotOffered(chosen));
+        }
+        self.begin_security(chosen);
+        Ok(Some(1))
+    }
+
+    fn process_vnc_auth(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some(response) = buf.get(..vnc_auth::CHALLENGE_LEN) else {
+            return Ok(None);
+        };
+        let response: [u8; vnc_auth::CHALLENGE_LEN] = response.try_into().expect("length checked");
+        let matches = |password: &Option<Vec<u8>>| {
+            password.as_deref().is_some_and(|p| vnc_auth::verify_response(p, &self.challenge, &response))
+        };
+        let access = if matches(&self.config.password) {
+            Some(Access::Full)
+        } else if matches(&self.config.view_only_password) {
+            Some(Access::ViewOnly)
+        } else {
+            None
+        };
+        let Some(access) = access else {
+            self.output.extend_from_slice(&security::RESULT_FAILED.to_be_bytes());
+            if self.minor == 8 {
+                self.output.extend_from_slice(&(AUTH_FAILED_REASON.len() as u32).to_be_bytes());
+                self.output.extend_from_slice(AUTH_FAILED_REASON.as_bytes());
+            }
+            return Err(ProtocolError::AuthenticationFailed);
+        };
+        self.access = access;
+        self.output.extend_from_slice(&security::RESULT_OK.to_be_bytes());
+        self.state = State::ClientInit;
+        Ok(Some(vnc_auth::CHALLENGE_LEN))
+    }
+
+    fn process_client_init(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let Some(&shared) = buf.first() else {
+            return Ok(None);
+        };
+        self.events.push_back(Event::ClientInit { shared: shared != 0, access: self.access });
+        self.state = State::AwaitingAccept;
+        Ok(Some(1))
+    }
+
+    /// Parses and handles one normal message from the front of `buf`.
+    fn process_message(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let ctx = ParseContext { max_cut_text: self.config.max_cut_text, qemu_key_events: self.qemu_ack_sent };
+        let Some((message, mut used)) = client::parse(buf, &ctx)? else {
+            return Ok(None);
+        };
+        let input_allowed = self.access == Access::Full;
+        match message {
+            ClientMessage::SetPixelFormat(format) => self.set_pixel_format(format)?,
+            ClientMessage::SetEncodings(list) => {
+                self.encodings = ClientEncodings::from_list(list);
+                if self.encodings.qemu_key_events && !self.qemu_ack_sent {
+                    self.qemu_ack_pending = true;
+                }
+                self.events.push_back(Event::EncodingsChanged);
+            }
+            ClientMessage::FramebufferUpdateRequest { incremental, rect } => {
+                let rect = rect.intersect(&Rect::new(0, 0, self.width, self.height));
+                self.events.push_back(Event::UpdateRequest { incremental, rect });
+            }
+            ClientMessage::KeyEvent { down, keysym } if input_allowed => {
+                self.events.push_back(Event::Key { down, keysym });
+            }
+            ClientMessage::QemuKeyEvent { down, keysym, keycode } if input_allowed => {
+                self.events.push_back(Event::QemuKey { down, keysym, keycode });
+            }
+            ClientMessage::PointerEvent { buttons, x, y } if input_allowed => {
+                self.events.push_back(Event::Pointer { buttons, x, y });
+            }
+            ClientMessage::ClientCutText(text) if input_allowed => self.events.push_back(Event::CutText(text)),
+            ClientMessage::ClientCutTextSkipped { len, extended } => {
+                // Discard what has already arrived; the rest is dropped in `read` as it comes.
+                let available = buf.len() - used;
+                let now = available.min(len as usize);
+                used += now;
+                self.skip = u64::from(len) - now as u64;
+                self.events.push_back(Event::CutTextSkipped { len, extended });
+            }
+            ClientMessage::KeyEvent { .. }
+            | ClientMessage::QemuKeyEvent { .. }
+            | ClientMessage::PointerEvent { .. }
+            | ClientMessage::ClientCutText(_) => {}
+        }
+        Ok(Some(used))
+    }
+
+    fn set_pixel_format(&mut self, format: PixelFormat) -> Result<(), ProtocolError> {
+        format.validate()?;
+        let format = if format.true_colour {
+            format
+        } else {
+            // Colour maps: serve BGR233 through a fixed map, as TigerVNC does.
+            server::write_set_colour_map_entries(&mut self.output, 0, &PixelFormat::bgr233_colour_map());
+            PixelFormat::BGR233
+        };
+        self.converter = PixelConverter::new(format);
+        self.events.push_back(Event::PixelFormatChanged(format));
+        Ok(())
+    }
+}
+
+fn parse_version(msg: &[u8]) -> Result<(u32, u32), ProtocolError> {
+    let bad = || ProtocolError::BadVersion(String::from_utf8_lossy(msg).into_owned());
+    if &msg[..4] != b"RFB " || msg[7] != b'.' || msg[11] != b'\n' {
+        return Err(bad());
+    }
+    let number = |digits: &[u8]| -> Result<u32, ProtocolError> {
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return Err(bad());
+        }
+        Ok(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    Ok((number(&msg[4..7])?, number(&msg[8..11])?))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,266 @@
+use std::sync::Arc;
+
+use super::*;
+
+const CHALLENGE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+
+fn config(password: Option<&str>, view_only: Option<&str>) -> Arc<ServerConfig> {
+    Arc::new(ServerConfig {
+        name: "test desk".into(),
+        password: password.map(|p| p.as_bytes().to_vec()),
+        view_only_password: view_only.map(|p| p.as_bytes().to_vec()),
+        max_cut_text: 16,
+    })
+}
+
+fn take_output(conn: &mut ServerConnection) -> Vec<u8> {
+    let out = conn.pending_output().to_vec();
+    conn.advance_output(out.len());
+    out
+}
+
+fn be32(v: u32) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+/// Runs the handshake up to and including ClientInit for `version`, answering VncAuth with
+/// `password` when challenged. Returns the connection and what the server sent after its version.
+fn handshake(cfg: Arc<ServerConfig>, version: &[u8], password: Option<&str>) -> (ServerConnection, Vec<u8>, Result<(), ProtocolError>) {
+    let mut conn = ServerConnection::new(cfg, CHALLENGE);
+    assert_eq!(take_output(&mut conn), b"RFB 003.008\n");
+    conn.read(version).unwrap();
+    let mut sent = take_output(&mut conn);
+    let minor = conn.version().1;
+    let offered = if minor == 3 { sent[3] } else { sent[1] };
+    if minor != 3 {
+        conn.read(&[offered]).unwrap();
+        sent.extend(take_output(&mut conn));
+    }
+    let mut result = Ok(());
+    if offered == security::VNC_AUTH {
+        let response = vnc_auth::expected_response(password.unwrap_or("").as_bytes(), &CHALLENGE);
+        result = conn.read(&response);
+        sent.extend(take_output(&mut conn));
+    }
+    if result.is_ok() {
+        conn.read(&[1]).unwrap();
+    }
+    (conn, sent, result)
+}
+
+#[test]
+fn none_per_version() {
+    // 3.3: U32 type 1, no SecurityResult.
+    let (mut conn, sent, _) = handshake(config(None, None), b"RFB 003.003\n", None);
+    assert_eq!(sent, be32(1));
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::Full }));
+    // 3.7: list [1], no SecurityResult.
+    let (_, sent, _) = handshake(config(None, None), b"RFB 003.007\n", None);
+    assert_eq!(sent, [1, 1]);
+    // 3.8: list [1] then SecurityResult OK.
+    let (_, sent, _) = handshake(config(None, None), b"RFB 003.008\n", None);
+    assert_eq!(sent, [vec![1, 1], be32(0)].concat());
+}
+
+#[test]
+fn vnc_auth_per_version() {
+    for (version, prefix) in [
+        (&b"RFB 003.003\n"[..], be32(2)),
+        (b"RFB 003.007\n", vec![1, 2]),
+        (b"RFB 003.008\n", vec![1, 2]),
+    ] {
+        let (mut conn, sent, result) = handshake(config(Some("secret"), None), version, Some("secret"));
+        result.unwrap();
+        assert_eq!(sent, [prefix, CHALLENGE.to_vec(), be32(0)].concat());
+        assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::Full }));
+    }
+}
+
+#[test]
+fn bad_password_per_version() {
+    let reason = b"Authentication failed";
+    for (version, tail) in [
+        (&b"RFB 003.003\n"[..], be32(1)),
+        (b"RFB 003.007\n", be32(1)),
+        (b"RFB 003.008\n", [be32(1), be32(reason.len() as u32), reason.to_vec()].concat()),
+    ] {
+        let (conn, sent, result) = handshake(config(Some("secret"), None), version, Some("wrong"));
+        assert!(matches!(result, Err(ProtocolError::AuthenticationFailed)));
+        assert!(sent.ends_with(&tail), "{version:?}: {sent:?}");
+        assert!(conn.is_closed());
+    }
+}
+
+#[test]
+fn view_only_password_gives_view_only_access() {
+    let cfg = config(Some("full"), Some("look"));
+    let (mut conn, _, result) = handshake(cfg.clone(), b"RFB 003.008\n", Some("look"));
+    result.unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::ViewOnly }));
+    conn.accept(8, 8).unwrap();
+    conn.read(&[4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
+    conn.read(&[5, 1, 0, 1, 0, 1]).unwrap();
+    conn.read(&[3, 0, 0, 0, 0, 0, 0, 8, 0, 8]).unwrap();
+    assert_eq!(
+        conn.poll_event(),
+        Some(Event::UpdateRequest { incremental: false, rect: Rect::new(0, 0, 8, 8) }),
+        "a view-only viewer's key and pointer events are dropped"
+    );
+    // A view-only password alone also turns on VNC Authentication.
+    let (_, _, result) = handshake(config(None, Some("look")), b"RFB 003.008\n", Some("look"));
+    result.unwrap();
+}
+
+#[test]
+fn odd_versions_map_like_tigervnc() {
+    for (version, minor) in [(&b"RFB 003.889\n"[..], 8), (b"RFB 003.005\n", 3), (b"RFB 003.006\n", 3), (b"RFB 003.010\n", 8)] {
+        let (conn, _, _) = handshake(config(None, None), version, None);
+        assert_eq!(conn.version(), (3, minor));
+    }
+    let mut conn = ServerConnection::new(config(None, None), CHALLENGE);
+    assert!(matches!(conn.read(b"RFB 004.000\n"), Err(ProtocolError::UnsupportedMajorVersion(4))));
+    let mut conn = ServerConnection::new(config(None, None), CHALLENGE);
+    assert!(matches!(conn.read(b"GET / HTTP/1"), Err(ProtocolError::BadVersion(_))));
+}
+
+#[test]
+fn security_type_not_offered_closes() {
+    let mut conn = ServerConnection::new(config(Some("x"), None), CHALLENGE);
+    conn.read(b"RFB 003.008\n").unwrap();
+    assert!(matches!(conn.read(&[1]), Err(ProtocolError::SecurityTypeNotOffered(1))));
+    assert!(conn.is_closed());
+}
+
+#[test]
+fn handshake_split_at_every_byte() {
+    let mut wire = b"RFB 003.008\n".to_vec();
+    wire.push(2);
+    wire.extend(vnc_auth::expected_response(b"pw", &CHALLENGE));
+    wire.push(0);
+    let mut conn = ServerConnection::new(config(Some("pw"), None), CHALLENGE);
+    for byte in &wire {
+        conn.read(std::slice::from_ref(byte)).unwrap();
+    }
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: false, access: Access::Full }));
+}
+
+fn ready(width: u16, height: u16) -> ServerConnection {
+    let (mut conn, _, result) = handshake(config(None, None), b"RFB 003.008\n", None);
+    result.unwrap();
+    assert!(matches!(conn.poll_event(), Some(Event::ClientInit { .. })));
+    conn.accept(width, height).unwrap();
+    conn
+}
+
+#[test]
+fn server_init_and_raw_update() {
+    let mut conn = ready(2, 1);
+    let init = take_output(&mut conn);
+    assert_eq!(&init[..4], &[0, 2, 0, 1]);
+    assert_eq!(&init[4..20], &PixelFormat::NATIVE.to_bytes());
+    assert_eq!(&init[20..], &[&be32(9)[..], b"test desk"].concat());
+
+    let mut frame = Frame::new(2, 1);
+    frame.fill_rect(&Rect::new(1, 0, 1, 1), 0x00112233);
+    // Without LastRect the count is exact; rects are cropped to the frame.
+    conn.write_update(&frame, &[Rect::new(0, 0, 5, 5)]);
+    let expected = [
+        vec![0, 0, 0, 1],
+        vec![0, 0, 0, 0, 0, 2, 0, 1],
+        be32(0),
+        vec![0, 0, 0, 0, 0x33, 0x22, 0x11, 0],
+    ]
+    .concat();
+    assert_eq!(take_output(&mut conn), expected);
+}
+
+#[test]
+fn last_rect_and_qemu_ack() {
+    let mut conn = ready(1, 1);
+    take_output(&mut conn);
+    // SetEncodings [Raw, LastRect, QEMU ext key].
+    conn.read(&[[2, 0, 0, 3].as_slice(), &be32(0), &(-224i32).to_be_bytes(), &(-258i32).to_be_bytes()].concat())
+        .unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::EncodingsChanged));
+    // QEMU key events are a protocol error until the ack went out.
+    assert!(conn.has_pending_pseudo_rects());
+    conn.write_update(&Frame::new(1, 1), &[]);
+    let out = take_output(&mut conn);
+    let expected = [
+        vec![0, 0, 0xff, 0xff],
+        [vec![0; 8], (-258i32).to_be_bytes().to_vec()].concat(),
+        [vec![0; 8], (-224i32).to_be_bytes().to_vec()].concat(),
+    ]
+    .concat();
+    assert_eq!(out, expected);
+    assert!(!conn.has_pending_pseudo_rects());
+    conn.read(&[255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::QemuKey { down: true, keysym: 0x61, keycode: 0x1e }));
+}
+
+#[test]
+fn qemu_key_event_before_ack_is_an_error() {
+    let mut conn = ready(1, 1);
+    assert!(matches!(conn.read(&[255, 0]), Err(ProtocolError::QemuKeyEventNotAnnounced)));
+}
+
+#[test]
+fn colour_map_request_gets_bgr233() {
+    let mut conn = ready(1, 1);
+    take_output(&mut conn);
+    let mut colour_map = PixelFormat::BGR233;
+    colour_map.true_colour = false;
+    conn.read(&[[0, 0, 0, 0].as_slice(), &colour_map.to_bytes()].concat()).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::PixelFormatChanged(PixelFormat::BGR233)));
+    let out = take_output(&mut conn);
+    assert_eq!(&out[..6], &[1, 0, 0, 0, 1, 0], "SetColourMapEntries, first 0, 256 colours");
+    assert_eq!(out.len(), 6 + 256 * 6);
+    let mut frame = Frame::new(1, 1);
+    frame.fill_rect(&frame.bounds(), 0x00ffffff);
+    conn.write_update(&frame, &[frame.bounds()]);
+    assert_eq!(take_output(&mut conn).last(), Some(&0xff));
+}
+
+#[test]
+fn invalid_pixel_format_is_an_error() {
+    let mut conn = ready(1, 1);
+    let mut bad = PixelFormat::NATIVE;
+    bad.bits_per_pixel = 24;
+    assert!(matches!(conn.read(&[[0, 0, 0, 0].as_slice(), &bad.to_bytes()].concat()), Err(ProtocolError::InvalidPixelFormat(_))));
+}
+
+#[test]
+fn oversized_cut_text_is_skipped_without_buffering() {
+    let mut conn = ready(4, 4);
+    // 40 bytes announced (cap is 16), sent in pieces, followed by a key event.
+    conn.read(&[6, 0, 0, 0, 0, 0, 0, 40, b'x', b'x']).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::CutTextSkipped { len: 40, extended: false }));
+    conn.read(&[b'x'; 30]).unwrap();
+    assert!(conn.input.len() <= 1, "skipped text is not kept");
+    conn.read(&[[b'x'; 8].as_slice(), &[4, 1, 0, 0, 0, 0, 0, 0x62]].concat()).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::Key { down: true, keysym: 0x62 }));
+    // Extended clipboard (negative length) is skipped the same way.
+    conn.read(&[6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfe, 1, 2, 4, 0, 0, 0, 0, 0, 0, 0x63]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::CutTextSkipped { len: 2, extended: true }));
+    assert_eq!(conn.poll_event(), Some(Event::Key { down: false, keysym: 0x63 }));
+}
+
+#[test]
+fn update_request_is_cropped_and_resize_needs_desktop_size() {
+    let mut conn = ready(100, 50);
+    conn.read(&[3, 1, 0, 90, 0, 40, 0, 50, 0, 50]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::UpdateRequest { incremental: true, rect: Rect::new(90, 40, 10, 10) }));
+    assert!(!conn.write_desktop_size(200, 100), "no DesktopSize listed");
+    conn.read(&[[2, 0, 0, 1].as_slice(), &(-223i32).to_be_bytes()].concat()).unwrap();
+    take_output(&mut conn);
+    assert!(conn.write_desktop_size(200, 100));
+    assert_eq!(conn.framebuffer_size(), (200, 100));
+    assert_eq!(take_output(&mut conn), [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 200, 0, 100], (-223i32).to_be_bytes().to_vec()].concat());
+}
+
+#[test]
+fn garbage_closes_connection() {
+    let mut conn = ready(1, 1);
+    assert!(matches!(conn.read(&[200]), Err(ProtocolError::UnknownMessageType(200))));
+    assert!(matches!(conn.read(&[0]), Err(ProtocolError::Closed)));
+}

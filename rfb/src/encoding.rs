@@ -1,0 +1,88 @@
+//! Encoding numbers and what a client's SetEncodings says it can take.
+
+pub const RAW: i32 = 0;
+pub const COPY_RECT: i32 = 1;
+pub const RRE: i32 = 2;
+pub const HEXTILE: i32 = 5;
+pub const TIGHT: i32 = 7;
+pub const ZRLE: i32 = 16;
+
+pub const DESKTOP_SIZE: i32 = -223;
+pub const LAST_RECT: i32 = -224;
+pub const QEMU_EXTENDED_KEY_EVENT: i32 = -258;
+pub const EXTENDED_DESKTOP_SIZE: i32 = -308;
+
+/// Quality level pseudo-encodings -32 (level 0) ..= -23 (level 9).
+pub const QUALITY_LEVEL_0: i32 = -32;
+/// Compression level pseudo-encodings -256 (level 0) ..= -247 (level 9).
+pub const COMPRESS_LEVEL_0: i32 = -256;
+
+/// Real (pixel-carrying) encodings this server can produce, in no particular order.
+pub const IMPLEMENTED: &[i32] = &[RAW];
+
+/// Everything learned from the client's latest SetEncodings. Replaced, never merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientEncodings {
+    /// The list exactly as the client sent it.
+    pub list: Vec<i32>,
+    /// First real encoding in the list that we implement; Raw when none is.
+    pub preferred: i32,
+    pub last_rect: bool,
+    pub desktop_size: bool,
+    pub extended_desktop_size: bool,
+    pub qemu_key_events: bool,
+    /// 0..=9, first occurrence wins (as TigerVNC does).
+    pub quality_level: Option<u8>,
+    /// 0..=9, first occurrence wins.
+    pub compress_level: Option<u8>,
+}
+
+impl ClientEncodings {
+    pub fn from_list(list: Vec<i32>) -> Self {
+        let preferred = list.iter().copied().find(|e| IMPLEMENTED.contains(e)).unwrap_or(RAW);
+        let level = |base: i32| {
+            list.iter()
+                .find(|&&e| (base..=base + 9).contains(&e))
+                .map(|&e| (e - base) as u8)
+        };
+        Self {
+            preferred,
+            last_rect: list.contains(&LAST_RECT),
+            desktop_size: list.contains(&DESKTOP_SIZE),
+            extended_desktop_size: list.contains(&EXTENDED_DESKTOP_SIZE),
+            qemu_key_events: list.contains(&QEMU_EXTENDED_KEY_EVENT),
+            quality_level: level(QUALITY_LEVEL_0),
+            compress_level: level(COMPRESS_LEVEL_0),
+            list,
+        }
+    }
+
+    /// Raw is always allowed; anything else only when listed.
+    pub fn allows(&self, encoding: i32) -> bool {
+        encoding == RAW || self.list.contains(&encoding)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferred_skips_pseudo_and_unimplemented() {
+        // noVNC-like: CopyRect first, then encodings we may not implement, then Raw.
+        let e = ClientEncodings::from_list(vec![COPY_RECT, 50, HEXTILE, RAW, -26, -254, LAST_RECT]);
+        assert_eq!(e.preferred, RAW);
+        assert!(e.last_rect);
+        assert_eq!(e.quality_level, Some(6));
+        assert_eq!(e.compress_level, Some(2));
+        assert!(!e.allows(HEXTILE + 100));
+    }
+
+    #[test]
+    fn first_level_wins() {
+        let e = ClientEncodings::from_list(vec![-24, -30, -250, -256]);
+        assert_eq!(e.quality_level, Some(8));
+        assert_eq!(e.compress_level, Some(6));
+        assert_eq!(ClientEncodings::from_list(vec![]).quality_level, None);
+    }
+}

@@ -1,0 +1,77 @@
+//! Server→client message writers. Each appends one message (or part of a
+//! FramebufferUpdate) to an output buffer.
+
+use crate::frame::Rect;
+use crate::pixel_format::PixelFormat;
+
+pub const FRAMEBUFFER_UPDATE: u8 = 0;
+pub const SET_COLOUR_MAP_ENTRIES: u8 = 1;
+pub const BELL: u8 = 2;
+pub const SERVER_CUT_TEXT: u8 = 3;
+
+pub fn write_server_init(out: &mut Vec<u8>, width: u16, height: u16, format: &PixelFormat, name: &str) {
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&format.to_bytes());
+    out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+}
+
+/// FramebufferUpdate header; `rects` = 0xFFFF means "until a LastRect rect".
+pub fn write_framebuffer_update_header(out: &mut Vec<u8>, rects: u16) {
+    out.extend_from_slice(&[FRAMEBUFFER_UPDATE, 0]);
+    out.extend_from_slice(&rects.to_be_bytes());
+}
+
+pub fn write_rect_header(out: &mut Vec<u8>, rect: &Rect, encoding: i32) {
+    for v in [rect.x, rect.y, rect.width, rect.height] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(&encoding.to_be_bytes());
+}
+
+/// `colours` as 16-bit r, g, b.
+pub fn write_set_colour_map_entries(out: &mut Vec<u8>, first: u16, colours: &[[u16; 3]]) {
+    out.extend_from_slice(&[SET_COLOUR_MAP_ENTRIES, 0]);
+    out.extend_from_slice(&first.to_be_bytes());
+    out.extend_from_slice(&(colours.len() as u16).to_be_bytes());
+    for colour in colours {
+        for c in colour {
+            out.extend_from_slice(&c.to_be_bytes());
+        }
+    }
+}
+
+pub fn write_bell(out: &mut Vec<u8>) {
+    out.push(BELL);
+}
+
+/// Legacy ServerCutText carries Latin-1; characters outside it become '?'.
+pub fn write_server_cut_text(out: &mut Vec<u8>, text: &str) {
+    let latin1: Vec<u8> = text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
+    out.extend_from_slice(&[SERVER_CUT_TEXT, 0, 0, 0]);
+    out.extend_from_slice(&(latin1.len() as u32).to_be_bytes());
+    out.extend_from_slice(&latin1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts() {
+        let mut out = Vec::new();
+        write_rect_header(&mut out, &Rect::new(1, 2, 3, 4), -224);
+        assert_eq!(out, [0, 1, 0, 2, 0, 3, 0, 4, 0xff, 0xff, 0xff, 0x20]);
+        out.clear();
+        write_server_cut_text(&mut out, "aé€");
+        assert_eq!(out, [3, 0, 0, 0, 0, 0, 0, 3, b'a', 0xe9, b'?']);
+        out.clear();
+        write_set_colour_map_entries(&mut out, 0, &[[0xffff, 0, 0x1234]]);
+        assert_eq!(out, [1, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0x12, 0x34]);
+        out.clear();
+        write_server_init(&mut out, 1280, 720, &PixelFormat::NATIVE, "kvnc");
+        assert_eq!(&out[..4], &[0x05, 0x00, 0x02, 0xd0]);
+        assert_eq!(&out[20..], &[0, 0, 0, 4, b'k', b'v', b'n', b'c']);
+    }
+}

@@ -1,0 +1,107 @@
+//! The tokio shell: accepts viewers and runs one task per connection. The protocol itself is
+//! in `rfb::ServerConnection`; these tasks only move bytes and wake things up.
+
+mod update;
+mod viewer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use clap::ValueEnum;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::input::{InputRouter, ViewerId};
+use crate::source::FrameSource;
+
+/// What to do with the ClientInit "shared" flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SharedPolicy {
+    /// Every viewer shares the target, whatever it asks (a web console and a native viewer
+    /// side by side is the normal KVM case).
+    Always,
+    /// A viewer asking for exclusive access disconnects all the others (TigerVNC's default).
+    Honour,
+}
+
+/// State every viewer task shares.
+pub(crate) struct Shared {
+    pub config: Arc<rfb::ServerConfig>,
+    pub source: Arc<dyn FrameSource>,
+    pub input: Arc<InputRouter>,
+    pub policy: SharedPolicy,
+    /// Live viewers and the signal that asks each to close.
+    viewers: Mutex<HashMap<ViewerId, Arc<Notify>>>,
+}
+
+impl Shared {
+    /// Asks every viewer but `keep` to close (an exclusive viewer was admitted).
+    pub fn disconnect_others(&self, keep: ViewerId) {
+        let viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, kick) in viewers.iter().filter(|(id, _)| **id != keep) {
+            kick.notify_one();
+        }
+    }
+
+    fn register(&self, id: ViewerId) -> Arc<Notify> {
+        let kick = Arc::new(Notify::new());
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, kick.clone());
+        kick
+    }
+
+    fn unregister(&self, id: ViewerId) {
+        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+pub struct Server {
+    shared: Arc<Shared>,
+    next_id: AtomicU64,
+}
+
+impl Server {
+    pub fn new(
+        config: rfb::ServerConfig,
+        source: Arc<dyn FrameSource>,
+        input: Arc<InputRouter>,
+        policy: SharedPolicy,
+    ) -> Self {
+        let shared = Shared { config: Arc::new(config), source, input, policy, viewers: Mutex::default() };
+        Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
+    }
+
+    /// Accepts viewers until the listener fails.
+    pub async fn run(&self, listener: TcpListener) -> anyhow::Result<()> {
+        tracing::info!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let shared = self.shared.clone();
+            let kick = shared.register(id);
+            let span = tracing::info_span!("viewer", %peer, id);
+            tokio::spawn(
+                async move {
+                    tracing::info!("connected");
+                    match viewer::serve(stream, id, &shared, &kick).await {
+                        Ok(reason) => tracing::info!("disconnected: {reason}"),
+                        Err(e) => tracing::warn!("closed: {e:#}"),
+                    }
+                    shared.input.release_viewer(id);
+                    shared.unregister(id);
+                }
+                .instrument(span),
+            );
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! One viewer connection: reader → `rfb::ServerConnection` → writer, in a single task.
+//!
+//! Reading, writing and waiting for a new frame happen in one `select!`, so input keeps
+//! flowing while a large update drains, and the next update is encoded only when the previous
+//! one has been written: a slow viewer gets fewer, newer updates and never a growing queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use rfb::{Event, ServerConnection};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::update::UpdateScheduler;
+use super::{Shared, SharedPolicy};
+use crate::input::ViewerId;
+
+const READ_CHUNK: usize = 64 * 1024;
+/// How long a closing connection may take to deliver its last words (e.g. an auth failure).
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves one viewer until it leaves; returns why the connection ended.
+pub(crate) async fn serve<S>(stream: S, id: ViewerId, shared: &Shared, kick: &Notify) -> anyhow::Result<String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut challenge = [0u8; 16];
+    getrandom::fill(&mut challenge).map_err(|e| anyhow!("no randomness for the auth challenge: {e}"))?;
+    let mut conn = ServerConnection::new(shared.config.clone(), challenge);
+    let mut frames = shared.source.frames();
+    let mut scheduler = UpdateScheduler::default();
+    let mut buf = vec![0u8; READ_CHUNK];
+
+    loop {
+        let writing = !conn.pending_output().is_empty();
+        tokio::select! {
+            read = reader.read(&mut buf) => {
+                let n = read.context("read failed")?;
+                if n == 0 {
+                    return Ok("viewer closed the connection".into());
+                }
+                if let Err(e) = conn.read(&buf[..n]) {
+                    farewell(&mut writer, &conn).await;
+                    return Err(anyhow!("protocol error: {e}"));
+                }
+            }
+            written = writer.write(conn.pending_output()), if writing => {
+                let n = written.context("write failed")?;
+                conn.advance_output(n);
+            }
+            changed = frames.changed() => {
+                changed.map_err(|_| anyhow!("the frame source stopped"))?;
+            }
+            () = kick.notified() => {
+                return Ok("another viewer took exclusive access".into());
+            }
+        }
+        while let Some(event) = conn.poll_event() {
+            handle_event(event, id, shared, &mut conn, &mut scheduler)?;
+        }
+        if conn.is_ready() && conn.pending_output().is_empty() {
+            send_update(&mut conn, &mut frames, &mut scheduler)?;
+        }
+    }
+}
+
+fn handle_event(
+    event: Event,
+    id: ViewerId,
+    shared: &Shared,
+    conn: &mut ServerConnection,
+    scheduler: &mut UpdateScheduler,
+) -> anyhow::Result<()> {
+    match event {
+        Event::ClientInit { shared: wants_shared, access } => {
+            let (width, height) = {
+                let current = shared.source.frames();
+                let frame = &current.borrow().frame;
+                (frame.width(), frame.height())
+            };
+            conn.accept(width, height).map_err(|e| anyhow!("protocol error: {e}"))?;
+            let (major, minor) = conn.version();
+            tracing::info!(
+                "authenticated: RFB {major}.{minor}, {access:?} access, asked for {} access",
+                if wants_shared { "shared" } else { "exclusive" }
+            );
+            if !wants_shared && shared.policy == SharedPolicy::Honour {
+                shared.disconnect_others(id);
+            }
+        }
+        Event::UpdateRequest { incremental, rect } => scheduler.request(incremental, rect),
+        Event::PixelFormatChanged(format) => {
+            tracing::debug!("pixel format {format:?}");
+            scheduler.refresh();
+        }
+        Event::EncodingsChanged => {
+            let encodings = conn.encodings();
+            tracing::debug!("encodings {:?}, sending {}", encodings.list, encodings.preferred);
+        }
+        Event::Key { down, keysym } => shared.input.key(id, keysym, down),
+        Event::QemuKey { down, keysym, keycode } => {
+            // Scancode → HID mapping comes with the HID gadget work; the keysym serves meanwhile.
+            if keysym == 0 {
+                tracing::debug!("extended key event without keysym (scancode {keycode:#x}) ignored");
+            } else {
+                shared.input.key(id, keysym, down);
+            }
+        }
+        Event::Pointer { buttons, x, y } => {
+            let (width, height) = conn.framebuffer_size();
+            shared.input.pointer(id, buttons, x, y, width, height);
+        }
+        Event::CutText(text) => tracing::debug!("clipboard text of {} characters ignored", text.chars().count()),
+        Event::CutTextSkipped { len, extended } => {
+            let kind = if extended { "extended clipboard message" } else { "clipboard text over the size limit" };
+            tracing::info!("skipped {kind} of {len} bytes");
+        }
+    }
+    Ok(())
+}
+
+/// Writes the next update if one is due; a size change goes first, in an update of its own.
+fn send_update(
+    conn: &mut ServerConnection,
+    frames: &mut tokio::sync::watch::Receiver<Arc<crate::source::SourceFrame>>,
+    scheduler: &mut UpdateScheduler,
+) -> anyhow::Result<()> {
+    if !scheduler.has_request() {
+        return Ok(());
+    }
+    let current = frames.borrow_and_update().clone();
+    let frame = &current.frame;
+    if (frame.width(), frame.height()) != conn.framebuffer_size() {
+        if !conn.write_desktop_size(frame.width(), frame.height()) {
+            return Err(anyhow!(
+                "the screen changed to {}x{} and this viewer cannot follow a resize",
+                frame.width(),
+                frame.height()
+            ));
+        }
+        tracing::info!("screen resized to {}x{}", frame.width(), frame.height());
+        scheduler.resized();
+        return Ok(());
+    }
+    if let Some(area) = scheduler.take(current.generation, conn.has_pending_pseudo_rects()) {
+        conn.write_update(frame, &[area]);
+    }
+    Ok(())
+}
+
+/// Best effort: deliver what the protocol queued before closing (e.g. the reason for a failure).
+async fn farewell<W: AsyncWrite + Unpin>(writer: &mut W, conn: &ServerConnection) {
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, writer.write_all(conn.pending_output())).await;
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,1075 @@
+//! Real VNC clients for kvnc's integration tests: a kvnc process wrapper, vncdotool (`vncdo`)
+//! and TigerVNC's `vncviewer` running under its own Xvfb display.
+//!
+//! Include from an integration test with `#[path = "support/viewers.rs"] mod viewers;`.
+//! Only std and the `png` dev-dependency are used. Every external tool that is missing makes
+//! the test panic (fail, never skip) with a hint to run `scripts/test`, which installs them.
+//!
+//! Findings this module relies on (TigerVNC 1.12 under bare Xvfb, no window manager):
+//! * the viewer window is NOT at +0+0: FLTK offsets it to about +1+20, so always use
+//!   [`TigerViewer::window_origin`] (read with `xwininfo`) to locate the remote framebuffer;
+//! * `-Log *:stderr:100` turns on a throughput graph drawn over the bottom-right corner of the
+//!   framebuffer, and the default MenuKey draws a "Press F8" banner for the first seconds; we
+//!   therefore pass `-Log *:stderr:100,DesktopWindow:stderr:99 -MenuKey=` (F8 then reaches the
+//!   server like any other key);
+//! * keys only reach the viewer through XTEST while its window has the X input focus
+//!   (`xdotool key --window W` on an unfocused window uses XSendEvent, which TigerVNC ignores),
+//!   so [`TigerViewer::key`] focuses the window first; the pointer is never moved for that;
+//! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long [`KvncServer::start`] waits for the `listening on` log line.
+pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one `vncdo` invocation may run before it is killed.
+pub const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`TigerViewer::start`] waits for the viewer window to appear.
+pub const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Screen size of the Xvfb display that hosts a [`TigerViewer`].
+pub const XVFB_SCREEN: (usize, usize) = (1400, 900);
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Finds an executable called `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Returns the path of tool `name` (from Debian package `package`) or panics telling to run scripts/test.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| {
+        panic!("`{name}` not installed (Debian package {package}): run scripts/test to install the test prerequisites")
+    })
+}
+
+/// Directory for debugging output of failed tests: `<target dir>/test-artifacts`, created on demand.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = artifacts_dir_path();
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// `<target dir>/test-artifacts`: $CARGO_TARGET_DIR if set, else `<crate>/target`.
+fn artifacts_dir_path() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("test-artifacts")
+}
+
+/// Path `name` inside [`artifacts_dir`].
+pub fn artifact_path(name: &str) -> PathBuf {
+    artifacts_dir().join(name)
+}
+
+/// Name that is unique within this machine for this run: `<prefix>-<pid>-<counter>-<nanos>`.
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A temporary directory removed (with its contents) on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir, named after `prefix`.
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs `cmd` (stdin null, stdout/stderr captured); kills it after `timeout`. Returns (output, timed_out).
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (Output, bool) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let out_reader = spawn_reader(child.stdout.take().expect("piped stdout"));
+    let err_reader = spawn_reader(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("waiting for killed child");
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    (Output { status, stdout, stderr }, timed_out)
+}
+
+/// Reads a pipe to its end in a thread.
+fn spawn_reader<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs a helper command with a 20 s timeout and panics (showing its output) unless it succeeds.
+fn run_ok(cmd: &mut Command) -> Output {
+    let (out, timed_out) = run_with_timeout(cmd, Duration::from_secs(20));
+    if timed_out || !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}{}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            if timed_out { ", timed out" } else { "" },
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Sends signal `sig` (e.g. "TERM") to process `pid` via the shell's `kill` builtin.
+fn send_signal(pid: u32, sig: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} {pid} 2>/dev/null"))
+        .stdin(Stdio::null())
+        .status();
+}
+
+/// Waits up to `timeout` for `child` to exit; None if it is still running.
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() >= deadline => return None,
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`; always reaps the child.
+fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    send_signal(child.id(), "TERM");
+    if let Some(status) = wait_child(child, grace) {
+        return Some(status);
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
+/// Removes ANSI colour escape sequences (ESC [ ... letter) from `s`.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Converts "host:port" to the "host::port" form that vncdo and vncviewer want ("host::port" is kept).
+pub fn vnc_target(server: &str) -> String {
+    if server.contains("::") {
+        return server.to_string();
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) => format!("{host}::{port}"),
+        None => server.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images
+// ---------------------------------------------------------------------------------------------
+
+/// An 8-bit RGB image, rows top to bottom, 3 bytes per pixel.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+impl std::fmt::Debug for RgbImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RgbImage({}x{})", self.width, self.height)
+    }
+}
+
+/// True if every channel of `a` and `b` differs by at most `tol`.
+pub fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
+    a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= tol)
+}
+
+impl RgbImage {
+    /// A `width` x `height` image filled with `color`.
+    pub fn filled(width: usize, height: usize, color: [u8; 3]) -> RgbImage {
+        RgbImage { width, height, rgb: color.repeat(width * height) }
+    }
+
+    /// The colour at (x, y); panics when out of bounds.
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+        assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {self:?}");
+        let i = (y * self.width + x) * 3;
+        [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+    }
+
+    /// Sets the colour at (x, y); panics when out of bounds.
+    pub fn set_pixel(&mut self, x: usize, y: usize, color: [u8; 3]) {
+        assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {self:?}");
+        let i = (y * self.width + x) * 3;
+        self.rgb[i..i + 3].copy_from_slice(&color);
+    }
+
+    /// The sub-image at (x, y) of size w x h; panics when it does not fit.
+    pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> RgbImage {
+        assert!(x + w <= self.width && y + h <= self.height, "crop {w}x{h}+{x}+{y} outside {self:?}");
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for row in y..y + h {
+            let start = (row * self.width + x) * 3;
+            rgb.extend_from_slice(&self.rgb[start..start + w * 3]);
+        }
+        RgbImage { width: w, height: h, rgb }
+    }
+
+    /// Number of pixels for which `pred(color)` holds.
+    pub fn count_where(&self, pred: impl Fn([u8; 3]) -> bool) -> usize {
+        self.rgb.chunks_exact(3).filter(|p| pred([p[0], p[1], p[2]])).count()
+    }
+
+    /// Number of pixels within `tol` (per channel) of `color`.
+    pub fn count_color(&self, color: [u8; 3], tol: u8) -> usize {
+        self.count_where(|c| color_close(c, color, tol))
+    }
+
+    /// Smallest rectangle (x, y, w, h) holding every pixel for which `pred` holds; None if none does.
+    pub fn bounding_box(&self, pred: impl Fn([u8; 3]) -> bool) -> Option<(usize, usize, usize, usize)> {
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                if pred(self.pixel(x, y)) {
+                    x0 = x0.min(x);
+                    y0 = y0.min(y);
+                    x1 = x1.max(x);
+                    y1 = y1.max(y);
+                }
+            }
+        }
+        (x0 != usize::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+    }
+
+    /// Largest per-channel difference to `other`; None if the sizes differ.
+    pub fn max_diff(&self, other: &RgbImage) -> Option<u8> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        Some(self.rgb.iter().zip(&other.rgb).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0))
+    }
+
+    /// Number of pixels whose colour differs from `other`'s by more than `tol`; None if sizes differ.
+    pub fn diff_count(&self, other: &RgbImage, tol: u8) -> Option<usize> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        Some(
+            self.rgb
+                .chunks_exact(3)
+                .zip(other.rgb.chunks_exact(3))
+                .filter(|(a, b)| !color_close([a[0], a[1], a[2]], [b[0], b[1], b[2]], tol))
+                .count(),
+        )
+    }
+
+    /// Writes the image as an 8-bit RGB PNG (see [`save_png`]).
+    pub fn save(&self, path: impl AsRef<Path>) {
+        save_png(self, path)
+    }
+
+    /// Saves the image as `<target>/test-artifacts/<name>` and returns that path.
+    pub fn save_artifact(&self, name: &str) -> PathBuf {
+        let path = artifact_path(name);
+        save_png(self, &path);
+        path
+    }
+}
+
+/// Loads an 8-bit (or any normalisable) grey/RGB/RGBA/palette PNG into an [`RgbImage`]; panics on error.
+pub fn load_png(path: impl AsRef<Path>) -> RgbImage {
+    let path = path.as_ref();
+    try_load_png(path).unwrap_or_else(|e| panic!("loading PNG {}: {e}", path.display()))
+}
+
+/// Like [`load_png`] but returns the error as text.
+pub fn try_load_png(path: &Path) -> Result<RgbImage, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut decoder = png::Decoder::new(BufReader::new(file));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let size = reader.output_buffer_size().ok_or("PNG too large")?;
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
+    if info.bit_depth != png::BitDepth::Eight {
+        return Err(format!("unsupported bit depth {:?}", info.bit_depth));
+    }
+    let channels = match info.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => return Err(format!("unsupported colour type {other:?}")),
+    };
+    let (width, height) = (info.width as usize, info.height as usize);
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in buf[..info.buffer_size()].chunks_exact(info.line_size).take(height) {
+        for px in row[..width * channels].chunks_exact(channels) {
+            match channels {
+                1 | 2 => rgb.extend_from_slice(&[px[0], px[0], px[0]]),
+                _ => rgb.extend_from_slice(&px[..3]),
+            }
+        }
+    }
+    Ok(RgbImage { width, height, rgb })
+}
+
+/// Writes `img` as an 8-bit RGB PNG, creating parent directories; panics on error.
+pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) {
+    let path = path.as_ref();
+    try_save_png(img, path).unwrap_or_else(|e| panic!("saving PNG {}: {e}", path.display()));
+}
+
+/// Like [`save_png`] but returns the error as text.
+pub fn try_save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let file = File::create(path).map_err(|e| e.to_string())?;
+    let mut encoder = png::Encoder::new(BufWriter::new(file), img.width as u32, img.height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&img.rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// kvnc server process
+// ---------------------------------------------------------------------------------------------
+
+/// Text logged by a child process so far, plus how many of its output streams are still open.
+struct LogBuf {
+    state: Mutex<(String, usize)>,
+    changed: Condvar,
+}
+
+impl LogBuf {
+    /// Waits until `done(text)` holds; false on timeout or once all streams are closed without it.
+    fn wait(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if done(&guard.0) {
+                return true;
+            }
+            let now = Instant::now();
+            if guard.1 == 0 || now >= deadline {
+                return false;
+            }
+            guard = self
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// A copy of everything logged so far.
+    fn text(&self) -> String {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0.clone()
+    }
+}
+
+/// Spawns a thread that appends each line of `r` (ANSI stripped) to `log`.
+fn spawn_line_reader<R: Read + Send + 'static>(r: R, log: Arc<LogBuf>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(r);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let mut text = strip_ansi(&String::from_utf8_lossy(&line));
+                    if !text.ends_with('\n') {
+                        text.push('\n');
+                    }
+                    log.state.lock().unwrap_or_else(|e| e.into_inner()).0.push_str(&text);
+                    log.changed.notify_all();
+                }
+            }
+        }
+        log.state.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+        log.changed.notify_all();
+    })
+}
+
+/// Finds the first `listening on 127.0.0.1:PORT` (PORT != 0) in `log`.
+fn parse_listen_port(log: &str) -> Option<u16> {
+    log.lines().find_map(|line| {
+        let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+        let token: String = rest
+            .trim_start_matches(['"', '\''])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+            .collect();
+        let addr: SocketAddr = token.trim_end_matches([':', '.']).parse().ok()?;
+        (addr.ip().to_string() == "127.0.0.1" && addr.port() != 0).then_some(addr.port())
+    })
+}
+
+/// A running kvnc server on 127.0.0.1 (ephemeral port); killed and reaped on drop.
+pub struct KvncServer {
+    child: Child,
+    port: u16,
+    log: Arc<LogBuf>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl KvncServer {
+    /// Starts `bin args.. --listen 127.0.0.1:0` and waits (20 s) for its `listening on` line; panics on failure.
+    pub fn start(bin: impl AsRef<Path>, args: &[&str]) -> KvncServer {
+        Self::try_start_with_env(bin, args, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`KvncServer::start`] with extra environment variables (they override RUST_LOG/NO_COLOR).
+    pub fn start_with_env(bin: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> KvncServer {
+        Self::try_start_with_env(bin, args, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`KvncServer::start`] but returns an error (including the server's log) instead of panicking.
+    pub fn try_start(bin: impl AsRef<Path>, args: &[&str]) -> Result<KvncServer, String> {
+        Self::try_start_with_env(bin, args, &[])
+    }
+
+    /// Like [`KvncServer::start_with_env`] but returns an error (with the log) instead of panicking.
+    pub fn try_start_with_env(
+        bin: impl AsRef<Path>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<KvncServer, String> {
+        let bin = bin.as_ref();
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,kvnc=debug")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+        // stdout is captured too, in case the tracing subscriber writes there.
+        let log = Arc::new(LogBuf { state: Mutex::new((String::new(), 2)), changed: Condvar::new() });
+        let readers = vec![
+            spawn_line_reader(child.stderr.take().expect("piped stderr"), log.clone()),
+            spawn_line_reader(child.stdout.take().expect("piped stdout"), log.clone()),
+        ];
+        let found = log.wait(SERVER_START_TIMEOUT, |text| parse_listen_port(text).is_some());
+        let port = parse_listen_port(&log.text());
+        let mut server = KvncServer { child, port: port.unwrap_or(0), log, readers };
+        if found && port.is_some() {
+            return Ok(server);
+        }
+        let status = server.wait_exit(Duration::from_millis(200));
+        let why = match status {
+            Some(status) => format!("exited with {status}"),
+            None => format!("logged no `listening on 127.0.0.1:PORT` within {SERVER_START_TIMEOUT:?}"),
+        };
+        Err(format!("kvnc server {cmd:?} {why}; its log:\n{}", server.log()))
+    }
+
+    /// The TCP port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// "127.0.0.1:PORT".
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// "127.0.0.1::PORT", the form vncdo and vncviewer take.
+    pub fn vnc_target(&self) -> String {
+        format!("127.0.0.1::{}", self.port)
+    }
+
+    /// Process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server logged so far (stderr and stdout, ANSI colours stripped).
+    pub fn log(&self) -> String {
+        self.log.text()
+    }
+
+    /// Waits until the log contains `substr`; false on timeout or if the server closed its output.
+    pub fn wait_for_log(&self, substr: &str, timeout: Duration) -> bool {
+        self.log.wait(timeout, |text| text.contains(substr))
+    }
+
+    /// Waits until the log contains `substr` at least `count` times.
+    pub fn wait_for_log_count(&self, substr: &str, count: usize, timeout: Duration) -> bool {
+        self.log.wait(timeout, |text| text.matches(substr).count() >= count)
+    }
+
+    /// True while the server process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the server to exit by itself; None if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_child(&mut self.child, timeout)
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a graceful exit; None if still running.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        send_signal(self.child.id(), "TERM");
+        self.wait_exit(timeout)
+    }
+}
+
+impl Drop for KvncServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        if thread::panicking() {
+            eprintln!("---- kvnc server log (port {}) ----\n{}---- end of kvnc log ----", self.port, self.log());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// vncdotool
+// ---------------------------------------------------------------------------------------------
+
+/// Path of `vncdo`: $KVNC_VNCDO, else tests/.venv/bin/vncdo; panics if it does not exist.
+pub fn vncdo() -> PathBuf {
+    let path = match std::env::var_os("KVNC_VNCDO") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/vncdo"),
+    };
+    if !path.is_file() {
+        panic!("vncdotool not installed: run scripts/test (looked for {})", path.display());
+    }
+    path
+}
+
+/// Runs `vncdo -s SERVER [-p PASSWORD] ARGS..` with a timeout, without a controlling terminal.
+/// Never panics on failure: a timed-out run is killed and its stderr ends with a note.
+pub fn vncdo_try(server: &str, password: Option<&str>, args: &[&str], timeout: Duration) -> Output {
+    let vncdo = vncdo();
+    // Without a controlling terminal, vncdo cannot block on a password prompt on /dev/tty
+    // (when the server wants a password that was not given it fails at once instead).
+    let mut cmd = match which("setsid") {
+        Some(setsid) => {
+            let mut c = Command::new(setsid);
+            c.arg(&vncdo);
+            c
+        }
+        None => Command::new(&vncdo),
+    };
+    cmd.arg("-s").arg(vnc_target(server));
+    if let Some(pw) = password {
+        cmd.arg("-p").arg(pw);
+    }
+    cmd.args(args).env("PYTHONWARNINGS", "ignore");
+    let (mut out, timed_out) = run_with_timeout(&mut cmd, timeout);
+    if timed_out {
+        out.stderr
+            .extend_from_slice(format!("\n[viewers.rs] vncdo timed out after {timeout:?} and was killed\n").as_bytes());
+    }
+    out
+}
+
+/// Runs vncdo (30 s timeout) and panics with its stdout/stderr unless it succeeds.
+pub fn vncdo_run(server: &str, password: Option<&str>, args: &[&str]) -> Output {
+    let out = vncdo_try(server, password, args, VNCDO_TIMEOUT);
+    if !out.status.success() {
+        panic!(
+            "vncdo -s {} {} failed ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            vnc_target(server),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Captures the server's whole framebuffer with `vncdo capture` and returns it.
+pub fn capture(server: &str, password: Option<&str>) -> RgbImage {
+    let dir = TempDir::new("kvnc-capture");
+    capture_to(server, password, dir.path().join("capture.png"))
+}
+
+/// Captures the framebuffer into the PNG file `path` (kept) and returns it.
+pub fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) -> RgbImage {
+    let path = path.as_ref();
+    if let Some(parent) = path.parent() {
+        let _ = fs::create_dir_all(parent);
+    }
+    let path_str = path.to_str().expect("UTF-8 capture path");
+    vncdo_run(server, password, &["capture", path_str]);
+    load_png(path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// TigerVNC viewer under Xvfb
+// ---------------------------------------------------------------------------------------------
+
+/// Arguments always given to vncviewer, before the caller's extra arguments (which win).
+pub const TIGER_BASE_ARGS: &[&str] = &[
+    // Level 100 everywhere except DesktopWindow: at debug level it draws a throughput graph
+    // over the framebuffer.
+    "-Log",
+    "*:stderr:100,DesktopWindow:stderr:99",
+    // No menu key: no "Press F8" banner over the framebuffer, and F8 goes to the server.
+    "-MenuKey=",
+    "-SecurityTypes",
+    "None",
+    "-AlertOnFatalError=0",
+    "-ReconnectOnError=0",
+    "-RemoteResize=0",
+    "-Shared=1",
+    "-geometry",
+    "+0+0",
+];
+
+/// A private Xvfb display.
+struct Xvfb {
+    child: Child,
+    display: u32,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb :N -screen 0 1400x900x24 -nolisten tcp` on a free display and waits for its socket.
+    fn start(log_path: &Path) -> Xvfb {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let xvfb = require_tool("Xvfb", "xvfb");
+        let base = 100 + (std::process::id() % 200) * 4;
+        let mut last_error = String::new();
+        for _ in 0..40 {
+            let display = 100 + (base - 100 + NEXT.fetch_add(1, Ordering::Relaxed)) % 900;
+            let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
+            let lock = PathBuf::from(format!("/tmp/.X{display}-lock"));
+            if socket.exists() || lock.exists() {
+                continue;
+            }
+            let log = File::create(log_path).expect("creating Xvfb log");
+            let mut child = Command::new(&xvfb)
+                .arg(format!(":{display}"))
+                .args(["-screen", "0", &format!("{}x{}x24", XVFB_SCREEN.0, XVFB_SCREEN.1)])
+                .args(["-nolisten", "tcp"])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("cloning log"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawning Xvfb: {e}"));
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    // Most likely another test grabbed the same display first: try the next one.
+                    last_error = format!("Xvfb :{display} exited with {status}: {}", read_lossy(log_path));
+                    break;
+                }
+                if socket.exists() {
+                    return Xvfb { child, display };
+                }
+                if Instant::now() >= deadline {
+                    stop_child(&mut child, Duration::from_secs(2));
+                    last_error = format!("Xvfb :{display} created no socket in 15 s: {}", read_lossy(log_path));
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("could not start Xvfb on a free display; last error: {last_error}");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        stop_child(&mut self.child, Duration::from_secs(3));
+        // A killed Xvfb leaves its lock file and socket behind; remove them if they are ours.
+        let lock = format!("/tmp/.X{}-lock", self.display);
+        if fs::read_to_string(&lock).is_ok_and(|s| s.trim() == pid.to_string()) {
+            let _ = fs::remove_file(&lock);
+            let _ = fs::remove_file(format!("/tmp/.X11-unix/X{}", self.display));
+        }
+    }
+}
+
+/// Reads a file as text, empty if unreadable.
+fn read_lossy(path: &Path) -> String {
+    fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+}
+
+/// TigerVNC's vncviewer connected to a server, shown on its own Xvfb display; both die on drop.
+pub struct TigerViewer {
+    viewer: Child,
+    // Dropped after `viewer` is stopped (see Drop), then the temp dir.
+    xvfb: Option<Xvfb>,
+    dir: TempDir,
+    log_path: PathBuf,
+    window: Mutex<Option<u64>>,
+}
+
+impl TigerViewer {
+    /// Starts Xvfb and `vncviewer <base args> <extra_args> SERVER`; waits (20 s) for its window or panics.
+    pub fn start(server: &str, extra_args: &[&str]) -> TigerViewer {
+        Self::start_inner(server, None, extra_args)
+    }
+
+    /// Like [`TigerViewer::start`] with VNC authentication (password via $VNC_PASSWORD, `-SecurityTypes VncAuth`).
+    pub fn start_with_password(server: &str, password: &str, extra_args: &[&str]) -> TigerViewer {
+        Self::start_inner(server, Some(password), extra_args)
+    }
+
+    fn start_inner(server: &str, password: Option<&str>, extra_args: &[&str]) -> TigerViewer {
+        let viewer = Self::spawn(server, password, extra_args);
+        if !viewer.wait_connected(VIEWER_START_TIMEOUT) {
+            panic!(
+                "TigerVNC viewer did not show its window within {VIEWER_START_TIMEOUT:?}; its log:\n{}",
+                viewer.log()
+            );
+        }
+        viewer
+    }
+
+    /// Starts Xvfb and the viewer without waiting for a connection (for tests where it should fail).
+    pub fn spawn(server: &str, password: Option<&str>, extra_args: &[&str]) -> TigerViewer {
+        let vncviewer = require_tool("vncviewer", "tigervnc-viewer");
+        for (tool, package) in [("xdotool", "xdotool"), ("import", "imagemagick"), ("xwininfo", "x11-utils")] {
+            require_tool(tool, package);
+        }
+        let dir = TempDir::new("kvnc-tigervnc");
+        let xvfb = Xvfb::start(&dir.path().join("xvfb.log"));
+        let log_path = dir.path().join("vncviewer.log");
+        let log = File::create(&log_path).expect("creating viewer log");
+        let mut cmd = Command::new(vncviewer);
+        cmd.args(TIGER_BASE_ARGS);
+        if let Some(pw) = password {
+            cmd.args(["-SecurityTypes", "VncAuth"]).env("VNC_PASSWORD", pw);
+        }
+        cmd.args(extra_args)
+            .arg(vnc_target(server))
+            .env("DISPLAY", format!(":{}", xvfb.display))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cloning log"))
+            .stderr(log);
+        let viewer = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        TigerViewer { viewer, xvfb: Some(xvfb), dir, log_path, window: Mutex::new(None) }
+    }
+
+    /// The X display the viewer runs on, e.g. ":123".
+    pub fn display(&self) -> String {
+        format!(":{}", self.xvfb.as_ref().expect("xvfb").display)
+    }
+
+    /// Everything vncviewer printed so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        read_lossy(&self.log_path)
+    }
+
+    /// Waits until the viewer's log contains `substr`.
+    pub fn wait_for_log(&self, substr: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(substr) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the viewer's window is visible (it appears after ServerInit); false on timeout or exit.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.find_window().is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline || self.has_exited() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True once vncviewer has exited (it exits 0 even on errors: read [`TigerViewer::log`]).
+    fn has_exited(&self) -> bool {
+        // Child::try_wait needs &mut; look at /proc instead (a zombie counts as exited).
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.viewer.id())).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        !matches!(state, Some(s) if s != 'Z' && s != 'X')
+    }
+
+    /// True while vncviewer runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.viewer.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for vncviewer to exit (e.g. after the server closed); None if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_child(&mut self.viewer, timeout)
+    }
+
+    /// A Command for `program` with DISPLAY set to the viewer's display.
+    pub fn x_command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("DISPLAY", self.display());
+        cmd
+    }
+
+    /// Runs `xdotool ARGS..` on the viewer's display and panics unless it succeeds.
+    pub fn xdotool(&self, args: &[&str]) -> Output {
+        run_ok(self.x_command("xdotool").args(args))
+    }
+
+    /// Searches for the viewer's visible top-level window ("<name> - TigerVNC").
+    fn find_window(&self) -> Option<u64> {
+        let mut cached = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.is_none() {
+            let (out, _) = run_with_timeout(
+                self.x_command("xdotool").args(["search", "--onlyvisible", "--name", "TigerVNC"]),
+                Duration::from_secs(10),
+            );
+            *cached = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().parse().ok());
+        }
+        *cached
+    }
+
+    /// X id of the viewer's window; panics if there is none.
+    pub fn window_id(&self) -> u64 {
+        self.find_window()
+            .unwrap_or_else(|| panic!("no TigerVNC window on {}; viewer log:\n{}", self.display(), self.log()))
+    }
+
+    /// The window's (x, y, width, height) on the Xvfb screen, from `xwininfo` (absolute position).
+    pub fn window_geometry(&self) -> (usize, usize, usize, usize) {
+        let out = run_ok(self.x_command("xwininfo").args(["-id", &self.window_id().to_string()]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> usize {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().parse::<i64>()))
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("no `{name}` in xwininfo output:\n{text}"))
+                .max(0) as usize
+        };
+        (
+            field("Absolute upper-left X:"),
+            field("Absolute upper-left Y:"),
+            field("Width:"),
+            field("Height:"),
+        )
+    }
+
+    /// Where the remote framebuffer's pixel (0,0) is in [`TigerViewer::screenshot`] (about (1,20) under bare Xvfb).
+    pub fn window_origin(&self) -> (usize, usize) {
+        let (x, y, _, _) = self.window_geometry();
+        (x, y)
+    }
+
+    /// Screenshot of the whole Xvfb screen (1400x900) via ImageMagick's `import -window root`.
+    pub fn screenshot(&self) -> RgbImage {
+        self.try_screenshot().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_screenshot(&self) -> Result<RgbImage, String> {
+        let path = self.dir.path().join(unique_name("shot") + ".png");
+        let (out, timed_out) = run_with_timeout(
+            Command::new("import")
+                .args(["-display", &self.display(), "-window", "root"])
+                .arg(format!("png:{}", path.display())),
+            Duration::from_secs(20),
+        );
+        if timed_out || !out.status.success() {
+            return Err(format!("import failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+        }
+        let img = try_load_png(&path);
+        let _ = fs::remove_file(&path);
+        img
+    }
+
+    /// The viewer window's contents cut from a fresh screenshot (the remote framebuffer when it fits).
+    pub fn framebuffer(&self) -> RgbImage {
+        let (x, y, w, h) = self.window_geometry();
+        let shot = self.screenshot();
+        shot.crop(x, y, w.min(shot.width - x), h.min(shot.height - y))
+    }
+
+    /// Polls screenshots until `pred` holds: Ok(matching shot), or Err(last shot) after `timeout`.
+    pub fn wait_until(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
+        self.poll(|| self.screenshot(), pred, timeout)
+    }
+
+    /// Like [`TigerViewer::wait_until`] but on [`TigerViewer::framebuffer`] images.
+    pub fn wait_until_fb(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
+        let (x, y, w, h) = self.window_geometry();
+        self.poll(
+            || {
+                let shot = self.screenshot();
+                shot.crop(x, y, w.min(shot.width - x), h.min(shot.height - y))
+            },
+            pred,
+            timeout,
+        )
+    }
+
+    fn poll(
+        &self,
+        grab: impl Fn() -> RgbImage,
+        pred: impl Fn(&RgbImage) -> bool,
+        timeout: Duration,
+    ) -> Result<RgbImage, RgbImage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let img = grab();
+            if pred(&img) {
+                return Ok(img);
+            }
+            if Instant::now() >= deadline {
+                return Err(img);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Gives the viewer window the X input focus (needed for keys to reach it); the pointer is not moved.
+    pub fn focus(&self) {
+        self.xdotool(&["windowfocus", "--sync", &self.window_id().to_string()]);
+    }
+
+    /// Focuses the viewer and presses each xdotool key spec in turn, e.g. `&["a", "shift+b", "Return", "ctrl+alt+Delete"]`.
+    pub fn key(&self, keys: &[&str]) {
+        self.focus();
+        let mut args = vec!["key", "--delay", "30"];
+        args.extend_from_slice(keys);
+        self.xdotool(&args);
+    }
+
+    /// Focuses the viewer and holds down the given keys (xdotool `keydown`).
+    pub fn key_down(&self, keys: &[&str]) {
+        self.focus();
+        let mut args = vec!["keydown"];
+        args.extend_from_slice(keys);
+        self.xdotool(&args);
+    }
+
+    /// Focuses the viewer and releases the given keys (xdotool `keyup`).
+    pub fn key_up(&self, keys: &[&str]) {
+        self.focus();
+        let mut args = vec!["keyup"];
+        args.extend_from_slice(keys);
+        self.xdotool(&args);
+    }
+
+    /// Focuses the viewer and types `text` character by character (xdotool `type`, 30 ms apart).
+    pub fn type_text(&self, text: &str) {
+        self.focus();
+        self.xdotool(&["type", "--delay", "30", "--", text]);
+    }
+
+    /// Moves the pointer to framebuffer coordinates (x, y).
+    pub fn mouse_move(&self, x: usize, y: usize) {
+        let (ox, oy) = self.window_origin();
+        self.xdotool(&["mousemove", "--sync", &(ox + x).to_string(), &(oy + y).to_string()]);
+    }
+
+    /// Moves the pointer to framebuffer coordinates (x, y) and clicks `button` (1 left, 2 middle, 3 right).
+    pub fn click(&self, x: usize, y: usize, button: u8) {
+        self.mouse_move(x, y);
+        self.xdotool(&["click", &button.to_string()]);
+    }
+}
+
+impl Drop for TigerViewer {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            if let Ok(shot) = self.try_screenshot() {
+                let path = artifacts_dir_path().join(unique_name("tigervnc-at-panic") + ".png");
+                if try_save_png(&shot, &path).is_ok() {
+                    eprintln!("TigerVNC screen at panic saved to {}", path.display());
+                }
+            }
+            eprintln!("---- vncviewer log ({}) ----\n{}---- end of vncviewer log ----", self.display(), self.log());
+        }
+        stop_child(&mut self.viewer, Duration::from_secs(2));
+        self.xvfb.take();
+    }
+}
