@@ -99,12 +99,7 @@ fn server_config(args: &ServeArgs) -> anyhow::Result<rfb::ServerConfig> {
             args.listen
         );
     }
-    Ok(rfb::ServerConfig {
-        name: args.name.clone(),
-        password,
-        view_only_password,
-        max_cut_text: args.max_cut_text,
-    })
+    Ok(rfb::ServerConfig { name: args.name.clone(), password, view_only_password, max_cut_text: args.max_cut_text })
 }
 
 /// The password is the file's first line, without its line ending.

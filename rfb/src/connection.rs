@@ -46,18 +46,38 @@ pub enum Access {
 pub enum Event {
     /// Security passed. Call [`ServerConnection::accept`] to send ServerInit, or drop the
     /// connection (e.g. an exclusive client under a policy that forbids it).
-    ClientInit { shared: bool, access: Access },
+    ClientInit {
+        shared: bool,
+        access: Access,
+    },
     /// Cropped to the framebuffer; may be empty.
-    UpdateRequest { incremental: bool, rect: Rect },
+    UpdateRequest {
+        incremental: bool,
+        rect: Rect,
+    },
     /// The client's pixel format changed: whatever it has on screen must be sent again.
     PixelFormatChanged(PixelFormat),
     EncodingsChanged,
-    Key { down: bool, keysym: u32 },
+    Key {
+        down: bool,
+        keysym: u32,
+    },
     /// `keycode` is an XT scancode ("qnum"); `keysym` may be 0.
-    QemuKey { down: bool, keysym: u32, keycode: u32 },
-    Pointer { buttons: u8, x: u16, y: u16 },
+    QemuKey {
+        down: bool,
+        keysym: u32,
+        keycode: u32,
+    },
+    Pointer {
+        buttons: u8,
+        x: u16,
+        y: u16,
+    },
     CutText(String),
-    CutTextSkipped { len: u32, extended: bool },
+    CutTextSkipped {
+        len: u32,
+        extended: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

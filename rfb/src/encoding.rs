@@ -40,11 +40,7 @@ pub struct ClientEncodings {
 impl ClientEncodings {
     pub fn from_list(list: Vec<i32>) -> Self {
         let preferred = list.iter().copied().find(|e| IMPLEMENTED.contains(e)).unwrap_or(RAW);
-        let level = |base: i32| {
-            list.iter()
-                .find(|&&e| (base..=base + 9).contains(&e))
-                .map(|&e| (e - base) as u8)
-        };
+        let level = |base: i32| list.iter().find(|&&e| (base..=base + 9).contains(&e)).map(|&e| (e - base) as u8);
         Self {
             preferred,
             last_rect: list.contains(&LAST_RECT),

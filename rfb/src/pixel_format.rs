@@ -24,28 +24,16 @@ pub enum InvalidPixelFormat {
     BitsPerPixel(u8),
     #[error("depth {depth} exceeds {bits_per_pixel} bits per pixel")]
     DepthExceedsBitsPerPixel { depth: u8, bits_per_pixel: u8 },
-    #[error(
-        "colour-map formats must be 8 bpp with depth 8, got {bits_per_pixel} bpp depth {depth}"
-    )]
+    #[error("colour-map formats must be 8 bpp with depth 8, got {bits_per_pixel} bpp depth {depth}")]
     ColourMap { bits_per_pixel: u8, depth: u8 },
     #[error("{channel} max {max} is not 2^n-1 with n in 1..=8")]
     ChannelMax { channel: &'static str, max: u16 },
     #[error("channels need {bits} bits but depth is {depth}")]
     BitsExceedDepth { bits: u32, depth: u8 },
-    #[error(
-        "{channel} channel ({bits} bits at shift {shift}) does not fit in {bits_per_pixel} bits per pixel"
-    )]
-    ShiftOverflow {
-        channel: &'static str,
-        bits: u32,
-        shift: u8,
-        bits_per_pixel: u8,
-    },
+    #[error("{channel} channel ({bits} bits at shift {shift}) does not fit in {bits_per_pixel} bits per pixel")]
+    ShiftOverflow { channel: &'static str, bits: u32, shift: u8, bits_per_pixel: u8 },
     #[error("{first} and {second} channels overlap")]
-    Overlap {
-        first: &'static str,
-        second: &'static str,
-    },
+    Overlap { first: &'static str, second: &'static str },
 }
 
 impl PixelFormat {
@@ -127,17 +115,11 @@ impl PixelFormat {
             return Err(InvalidPixelFormat::BitsPerPixel(bpp));
         }
         if self.depth > bpp {
-            return Err(InvalidPixelFormat::DepthExceedsBitsPerPixel {
-                depth: self.depth,
-                bits_per_pixel: bpp,
-            });
+            return Err(InvalidPixelFormat::DepthExceedsBitsPerPixel { depth: self.depth, bits_per_pixel: bpp });
         }
         if !self.true_colour {
             if bpp != 8 || self.depth != 8 {
-                return Err(InvalidPixelFormat::ColourMap {
-                    bits_per_pixel: bpp,
-                    depth: self.depth,
-                });
+                return Err(InvalidPixelFormat::ColourMap { bits_per_pixel: bpp, depth: self.depth });
             }
             return Ok(());
         }
@@ -149,20 +131,12 @@ impl PixelFormat {
         }
         let bits: u32 = channels.iter().map(|&(_, max, _)| max.count_ones()).sum();
         if bits > u32::from(self.depth) {
-            return Err(InvalidPixelFormat::BitsExceedDepth {
-                bits,
-                depth: self.depth,
-            });
+            return Err(InvalidPixelFormat::BitsExceedDepth { bits, depth: self.depth });
         }
         for &(channel, max, shift) in &channels {
             let bits = max.count_ones();
             if bits + u32::from(shift) > u32::from(bpp) {
-                return Err(InvalidPixelFormat::ShiftOverflow {
-                    channel,
-                    bits,
-                    shift,
-                    bits_per_pixel: bpp,
-                });
+                return Err(InvalidPixelFormat::ShiftOverflow { channel, bits, shift, bits_per_pixel: bpp });
             }
         }
         // Shifts are now < 32, so the masks below cannot overflow.
@@ -190,11 +164,7 @@ impl PixelFormat {
         let up = |pixel: u16, max: u16, shift: u8| ((pixel >> shift) & max) * 255 / max * 257;
         (0..256u16)
             .map(|i| {
-                [
-                    up(i, f.red_max, f.red_shift),
-                    up(i, f.green_max, f.green_shift),
-                    up(i, f.blue_max, f.blue_shift),
-                ]
+                [up(i, f.red_max, f.red_shift), up(i, f.green_max, f.green_shift), up(i, f.blue_max, f.blue_shift)]
             })
             .collect()
     }
@@ -249,20 +219,13 @@ pub struct PixelConverter {
 
 impl std::fmt::Debug for PixelConverter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PixelConverter")
-            .field("format", &self.format)
-            .field("kind", &self.kind)
-            .finish()
+        f.debug_struct("PixelConverter").field("format", &self.format).field("kind", &self.kind).finish()
     }
 }
 
 impl PixelConverter {
     pub fn new(client: PixelFormat) -> PixelConverter {
-        let format = if client.true_colour {
-            client
-        } else {
-            PixelFormat::BGR233
-        };
+        let format = if client.true_colour { client } else { PixelFormat::BGR233 };
         let table = |max: u16, shift: u8| {
             let max = u32::from(max);
             std::array::from_fn(|v| {
@@ -276,11 +239,7 @@ impl PixelConverter {
             green: table(format.green_max, format.green_shift),
             blue: table(format.blue_max, format.blue_shift),
         });
-        PixelConverter {
-            format,
-            kind: Self::row_kind(&format),
-            tables,
-        }
+        PixelConverter { format, kind: Self::row_kind(&format), tables }
     }
 
     fn row_kind(f: &PixelFormat) -> RowKind {
@@ -292,11 +251,7 @@ impl PixelConverter {
                     (max == 255 && shift % 8 == 0 && shift < 32)
                         .then(|| if big_endian { 3 - shift / 8 } else { shift / 8 })
                 };
-                match (
-                    byte(f.red_max, f.red_shift),
-                    byte(f.green_max, f.green_shift),
-                    byte(f.blue_max, f.blue_shift),
-                ) {
+                match (byte(f.red_max, f.red_shift), byte(f.green_max, f.green_shift), byte(f.blue_max, f.blue_shift)) {
                     (Some(2), Some(1), Some(0)) => RowKind::Copy,
                     (Some(0), Some(1), Some(2)) => RowKind::SwapRedBlue,
                     _ => RowKind::Table32 { big_endian },
@@ -304,10 +259,7 @@ impl PixelConverter {
             }
             (16, big_endian) => RowKind::Table16 { big_endian },
             (8, _) => RowKind::Table8,
-            (_, big_endian) => RowKind::TableOther {
-                bytes: f.bytes_per_pixel().min(4),
-                big_endian,
-            },
+            (_, big_endian) => RowKind::TableOther { bytes: f.bytes_per_pixel().min(4), big_endian },
         }
     }
 
@@ -350,26 +302,18 @@ impl PixelConverter {
                 let dst = grow(out, native.len() / NATIVE_BYTES_PER_PIXEL * 2);
                 let pairs = native.chunks_exact(4).zip(dst.chunks_exact_mut(2));
                 if big_endian {
-                    pairs.for_each(|(src, dst)| {
-                        dst.copy_from_slice(&(self.lookup(src) as u16).to_be_bytes())
-                    });
+                    pairs.for_each(|(src, dst)| dst.copy_from_slice(&(self.lookup(src) as u16).to_be_bytes()));
                 } else {
-                    pairs.for_each(|(src, dst)| {
-                        dst.copy_from_slice(&(self.lookup(src) as u16).to_le_bytes())
-                    });
+                    pairs.for_each(|(src, dst)| dst.copy_from_slice(&(self.lookup(src) as u16).to_le_bytes()));
                 }
             }
             RowKind::Table32 { big_endian } => {
                 let dst = grow(out, native.len() / NATIVE_BYTES_PER_PIXEL * 4);
                 let pairs = native.chunks_exact(4).zip(dst.chunks_exact_mut(4));
                 if big_endian {
-                    pairs.for_each(|(src, dst)| {
-                        dst.copy_from_slice(&self.lookup(src).to_be_bytes())
-                    });
+                    pairs.for_each(|(src, dst)| dst.copy_from_slice(&self.lookup(src).to_be_bytes()));
                 } else {
-                    pairs.for_each(|(src, dst)| {
-                        dst.copy_from_slice(&self.lookup(src).to_le_bytes())
-                    });
+                    pairs.for_each(|(src, dst)| dst.copy_from_slice(&self.lookup(src).to_le_bytes()));
                 }
             }
             RowKind::TableOther { bytes, big_endian } => {
@@ -401,9 +345,7 @@ impl PixelConverter {
     /// bits_per_pixel bits).
     pub fn pixel_value(&self, rgb: u32) -> u32 {
         let [b, g, r, _] = rgb.to_le_bytes();
-        let p = self.tables.red[usize::from(r)]
-            | self.tables.green[usize::from(g)]
-            | self.tables.blue[usize::from(b)];
+        let p = self.tables.red[usize::from(r)] | self.tables.green[usize::from(g)] | self.tables.blue[usize::from(b)];
         match self.format.bits_per_pixel {
             bits @ 0..32 => p & ((1 << bits) - 1),
             _ => p,
@@ -472,9 +414,7 @@ mod tests {
     /// Converts with the table routine even where a fast path exists.
     fn convert_with_tables(format: PixelFormat, native: &[u8]) -> Vec<u8> {
         let mut c = PixelConverter::new(format);
-        c.kind = RowKind::Table32 {
-            big_endian: format.big_endian,
-        };
+        c.kind = RowKind::Table32 { big_endian: format.big_endian };
         let mut out = Vec::new();
         c.convert_row(native, &mut out);
         out
@@ -486,14 +426,8 @@ mod tests {
         let f = PixelFormat::from_bytes(&bytes);
         assert_eq!(f, rgb565(true).with_depth(15));
         assert_eq!(f.to_bytes(), bytes);
-        assert_eq!(
-            PixelFormat::NATIVE.to_bytes(),
-            [32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]
-        );
-        assert_eq!(
-            PixelFormat::from_bytes(&PixelFormat::BGR233.to_bytes()),
-            PixelFormat::BGR233
-        );
+        assert_eq!(PixelFormat::NATIVE.to_bytes(), [32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0]);
+        assert_eq!(PixelFormat::from_bytes(&PixelFormat::BGR233.to_bytes()), PixelFormat::BGR233);
         // Any non-zero flag byte means true; padding is ignored.
         let odd = PixelFormat::from_bytes(&[8, 8, 7, 0x80, 0, 7, 0, 7, 0, 3, 0, 3, 6, 9, 9, 9]);
         assert!(odd.big_endian && odd.true_colour);
@@ -521,15 +455,8 @@ mod tests {
             tc(8, 8, false, [3, 3, 3], [0, 2, 4]),          // noVNC rgb222
             tc(32, 32, false, [255, 255, 255], [16, 8, 0]), // UltraVNC depth 32
             tc(32, 24, true, [255, 255, 255], [24, 16, 8]),
-            PixelFormat {
-                true_colour: false,
-                ..PixelFormat::BGR233
-            }, // colour map
-            PixelFormat {
-                true_colour: false,
-                red_max: 0,
-                ..PixelFormat::BGR233
-            },
+            PixelFormat { true_colour: false, ..PixelFormat::BGR233 }, // colour map
+            PixelFormat { true_colour: false, red_max: 0, ..PixelFormat::BGR233 },
         ];
         for f in ok {
             assert!(f.validate().is_ok(), "{f:?}: {:?}", f.validate());
@@ -544,86 +471,24 @@ mod tests {
             assert!(want(&err), "{f:?}: unexpected {err:?}");
             assert!(!err.to_string().is_empty());
         };
-        check(tc(24, 24, false, [255, 255, 255], [16, 8, 0]), |e| {
-            matches!(e, E::BitsPerPixel(24))
-        });
-        check(tc(0, 0, false, [1, 1, 1], [0, 1, 2]), |e| {
-            matches!(e, E::BitsPerPixel(0))
-        });
-        check(rgb565(false).with_depth(17), |e| {
-            matches!(e, E::DepthExceedsBitsPerPixel { depth: 17, .. })
-        });
-        check(tc(16, 16, false, [30, 63, 31], [11, 5, 0]), |e| {
-            matches!(e, E::ChannelMax { channel: "red", .. })
-        });
-        check(tc(16, 16, false, [31, 0, 31], [11, 5, 0]), |e| {
-            matches!(
-                e,
-                E::ChannelMax {
-                    channel: "green",
-                    ..
-                }
-            )
-        });
-        check(tc(32, 32, false, [255, 255, 511], [0, 8, 16]), |e| {
-            matches!(e, E::ChannelMax { max: 511, .. })
-        });
-        check(rgb565(false).with_depth(15), |e| {
-            matches!(
-                e,
-                E::BitsExceedDepth {
-                    bits: 16,
-                    depth: 15
-                }
-            )
-        });
+        check(tc(24, 24, false, [255, 255, 255], [16, 8, 0]), |e| matches!(e, E::BitsPerPixel(24)));
+        check(tc(0, 0, false, [1, 1, 1], [0, 1, 2]), |e| matches!(e, E::BitsPerPixel(0)));
+        check(rgb565(false).with_depth(17), |e| matches!(e, E::DepthExceedsBitsPerPixel { depth: 17, .. }));
+        check(tc(16, 16, false, [30, 63, 31], [11, 5, 0]), |e| matches!(e, E::ChannelMax { channel: "red", .. }));
+        check(tc(16, 16, false, [31, 0, 31], [11, 5, 0]), |e| matches!(e, E::ChannelMax { channel: "green", .. }));
+        check(tc(32, 32, false, [255, 255, 511], [0, 8, 16]), |e| matches!(e, E::ChannelMax { max: 511, .. }));
+        check(rgb565(false).with_depth(15), |e| matches!(e, E::BitsExceedDepth { bits: 16, depth: 15 }));
         check(tc(16, 16, false, [31, 63, 31], [10, 5, 0]), |e| {
-            matches!(
-                e,
-                E::Overlap {
-                    first: "red",
-                    second: "green"
-                }
-            )
+            matches!(e, E::Overlap { first: "red", second: "green" })
         });
         check(tc(32, 24, false, [255, 255, 255], [0, 8, 0]), |e| {
-            matches!(
-                e,
-                E::Overlap {
-                    first: "red",
-                    second: "blue"
-                }
-            )
+            matches!(e, E::Overlap { first: "red", second: "blue" })
         });
-        check(tc(16, 16, false, [31, 63, 31], [12, 5, 0]), |e| {
-            matches!(e, E::ShiftOverflow { channel: "red", .. })
-        });
-        check(tc(8, 8, false, [7, 7, 3], [0, 3, 200]), |e| {
-            matches!(
-                e,
-                E::ShiftOverflow {
-                    channel: "blue",
-                    ..
-                }
-            )
-        });
-        let map16 = PixelFormat {
-            true_colour: false,
-            ..rgb565(false)
-        };
-        check(map16, |e| {
-            matches!(
-                e,
-                E::ColourMap {
-                    bits_per_pixel: 16,
-                    ..
-                }
-            )
-        });
-        let map_depth6 = PixelFormat {
-            true_colour: false,
-            ..PixelFormat::BGR233.with_depth(6)
-        };
+        check(tc(16, 16, false, [31, 63, 31], [12, 5, 0]), |e| matches!(e, E::ShiftOverflow { channel: "red", .. }));
+        check(tc(8, 8, false, [7, 7, 3], [0, 3, 200]), |e| matches!(e, E::ShiftOverflow { channel: "blue", .. }));
+        let map16 = PixelFormat { true_colour: false, ..rgb565(false) };
+        check(map16, |e| matches!(e, E::ColourMap { bits_per_pixel: 16, .. }));
+        let map_depth6 = PixelFormat { true_colour: false, ..PixelFormat::BGR233.with_depth(6) };
         check(map_depth6, |e| matches!(e, E::ColourMap { depth: 6, .. }));
     }
 
@@ -633,14 +498,8 @@ mod tests {
         assert_eq!(c.kind, RowKind::Copy);
         assert_eq!(convert(PixelFormat::NATIVE), NATIVE_ROW);
         // Depth is irrelevant to the bytes, and so is which end the padding byte is on.
-        assert_eq!(
-            PixelConverter::new(PixelFormat::NATIVE.with_depth(32)).kind,
-            RowKind::Copy
-        );
-        assert_eq!(
-            PixelConverter::new(tc(32, 24, true, [255; 3], [8, 16, 24])).kind,
-            RowKind::Copy
-        );
+        assert_eq!(PixelConverter::new(PixelFormat::NATIVE.with_depth(32)).kind, RowKind::Copy);
+        assert_eq!(PixelConverter::new(tc(32, 24, true, [255; 3], [8, 16, 24])).kind, RowKind::Copy);
         assert_eq!(convert(tc(32, 24, true, [255; 3], [8, 16, 24])), NATIVE_ROW);
     }
 
@@ -692,10 +551,7 @@ mod tests {
     fn rgbx_little_endian_uses_tables() {
         // Value R<<24 | G<<16 | B<<8: bytes X, B, G, R.
         let f = tc(32, 24, false, [255; 3], [24, 16, 8]);
-        assert_eq!(
-            PixelConverter::new(f).kind,
-            RowKind::Table32 { big_endian: false }
-        );
+        assert_eq!(PixelConverter::new(f).kind, RowKind::Table32 { big_endian: false });
         #[rustfmt::skip]
         let want = [
             0, 0, 0, 0xff,
@@ -711,18 +567,12 @@ mod tests {
     #[test]
     fn fast_paths_match_tables() {
         // Non-zero padding bytes too: the fast paths may pass them through, tables drop them.
-        let native: Vec<u8> = (0..4096u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-            .collect();
+        let native: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         for f in [PixelFormat::NATIVE, tc(32, 24, false, [255; 3], [0, 8, 16])] {
             let mut fast = Vec::new();
             PixelConverter::new(f).convert_row(&native, &mut fast);
             let slow = convert_with_tables(f, &native);
-            let colour = |v: &[u8]| {
-                v.chunks_exact(4)
-                    .map(|p| [p[0], p[1], p[2]])
-                    .collect::<Vec<_>>()
-            };
+            let colour = |v: &[u8]| v.chunks_exact(4).map(|p| [p[0], p[1], p[2]]).collect::<Vec<_>>();
             assert_eq!(colour(&fast), colour(&slow), "{f:?}");
         }
     }
@@ -732,12 +582,8 @@ mod tests {
         // red 31<<11 = f800, green 63<<5 = 07e0, blue 001f, white ffff,
         // grey 0x80: r (128*31+128)/255 = 16, g (128*63+128)/255 = 32, b 16 -> 8410,
         // 0x123456: r (18*31+128)/255 = 2, g (52*63+128)/255 = 13, b (86*31+128)/255 = 10 -> 11aa.
-        let le = [
-            0x00, 0xf8, 0xe0, 0x07, 0x1f, 0x00, 0xff, 0xff, 0x10, 0x84, 0xaa, 0x11,
-        ];
-        let be = [
-            0xf8, 0x00, 0x07, 0xe0, 0x00, 0x1f, 0xff, 0xff, 0x84, 0x10, 0x11, 0xaa,
-        ];
+        let le = [0x00, 0xf8, 0xe0, 0x07, 0x1f, 0x00, 0xff, 0xff, 0x10, 0x84, 0xaa, 0x11];
+        let be = [0xf8, 0x00, 0x07, 0xe0, 0x00, 0x1f, 0xff, 0xff, 0x84, 0x10, 0x11, 0xaa];
         assert_eq!(convert(rgb565(false)), le);
         assert_eq!(convert(rgb565(true)), be);
         assert_eq!(PixelConverter::new(rgb565(true)).bytes_per_pixel(), 2);
@@ -751,11 +597,7 @@ mod tests {
         let want = [0x07, 0x38, 0xc0, 0xff, 0xa4, 0x48];
         assert_eq!(convert(PixelFormat::BGR233), want);
         // A colour-map client is served BGR233.
-        let map = PixelFormat {
-            true_colour: false,
-            red_max: 0,
-            ..PixelFormat::BGR233
-        };
+        let map = PixelFormat { true_colour: false, red_max: 0, ..PixelFormat::BGR233 };
         let c = PixelConverter::new(map);
         assert_eq!(*c.client_format(), PixelFormat::BGR233);
         assert_eq!(convert(map), want);
@@ -766,19 +608,13 @@ mod tests {
     fn tiger_low_colour() {
         // 8 bpp R7 G7 B3 at shifts 5/2/0: red e0, green 1c, blue 03, white ff,
         // grey 4<<5 | 4<<2 | 2 = 92, 0x123456 -> 0<<5 | 1<<2 | 1 = 05.
-        assert_eq!(
-            convert(tc(8, 8, false, [7, 7, 3], [5, 2, 0])),
-            [0xe0, 0x1c, 0x03, 0xff, 0x92, 0x05]
-        );
+        assert_eq!(convert(tc(8, 8, false, [7, 7, 3], [5, 2, 0])), [0xe0, 0x1c, 0x03, 0xff, 0x92, 0x05]);
     }
 
     #[test]
     fn pixel_values() {
         let c = PixelConverter::new(rgb565(true));
-        assert_eq!(
-            COLOURS.map(|p| c.pixel_value(p)),
-            [0xf800, 0x07e0, 0x001f, 0xffff, 0x8410, 0x11aa]
-        );
+        assert_eq!(COLOURS.map(|p| c.pixel_value(p)), [0xf800, 0x07e0, 0x001f, 0xffff, 0x8410, 0x11aa]);
         let c = PixelConverter::new(PixelFormat::NATIVE);
         assert_eq!(COLOURS.map(|p| c.pixel_value(p)), COLOURS);
         assert_eq!(c.pixel_value(0xff12_3456), 0x12_3456);
@@ -799,8 +635,7 @@ mod tests {
         }
         let rect = Rect::new(1, 2, 3, 2);
         let mut out = Vec::new();
-        PixelConverter::new(tc(32, 24, true, [255; 3], [16, 8, 0]))
-            .convert_rect(&frame, &rect, &mut out);
+        PixelConverter::new(tc(32, 24, true, [255; 3], [16, 8, 0])).convert_rect(&frame, &rect, &mut out);
         #[rustfmt::skip]
         let want = [
             0, 0x21, 0x22, 0x23, 0, 0x22, 0x23, 0x24, 0, 0x23, 0x24, 0x25,
@@ -814,11 +649,7 @@ mod tests {
         assert_eq!(out.len(), 24);
 
         let mut out = vec![1, 2];
-        PixelConverter::new(PixelFormat::BGR233).convert_rect(
-            &frame,
-            &Rect::new(0, 0, 0, 0),
-            &mut out,
-        );
+        PixelConverter::new(PixelFormat::BGR233).convert_rect(&frame, &Rect::new(0, 0, 0, 0), &mut out);
         assert_eq!(out, [1, 2]);
     }
 
@@ -856,8 +687,7 @@ mod tests {
             c.pixel_value(0x123456);
         }
         let mut out = Vec::new();
-        PixelConverter::new(tc(24, 24, true, [255; 3], [16, 8, 0]))
-            .convert_row(&NATIVE_ROW[20..], &mut out);
+        PixelConverter::new(tc(24, 24, true, [255; 3], [16, 8, 0])).convert_row(&NATIVE_ROW[20..], &mut out);
         assert_eq!(out, [0x12, 0x34, 0x56]);
     }
 }

@@ -42,7 +42,7 @@ where
                     return Ok("viewer closed the connection".into());
                 }
                 if let Err(e) = conn.read(&buf[..n]) {
-                    farewell(&mut writer, &conn).await;
+                    farewell(&mut writer, conn.pending_output().to_vec()).await;
                     return Err(anyhow!("protocol error: {e}"));
                 }
             }
@@ -151,7 +151,7 @@ fn send_update(
 }
 
 /// Best effort: deliver what the protocol queued before closing (e.g. the reason for a failure).
-async fn farewell<W: AsyncWrite + Unpin>(writer: &mut W, conn: &ServerConnection) {
-    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, writer.write_all(conn.pending_output())).await;
+async fn farewell<W: AsyncWrite + Unpin>(writer: &mut W, last_words: Vec<u8>) {
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, writer.write_all(&last_words)).await;
     let _ = writer.shutdown().await;
 }

@@ -25,7 +25,11 @@ fn be32(v: u32) -> Vec<u8> {
 
 /// Runs the handshake up to and including ClientInit for `version`, answering VncAuth with
 /// `password` when challenged. Returns the connection and what the server sent after its version.
-fn handshake(cfg: Arc<ServerConfig>, version: &[u8], password: Option<&str>) -> (ServerConnection, Vec<u8>, Result<(), ProtocolError>) {
+fn handshake(
+    cfg: Arc<ServerConfig>,
+    version: &[u8],
+    password: Option<&str>,
+) -> (ServerConnection, Vec<u8>, Result<(), ProtocolError>) {
     let mut conn = ServerConnection::new(cfg, CHALLENGE);
     assert_eq!(take_output(&mut conn), b"RFB 003.008\n");
     conn.read(version).unwrap();
@@ -64,11 +68,9 @@ fn none_per_version() {
 
 #[test]
 fn vnc_auth_per_version() {
-    for (version, prefix) in [
-        (&b"RFB 003.003\n"[..], be32(2)),
-        (b"RFB 003.007\n", vec![1, 2]),
-        (b"RFB 003.008\n", vec![1, 2]),
-    ] {
+    for (version, prefix) in
+        [(&b"RFB 003.003\n"[..], be32(2)), (b"RFB 003.007\n", vec![1, 2]), (b"RFB 003.008\n", vec![1, 2])]
+    {
         let (mut conn, sent, result) = handshake(config(Some("secret"), None), version, Some("secret"));
         result.unwrap();
         assert_eq!(sent, [prefix, CHALLENGE.to_vec(), be32(0)].concat());
@@ -113,7 +115,9 @@ fn view_only_password_gives_view_only_access() {
 
 #[test]
 fn odd_versions_map_like_tigervnc() {
-    for (version, minor) in [(&b"RFB 003.889\n"[..], 8), (b"RFB 003.005\n", 3), (b"RFB 003.006\n", 3), (b"RFB 003.010\n", 8)] {
+    for (version, minor) in
+        [(&b"RFB 003.889\n"[..], 8), (b"RFB 003.005\n", 3), (b"RFB 003.006\n", 3), (b"RFB 003.010\n", 8)]
+    {
         let (conn, _, _) = handshake(config(None, None), version, None);
         assert_eq!(conn.version(), (3, minor));
     }
@@ -164,13 +168,8 @@ fn server_init_and_raw_update() {
     frame.fill_rect(&Rect::new(1, 0, 1, 1), 0x00112233);
     // Without LastRect the count is exact; rects are cropped to the frame.
     conn.write_update(&frame, &[Rect::new(0, 0, 5, 5)]);
-    let expected = [
-        vec![0, 0, 0, 1],
-        vec![0, 0, 0, 0, 0, 2, 0, 1],
-        be32(0),
-        vec![0, 0, 0, 0, 0x33, 0x22, 0x11, 0],
-    ]
-    .concat();
+    let expected =
+        [vec![0, 0, 0, 1], vec![0, 0, 0, 0, 0, 2, 0, 1], be32(0), vec![0, 0, 0, 0, 0x33, 0x22, 0x11, 0]].concat();
     assert_eq!(take_output(&mut conn), expected);
 }
 
@@ -226,7 +225,10 @@ fn invalid_pixel_format_is_an_error() {
     let mut conn = ready(1, 1);
     let mut bad = PixelFormat::NATIVE;
     bad.bits_per_pixel = 24;
-    assert!(matches!(conn.read(&[[0, 0, 0, 0].as_slice(), &bad.to_bytes()].concat()), Err(ProtocolError::InvalidPixelFormat(_))));
+    assert!(matches!(
+        conn.read(&[[0, 0, 0, 0].as_slice(), &bad.to_bytes()].concat()),
+        Err(ProtocolError::InvalidPixelFormat(_))
+    ));
 }
 
 #[test]
@@ -255,7 +257,10 @@ fn update_request_is_cropped_and_resize_needs_desktop_size() {
     take_output(&mut conn);
     assert!(conn.write_desktop_size(200, 100));
     assert_eq!(conn.framebuffer_size(), (200, 100));
-    assert_eq!(take_output(&mut conn), [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 200, 0, 100], (-223i32).to_be_bytes().to_vec()].concat());
+    assert_eq!(
+        take_output(&mut conn),
+        [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 200, 0, 100], (-223i32).to_be_bytes().to_vec()].concat()
+    );
 }
 
 #[test]

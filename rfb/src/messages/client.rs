@@ -21,15 +21,32 @@ pub const DEFAULT_MAX_CUT_TEXT: u32 = 256 * 1024;
 pub enum ClientMessage {
     SetPixelFormat(PixelFormat),
     SetEncodings(Vec<i32>),
-    FramebufferUpdateRequest { incremental: bool, rect: Rect },
-    KeyEvent { down: bool, keysym: u32 },
-    PointerEvent { buttons: u8, x: u16, y: u16 },
+    FramebufferUpdateRequest {
+        incremental: bool,
+        rect: Rect,
+    },
+    KeyEvent {
+        down: bool,
+        keysym: u32,
+    },
+    PointerEvent {
+        buttons: u8,
+        x: u16,
+        y: u16,
+    },
     /// Legacy clipboard text, decoded from Latin-1.
     ClientCutText(String),
     /// A cut text the parser will not keep: `len` bytes follow the header and must be skipped.
     /// `extended` is the Extended Clipboard form (negative length on the wire).
-    ClientCutTextSkipped { len: u32, extended: bool },
-    QemuKeyEvent { down: bool, keysym: u32, keycode: u32 },
+    ClientCutTextSkipped {
+        len: u32,
+        extended: bool,
+    },
+    QemuKeyEvent {
+        down: bool,
+        keysym: u32,
+        keycode: u32,
+    },
 }
 
 /// What the parser may accept, as negotiated so far.
@@ -67,10 +84,7 @@ pub fn parse(buf: &[u8], ctx: &ParseContext) -> Result<Option<(ClientMessage, us
             if !fixed(len) {
                 return Ok(None);
             }
-            let list = buf[4..len]
-                .chunks_exact(4)
-                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let list = buf[4..len].chunks_exact(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
             (ClientMessage::SetEncodings(list), len)
         }
         FRAMEBUFFER_UPDATE_REQUEST => {
@@ -122,8 +136,7 @@ pub fn parse(buf: &[u8], ctx: &ParseContext) -> Result<Option<(ClientMessage, us
             if !fixed(12) {
                 return Ok(None);
             }
-            let message =
-                ClientMessage::QemuKeyEvent { down: u16_at(2) != 0, keysym: u32_at(4), keycode: u32_at(8) };
+            let message = ClientMessage::QemuKeyEvent { down: u16_at(2) != 0, keysym: u32_at(4), keycode: u32_at(8) };
             (message, 12)
         }
         QEMU => return Err(ProtocolError::QemuKeyEventNotAnnounced),
@@ -157,14 +170,8 @@ mod tests {
             (vec![4, 1, 0, 0, 0, 0, 0xff, 0x0d], ClientMessage::KeyEvent { down: true, keysym: 0xff0d }),
             (vec![5, 0x05, 0x01, 0x00, 0x00, 0x10], ClientMessage::PointerEvent { buttons: 5, x: 256, y: 16 }),
             (vec![6, 0, 0, 0, 0, 0, 0, 3, b'h', 0xe9, b'!'], ClientMessage::ClientCutText("hé!".into())),
-            (
-                vec![6, 0, 0, 0, 0, 0, 0, 17],
-                ClientMessage::ClientCutTextSkipped { len: 17, extended: false },
-            ),
-            (
-                vec![6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc],
-                ClientMessage::ClientCutTextSkipped { len: 4, extended: true },
-            ),
+            (vec![6, 0, 0, 0, 0, 0, 0, 17], ClientMessage::ClientCutTextSkipped { len: 17, extended: false }),
+            (vec![6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc], ClientMessage::ClientCutTextSkipped { len: 4, extended: true }),
             (
                 vec![255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e],
                 ClientMessage::QemuKeyEvent { down: true, keysym: 0x61, keycode: 0x1e },

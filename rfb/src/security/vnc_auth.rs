@@ -32,14 +32,8 @@ pub fn expected_response(password: &[u8], challenge: &[u8; CHALLENGE_LEN]) -> [u
 }
 
 /// Checks a client's response in constant time, so timing does not leak how many bytes matched.
-pub fn verify_response(
-    password: &[u8],
-    challenge: &[u8; CHALLENGE_LEN],
-    response: &[u8; CHALLENGE_LEN],
-) -> bool {
-    expected_response(password, challenge)
-        .ct_eq(response)
-        .into()
+pub fn verify_response(password: &[u8], challenge: &[u8; CHALLENGE_LEN], response: &[u8; CHALLENGE_LEN]) -> bool {
+    expected_response(password, challenge).ct_eq(response).into()
 }
 
 #[cfg(test)]
@@ -47,17 +41,12 @@ mod tests {
     use super::*;
 
     const CHALLENGE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-    const RESPONSE: [u8; 16] = [
-        0xb8, 0x66, 0x92, 0x41, 0x25, 0xc8, 0xee, 0xbb, 0x9d, 0xeb, 0xc1, 0xdb, 0x61, 0xc5, 0x38,
-        0xe2,
-    ];
+    const RESPONSE: [u8; 16] =
+        [0xb8, 0x66, 0x92, 0x41, 0x25, 0xc8, 0xee, 0xbb, 0x9d, 0xeb, 0xc1, 0xdb, 0x61, 0xc5, 0x38, 0xe2];
 
     #[test]
     fn key_is_bit_reversed_and_padded() {
-        assert_eq!(
-            des_key(b"password"),
-            [0x0e, 0x86, 0xce, 0xce, 0xee, 0xf6, 0x4e, 0x26]
-        );
+        assert_eq!(des_key(b"password"), [0x0e, 0x86, 0xce, 0xce, 0xee, 0xf6, 0x4e, 0x26]);
         assert_eq!(des_key(b"ab"), [0x86, 0x46, 0, 0, 0, 0, 0, 0]);
         assert_eq!(des_key(b""), [0; 8]);
     }

@@ -1,0 +1,460 @@
+//! Turns every viewer's RFB key and pointer events into reports for the target's single keyboard
+//! and pointer.
+//!
+//! Keys arrive as keysyms (characters), but the target receives key positions, so Shift must
+//! match what the character needs: like TigerVNC, a key that needs Shift while none is held gets
+//! a fake Shift around it, and a key that must not have Shift while the viewer holds it gets
+//! Shift lifted around it. Several viewers share the target: reports carry the merged state, and
+//! a viewer leaving releases only what it held.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::hid::keyboard::Keyboard;
+use crate::hid::keymap::{self, KeyUsage, usage};
+use crate::hid::pointer::{self, Pointer, WheelClicks};
+use crate::hid::{HidReport, InputSink, led};
+
+/// Identifies one viewer connection.
+pub type ViewerId = u64;
+
+const LEFT_SHIFT_BIT: u8 = usage::modifier_bit(usage::LEFT_SHIFT);
+const SHIFT_BITS: u8 = LEFT_SHIFT_BIT | usage::modifier_bit(usage::RIGHT_SHIFT);
+
+/// Shared by all viewer connections.
+pub struct InputRouter {
+    sink: Arc<dyn InputSink>,
+    state: Mutex<RouterState>,
+}
+
+impl InputRouter {
+    pub fn new(sink: Arc<dyn InputSink>) -> Self {
+        Self { sink, state: Mutex::new(RouterState::default()) }
+    }
+
+    /// An RFB KeyEvent. Keysyms with no key on the US layout are ignored.
+    pub fn key(&self, viewer: ViewerId, keysym: u32, down: bool) {
+        let Some(key) = keymap::keysym_to_usage(keysym) else {
+            tracing::debug!(keysym = format_args!("{keysym:#x}"), "no US key for keysym; ignored");
+            return;
+        };
+        let sink = self.sink.as_ref();
+        if down {
+            // Asked before locking: the sink has its own lock and nothing here needs to hold ours.
+            let caps_lock = usage::is_letter(key.usage) && sink.led_state() & led::CAPS_LOCK != 0;
+            self.lock().press(viewer, keysym, key, caps_lock, sink);
+        } else {
+            self.lock().release(viewer, keysym, sink);
+        }
+    }
+
+    /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees.
+    pub fn pointer(&self, viewer: ViewerId, mask: u8, x: u16, y: u16, width: u16, height: u16) {
+        let x = pointer::to_hid_coordinate(x, width);
+        let y = pointer::to_hid_coordinate(y, height);
+        self.lock().pointer(viewer, mask, x, y, self.sink.as_ref());
+    }
+
+    /// Releases every key and button `viewer` holds; call it when the viewer disconnects, or the
+    /// target would see them stuck.
+    pub fn release_viewer(&self, viewer: ViewerId) {
+        self.lock().release_viewer(viewer, self.sink.as_ref());
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RouterState> {
+        // Only a panicking sink could poison the lock, and the state it leaves is still a valid
+        // one (at worst a report went missing), so carry on rather than fail every viewer.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Everything behind the router's lock. Reports are sent while it is held, so that reports from
+/// different viewers reach the target in the order the state changed (sinks do not block).
+#[derive(Default)]
+struct RouterState {
+    keyboard: Keyboard,
+    pointer: Pointer,
+    viewers: HashMap<ViewerId, Viewer>,
+    /// Counts presses, to tell which held key is the most recent.
+    presses: u64,
+}
+
+#[derive(Default)]
+struct Viewer {
+    keys: Vec<HeldKey>,
+    /// The button mask of this viewer's last pointer event.
+    buttons: u8,
+}
+
+struct HeldKey {
+    keysym: u32,
+    /// Remembered so the release lifts the same key even if Shift changed in between.
+    usage: u8,
+    /// Shift as this key forced it: `Some(true)` fake-pressed, `Some(false)` lifted.
+    forced_shift: Option<bool>,
+    press: u64,
+}
+
+fn is_shift(usage: u8) -> bool {
+    usage::modifier_bit(usage) & SHIFT_BITS != 0
+}
+
+impl RouterState {
+    fn press(&mut self, viewer: ViewerId, keysym: u32, key: KeyUsage, caps_lock: bool, sink: &dyn InputSink) {
+        let held = self.viewers.entry(viewer).or_default();
+        if held.keys.iter().any(|key| key.keysym == keysym) {
+            // Autorepeat from the viewer: the key is still down, and the target repeats by itself.
+            return;
+        }
+        // With Caps Lock on, the target flips letters' case, so Shift must be flipped too.
+        let wants_shift = key.shift != caps_lock;
+        let shift_held = self.keyboard.modifiers() & SHIFT_BITS != 0;
+        // A Shift the viewer holds is never lifted for a letter: it is part of a shortcut
+        // (Ctrl+Shift+T) or of a script's "shift-a", where the viewer sent the unshifted keysym.
+        let keeps_held_shift = shift_held && usage::is_letter(key.usage);
+        let forced_shift =
+            (!usage::is_modifier(key.usage) && wants_shift != shift_held && !keeps_held_shift).then_some(wants_shift);
+        self.presses += 1;
+        held.keys.push(HeldKey { keysym, usage: key.usage, forced_shift, press: self.presses });
+        self.sync_shift(sink);
+        if let Some(report) = self.keyboard.press(key.usage) {
+            send(sink, HidReport::Keyboard(report));
+        }
+    }
+
+    fn release(&mut self, viewer: ViewerId, keysym: u32, sink: &dyn InputSink) {
+        let Some(held) = self.viewers.get_mut(&viewer) else { return };
+        let Some(index) = held.keys.iter().position(|key| key.keysym == keysym) else {
+            tracing::debug!(viewer, keysym = format_args!("{keysym:#x}"), "release of a key not held; ignored");
+            return;
+        };
+        let key = held.keys.remove(index);
+        // Shift keys are settled by sync_shift, which knows whether a held key still wants Shift.
+        if !is_shift(key.usage)
+            && !self.is_held(key.usage)
+            && let Some(report) = self.keyboard.release(key.usage)
+        {
+            send(sink, HidReport::Keyboard(report));
+        }
+        self.sync_shift(sink);
+    }
+
+    fn pointer(&mut self, viewer: ViewerId, mask: u8, x: u16, y: u16, sink: &dyn InputSink) {
+        let held = self.viewers.entry(viewer).or_default();
+        let wheel = WheelClicks::between(held.buttons, mask);
+        held.buttons = mask;
+        let buttons = self.held_buttons();
+        for report in self.pointer.update(buttons, x, y, wheel).as_slice() {
+            send(sink, HidReport::Pointer(*report));
+        }
+    }
+
+    fn release_viewer(&mut self, viewer: ViewerId, sink: &dyn InputSink) {
+        let Some(gone) = self.viewers.remove(&viewer) else { return };
+        // One report for all of the viewer's keys: there is no order to preserve among releases.
+        let before = self.keyboard.report();
+        for key in gone.keys.iter().filter(|key| !is_shift(key.usage)) {
+            if !self.is_held(key.usage) {
+                self.keyboard.release(key.usage);
+            }
+        }
+        self.keyboard.set_modifiers(self.modifiers_with_wanted_shift());
+        if self.keyboard.report() != before {
+            send(sink, HidReport::Keyboard(self.keyboard.report()));
+        }
+        if let Some(report) = self.pointer.set_buttons(self.held_buttons()) {
+            send(sink, HidReport::Pointer(report));
+        }
+    }
+
+    /// Whether any viewer still holds a key producing `usage`.
+    fn is_held(&self, usage: u8) -> bool {
+        self.held_keys().any(|key| key.usage == usage)
+    }
+
+    fn held_keys(&self) -> impl Iterator<Item = &HeldKey> + Clone {
+        self.viewers.values().flat_map(|viewer| &viewer.keys)
+    }
+
+    fn held_buttons(&self) -> u8 {
+        self.viewers.values().fold(0, |buttons, viewer| buttons | pointer::hid_buttons(viewer.buttons))
+    }
+
+    /// The shift bits the target should see: those of the held Shift keys, unless the most
+    /// recently pressed key that decided about Shift (a Shift key or a key that forced it) forced
+    /// it on or off.
+    fn wanted_shift(&self) -> u8 {
+        let real = self.held_keys().fold(0, |bits, key| bits | (usage::modifier_bit(key.usage) & SHIFT_BITS));
+        let latest = self
+            .held_keys()
+            .filter(|key| key.forced_shift.is_some() || is_shift(key.usage))
+            .max_by_key(|key| key.press);
+        match latest.and_then(|key| key.forced_shift) {
+            Some(true) => real | LEFT_SHIFT_BIT,
+            Some(false) => 0,
+            None => real,
+        }
+    }
+
+    fn modifiers_with_wanted_shift(&self) -> u8 {
+        (self.keyboard.modifiers() & !SHIFT_BITS) | self.wanted_shift()
+    }
+
+    /// Brings the target's Shift in line with [`Self::wanted_shift`], as a report of its own.
+    fn sync_shift(&mut self, sink: &dyn InputSink) {
+        if let Some(report) = self.keyboard.set_modifiers(self.modifiers_with_wanted_shift()) {
+            send(sink, HidReport::Keyboard(report));
+        }
+    }
+}
+
+fn send(sink: &dyn InputSink, report: HidReport) {
+    if let Err(error) = sink.send_report(&report) {
+        tracing::warn!(?report, "sending a HID report failed: {error:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+    use super::*;
+    use crate::hid::pointer::{hid_button, rfb_button};
+    use crate::hid::{KeyboardReport, POINTER_MAX, PointerReport};
+
+    #[derive(Default)]
+    struct RecordingSink {
+        reports: Mutex<Vec<HidReport>>,
+        leds: AtomicU8,
+        failing: AtomicBool,
+    }
+
+    impl InputSink for RecordingSink {
+        fn send_report(&self, report: &HidReport) -> anyhow::Result<()> {
+            self.reports.lock().unwrap().push(*report);
+            if self.failing.load(Ordering::Relaxed) {
+                anyhow::bail!("unplugged");
+            }
+            Ok(())
+        }
+
+        fn led_state(&self) -> u8 {
+            self.leds.load(Ordering::Relaxed)
+        }
+    }
+
+    impl RecordingSink {
+        fn take(&self) -> Vec<HidReport> {
+            std::mem::take(&mut *self.reports.lock().unwrap())
+        }
+    }
+
+    fn router() -> (Arc<RecordingSink>, InputRouter) {
+        let sink = Arc::new(RecordingSink::default());
+        (sink.clone(), InputRouter::new(sink))
+    }
+
+    fn keys(modifiers: u8, keys: &[u8]) -> HidReport {
+        let mut report = KeyboardReport { modifiers, keys: [0; 6] };
+        report.keys[..keys.len()].copy_from_slice(keys);
+        HidReport::Keyboard(report)
+    }
+
+    const SHIFT: u8 = 0x02;
+    const A: u8 = 0x04;
+    const ONE: u8 = 0x1E;
+    const B: u8 = 0x05;
+    const SHIFT_L: u32 = 0xFFE1;
+    const CONTROL_L: u32 = 0xFFE3;
+
+    fn tap(router: &InputRouter, viewer: ViewerId, keysym: u32) {
+        router.key(viewer, keysym, true);
+        router.key(viewer, keysym, false);
+    }
+
+    #[test]
+    fn uppercase_without_shift_gets_a_fake_shift() {
+        let (sink, router) = router();
+        tap(&router, 1, u32::from(b'A'));
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn uppercase_with_shift_held_types_as_is() {
+        let (sink, router) = router();
+        router.key(1, SHIFT_L, true);
+        tap(&router, 1, u32::from(b'A'));
+        router.key(1, SHIFT_L, false);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn unshifted_symbol_with_shift_held_lifts_shift_for_the_key() {
+        let (sink, router) = router();
+        router.key(1, SHIFT_L, true);
+        tap(&router, 1, u32::from(b'1'));
+        router.key(1, SHIFT_L, false);
+        let expected = [keys(SHIFT, &[]), keys(0, &[]), keys(0, &[ONE]), keys(0, &[]), keys(SHIFT, &[]), keys(0, &[])];
+        assert_eq!(sink.take(), expected);
+    }
+
+    #[test]
+    fn lowercase_letter_with_shift_held_keeps_shift() {
+        let (sink, router) = router();
+        router.key(1, SHIFT_L, true);
+        tap(&router, 1, u32::from(b'a'));
+        router.key(1, SHIFT_L, false);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn release_undoes_what_the_press_did_even_if_caps_lock_changed() {
+        let (sink, router) = router();
+        router.key(1, u32::from(b'A'), true);
+        sink.leds.store(led::CAPS_LOCK, Ordering::Relaxed);
+        router.key(1, u32::from(b'A'), false);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn iso_left_tab_is_shift_tab() {
+        let (sink, router) = router();
+        tap(&router, 1, 0xFE20);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[0x2B]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn caps_lock_on_the_target_inverts_shift_for_letters_only() {
+        let (sink, router) = router();
+        sink.leds.store(led::CAPS_LOCK, Ordering::Relaxed);
+        tap(&router, 1, u32::from(b'a'));
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+        tap(&router, 1, u32::from(b'A'));
+        assert_eq!(sink.take(), [keys(0, &[A]), keys(0, &[])]);
+        tap(&router, 1, u32::from(b'1'));
+        assert_eq!(sink.take(), [keys(0, &[0x1E]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn other_modifiers_pass_through() {
+        let (sink, router) = router();
+        router.key(1, CONTROL_L, true);
+        tap(&router, 1, u32::from(b'c'));
+        router.key(1, CONTROL_L, false);
+        assert_eq!(sink.take(), [keys(1, &[]), keys(1, &[0x06]), keys(1, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn autorepeat_and_stray_releases_send_nothing() {
+        let (sink, router) = router();
+        router.key(1, u32::from(b'a'), true);
+        router.key(1, u32::from(b'a'), true);
+        router.key(1, u32::from(b'b'), false);
+        router.key(2, u32::from(b'a'), false);
+        assert_eq!(sink.take(), [keys(0, &[A])]);
+    }
+
+    #[test]
+    fn unknown_keysyms_are_ignored() {
+        let (sink, router) = router();
+        tap(&router, 1, 0x20AC); // EuroSign
+        tap(&router, 1, 0xFFFF_FFFF);
+        assert!(sink.take().is_empty());
+    }
+
+    #[test]
+    fn release_viewer_releases_everything_it_holds() {
+        let (sink, router) = router();
+        router.key(1, CONTROL_L, true);
+        router.key(1, u32::from(b'A'), true);
+        router.key(1, u32::from(b'b'), true);
+        router.pointer(1, rfb_button::LEFT | rfb_button::RIGHT, 0, 0, 100, 100);
+        sink.take();
+        router.release_viewer(1);
+        let released = PointerReport { buttons: 0, x: 0, y: 0, wheel: 0 };
+        assert_eq!(sink.take(), [keys(0, &[]), HidReport::Pointer(released)]);
+        router.release_viewer(1);
+        assert!(sink.take().is_empty());
+    }
+
+    #[test]
+    fn viewers_share_the_keyboard() {
+        let (sink, router) = router();
+        router.key(1, u32::from(b'a'), true);
+        router.key(2, u32::from(b'a'), true);
+        router.key(2, u32::from(b'b'), true);
+        assert_eq!(sink.take(), [keys(0, &[A]), keys(0, &[A, B])]);
+        // Viewer 2 leaving must not lift the 'a' viewer 1 still holds.
+        router.release_viewer(2);
+        assert_eq!(sink.take(), [keys(0, &[A])]);
+        router.key(1, u32::from(b'a'), false);
+        assert_eq!(sink.take(), [keys(0, &[])]);
+    }
+
+    #[test]
+    fn one_viewers_shift_is_the_targets_shift() {
+        let (sink, router) = router();
+        router.key(1, SHIFT_L, true);
+        tap(&router, 2, u32::from(b'B'));
+        router.release_viewer(1);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[B]), keys(SHIFT, &[]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn send_errors_do_not_stop_the_router() {
+        let (sink, router) = router();
+        sink.failing.store(true, Ordering::Relaxed);
+        router.key(1, u32::from(b'a'), true);
+        sink.failing.store(false, Ordering::Relaxed);
+        router.key(1, u32::from(b'a'), false);
+        assert_eq!(sink.take(), [keys(0, &[A]), keys(0, &[])]);
+    }
+
+    fn at(buttons: u8, x: u16, y: u16, wheel: i8) -> HidReport {
+        HidReport::Pointer(PointerReport { buttons, x, y, wheel })
+    }
+
+    #[test]
+    fn pointer_scales_and_swaps_middle_and_right() {
+        let (sink, router) = router();
+        router.pointer(1, 0, 0, 0, 1280, 720);
+        router.pointer(1, rfb_button::MIDDLE, 1279, 719, 1280, 720);
+        router.pointer(1, rfb_button::RIGHT, 1279, 719, 1280, 720);
+        router.pointer(1, rfb_button::RIGHT, 1279, 719, 1280, 720);
+        let expected = [
+            at(0, 0, 0, 0),
+            at(hid_button::MIDDLE, POINTER_MAX, POINTER_MAX, 0),
+            at(hid_button::RIGHT, POINTER_MAX, POINTER_MAX, 0),
+        ];
+        assert_eq!(sink.take(), expected);
+    }
+
+    #[test]
+    fn wheel_clicks_become_steps() {
+        let (sink, router) = router();
+        router.pointer(1, 0, 10, 10, 21, 21);
+        router.pointer(1, rfb_button::WHEEL_UP, 10, 10, 21, 21);
+        router.pointer(1, 0, 10, 10, 21, 21);
+        router.pointer(1, rfb_button::WHEEL_DOWN | rfb_button::LEFT, 10, 10, 21, 21);
+        router.pointer(1, rfb_button::LEFT, 10, 10, 21, 21);
+        let middle = 16383;
+        let expected = [
+            at(0, middle, middle, 0),
+            at(0, middle, middle, 1),
+            at(hid_button::LEFT, middle, middle, 0),
+            at(hid_button::LEFT, middle, middle, -1),
+        ];
+        assert_eq!(sink.take(), expected);
+    }
+
+    #[test]
+    fn buttons_of_all_viewers_are_merged() {
+        let (sink, router) = router();
+        router.pointer(1, rfb_button::LEFT, 0, 0, 2, 2);
+        router.pointer(2, 0, 1, 1, 2, 2);
+        router.pointer(1, 0, 0, 0, 2, 2);
+        let expected =
+            [at(hid_button::LEFT, 0, 0, 0), at(hid_button::LEFT, POINTER_MAX, POINTER_MAX, 0), at(0, 0, 0, 0)];
+        assert_eq!(sink.take(), expected);
+    }
+}

@@ -1,0 +1,95 @@
+//! A minimal blocking RFB 3.8 client for tests that need to misbehave on the wire
+//! (garbage, truncated handshakes, oversized messages) or to watch exact bytes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub width: u16,
+    pub height: u16,
+}
+
+impl RawClient {
+    /// Connects without completing anything: the server's version is read, nothing sent.
+    pub fn connect_bare(addr: &str) -> TcpStream {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut version = [0u8; 12];
+        stream.read_exact(&mut version).expect("server version");
+        assert_eq!(&version, b"RFB 003.008\n");
+        stream
+    }
+
+    /// Full 3.8 handshake with security None, shared, then SetEncodings [Raw].
+    pub fn connect(addr: &str) -> RawClient {
+        let mut stream = Self::connect_bare(addr);
+        stream.write_all(b"RFB 003.008\n").unwrap();
+        let mut types = [0u8; 2];
+        stream.read_exact(&mut types).unwrap();
+        assert_eq!(types, [1, 1], "server offers only None");
+        stream.write_all(&[1]).unwrap();
+        let mut result = [0u8; 4];
+        stream.read_exact(&mut result).unwrap();
+        assert_eq!(result, [0; 4]);
+        stream.write_all(&[1]).unwrap();
+        let mut init = [0u8; 24];
+        stream.read_exact(&mut init).unwrap();
+        let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+        let mut name = vec![0u8; name_len];
+        stream.read_exact(&mut name).unwrap();
+        stream.write_all(&[2, 0, 0, 1, 0, 0, 0, 0]).unwrap();
+        RawClient {
+            stream,
+            width: u16::from_be_bytes([init[0], init[1]]),
+            height: u16::from_be_bytes([init[2], init[3]]),
+        }
+    }
+
+    pub fn request_update(&mut self, incremental: bool) {
+        let [w0, w1] = self.width.to_be_bytes();
+        let [h0, h1] = self.height.to_be_bytes();
+        self.stream.write_all(&[3, u8::from(incremental), 0, 0, 0, 0, w0, w1, h0, h1]).unwrap();
+    }
+
+    pub fn key(&mut self, keysym: u32, down: bool) {
+        let k = keysym.to_be_bytes();
+        self.stream.write_all(&[4, u8::from(down), 0, 0, k[0], k[1], k[2], k[3]]).unwrap();
+    }
+
+    /// Reads one FramebufferUpdate of Raw rects (32 bpp) and returns the number of pixel bytes.
+    pub fn read_raw_update(&mut self) -> usize {
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header).expect("update header");
+        assert_eq!(header[0], 0, "FramebufferUpdate");
+        let rects = u16::from_be_bytes([header[2], header[3]]);
+        let mut pixels = 0;
+        for _ in 0..rects {
+            let mut rect = [0u8; 12];
+            self.stream.read_exact(&mut rect).unwrap();
+            let w = usize::from(u16::from_be_bytes([rect[4], rect[5]]));
+            let h = usize::from(u16::from_be_bytes([rect[6], rect[7]]));
+            let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
+            if encoding == 0 {
+                let mut data = vec![0u8; w * h * 4];
+                self.stream.read_exact(&mut data).unwrap();
+                pixels += data.len();
+            }
+        }
+        pixels
+    }
+}
+
+/// True when the server closed `stream` (EOF or reset) within the read timeout.
+pub fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
