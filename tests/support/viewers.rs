@@ -742,7 +742,7 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts `Xvfb :N -screen 0 1400x900x24 -nolisten tcp` on a free display and waits until it accepts connections.
+    /// Starts `Xvfb :N -screen 0 1400x900x24 -nolisten tcp -noreset` on a free display and waits until it accepts connections.
     fn start(log_path: &Path) -> Xvfb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let xvfb = require_tool("Xvfb", "xvfb");
@@ -760,6 +760,9 @@ impl Xvfb {
                 .arg(format!(":{display}"))
                 .args(["-screen", "0", &format!("{}x{}x24", XVFB_SCREEN.0, XVFB_SCREEN.1)])
                 .args(["-nolisten", "tcp"])
+                // Without -noreset the server resets when its last client disconnects (e.g. our
+                // xdotool call), and a client connecting during the reset gets "Can't open display".
+                .arg("-noreset")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("cloning log"))
                 .stderr(log)

@@ -1,0 +1,47 @@
+//! What the demo target should look like, for comparing against what a viewer shows.
+#![allow(dead_code)] // every integration test includes this file but uses only some of it
+
+use kvnc::demo::layout::{CLOCK_RECT, HEIGHT, WIDTH};
+use kvnc::demo::{DemoState, render};
+
+use crate::viewers::RgbImage;
+
+/// The demo target's screen for `state` as RGB (the clock is left out of every comparison).
+pub fn expected(state: &DemoState) -> RgbImage {
+    let frame = render(state, "00:00:00");
+    let mut image = RgbImage::filled(usize::from(WIDTH), usize::from(HEIGHT), [0, 0, 0]);
+    for y in 0..frame.height() {
+        for x in 0..frame.width() {
+            let [b, g, r, _] = frame.pixel(x, y).to_le_bytes();
+            image.set_pixel(usize::from(x), usize::from(y), [r, g, b]);
+        }
+    }
+    image
+}
+
+/// Pixels outside the clock whose channels differ from `expected` by more than `tolerance`;
+/// `usize::MAX` when the sizes differ.
+pub fn differences(actual: &RgbImage, expected: &RgbImage, tolerance: u8) -> usize {
+    if (actual.width, actual.height) != (expected.width, expected.height) {
+        return usize::MAX;
+    }
+    let in_clock = |x: usize, y: usize| {
+        let (cx, cy) = (usize::from(CLOCK_RECT.x), usize::from(CLOCK_RECT.y));
+        (cx..cx + usize::from(CLOCK_RECT.width)).contains(&x) && (cy..cy + usize::from(CLOCK_RECT.height)).contains(&y)
+    };
+    let mut count = 0;
+    for y in 0..actual.height {
+        for x in 0..actual.width {
+            let (a, e) = (actual.pixel(x, y), expected.pixel(x, y));
+            if !in_clock(x, y) && a.iter().zip(e).any(|(a, e)| a.abs_diff(e) > tolerance) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// The console's lines as read from `image` (see `screen::read_console`).
+pub fn console(image: &RgbImage) -> Vec<String> {
+    crate::screen::read_console(&image.rgb, image.width, image.height)
+}
