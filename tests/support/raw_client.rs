@@ -24,6 +24,11 @@ impl RawClient {
 
     /// Full 3.8 handshake with security None, shared, then SetEncodings [Raw].
     pub fn connect(addr: &str) -> RawClient {
+        Self::connect_with(addr, true)
+    }
+
+    /// Like [`RawClient::connect`], asking for shared or exclusive access.
+    pub fn connect_with(addr: &str, shared: bool) -> RawClient {
         let mut stream = Self::connect_bare(addr);
         stream.write_all(b"RFB 003.008\n").unwrap();
         let mut types = [0u8; 2];
@@ -33,7 +38,7 @@ impl RawClient {
         let mut result = [0u8; 4];
         stream.read_exact(&mut result).unwrap();
         assert_eq!(result, [0; 4]);
-        stream.write_all(&[1]).unwrap();
+        stream.write_all(&[u8::from(shared)]).unwrap();
         let mut init = [0u8; 24];
         stream.read_exact(&mut init).unwrap();
         let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
@@ -56,6 +61,12 @@ impl RawClient {
     pub fn key(&mut self, keysym: u32, down: bool) {
         let k = keysym.to_be_bytes();
         self.stream.write_all(&[4, u8::from(down), 0, 0, k[0], k[1], k[2], k[3]]).unwrap();
+    }
+
+    pub fn pointer(&mut self, buttons: u8, x: u16, y: u16) {
+        let [x0, x1] = x.to_be_bytes();
+        let [y0, y1] = y.to_be_bytes();
+        self.stream.write_all(&[5, buttons, x0, x1, y0, y1]).unwrap();
     }
 
     /// Reads one FramebufferUpdate of Raw rects (32 bpp) and returns the number of pixel bytes.

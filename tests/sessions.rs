@@ -1,0 +1,88 @@
+//! Several viewers at once: held input is released when a viewer leaves, a viewer that stops
+//! reading does not hold up the others, and the shared-flag policy.
+
+#[path = "support/demo_screen.rs"]
+mod demo_screen;
+#[path = "support/raw_client.rs"]
+mod raw_client;
+#[path = "support/screen.rs"]
+mod screen;
+#[path = "support/viewers.rs"]
+mod viewers;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use kvnc::demo::BANNER;
+use raw_client::{RawClient, closed_by_server};
+use viewers::{KvncServer, capture, vncdo_run};
+
+const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+const FULL_FRAME: usize = 1280 * 720 * 4;
+
+#[test]
+fn a_leaving_viewer_releases_its_keys_and_buttons() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let mut leaving = RawClient::connect(&server.addr());
+    leaving.key(u32::from(b'q'), true);
+    leaving.pointer(1, 100, 100);
+    // Prove the events were handled before leaving: the update after them is answered.
+    leaving.request_update(false);
+    leaving.read_raw_update();
+    drop(leaving);
+    assert!(server.wait_for_log("disconnected", Duration::from_secs(5)), "{}", server.log());
+
+    // Had 'q' stayed down, another viewer's 'q' would not be a new key press and type nothing.
+    vncdo_run(&server.vnc_target(), None, &["type", "q"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let image = capture(&server.vnc_target(), None);
+        let console = demo_screen::console(&image);
+        let status = screen::read_status_line(&image.rgb, image.width, image.height);
+        if (console[..3] == [BANNER, "", "qq"] && status.contains("buttons ---")) || Instant::now() > deadline {
+            assert_eq!(console[..3], [BANNER, "", "qq"]);
+            assert!(status.contains("buttons ---"), "left button still held: {status}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_viewer_that_stops_reading_does_not_hold_up_others() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let mut stalled = RawClient::connect(&server.addr());
+    // Ask for many full frames and never read them: the socket buffers fill up.
+    for _ in 0..50 {
+        stalled.request_update(false);
+    }
+    stalled.stream.flush().unwrap();
+    let mut active = RawClient::connect(&server.addr());
+    for _ in 0..10 {
+        active.request_update(false);
+        assert_eq!(active.read_raw_update(), FULL_FRAME);
+    }
+    drop(stalled);
+}
+
+#[test]
+fn honour_policy_lets_an_exclusive_viewer_disconnect_the_others() {
+    let server = KvncServer::start(KVNC, &["serve", "--shared-policy", "honour"]);
+    let mut first = RawClient::connect(&server.addr());
+    let mut exclusive = RawClient::connect_with(&server.addr(), false);
+    assert!(closed_by_server(&mut first.stream), "the shared viewer is disconnected");
+    assert!(server.wait_for_log("another viewer took exclusive access", Duration::from_secs(5)), "{}", server.log());
+    exclusive.request_update(false);
+    assert_eq!(exclusive.read_raw_update(), FULL_FRAME);
+}
+
+#[test]
+fn always_policy_keeps_everyone_connected() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let mut first = RawClient::connect(&server.addr());
+    let mut exclusive = RawClient::connect_with(&server.addr(), false);
+    for viewer in [&mut first, &mut exclusive] {
+        viewer.request_update(false);
+        assert_eq!(viewer.read_raw_update(), FULL_FRAME);
+    }
+}
