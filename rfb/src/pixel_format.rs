@@ -248,7 +248,7 @@ impl PixelConverter {
                 // With full 8-bit channels on byte boundaries a 32-bit format is a byte shuffle
                 // of the native one; depth and which byte holds padding do not matter.
                 let byte = |max: u16, shift: u8| {
-                    (max == 255 && shift % 8 == 0 && shift < 32)
+                    (max == 255 && shift.is_multiple_of(8) && shift < 32)
                         .then(|| if big_endian { 3 - shift / 8 } else { shift / 8 })
                 };
                 match (byte(f.red_max, f.red_shift), byte(f.green_max, f.green_shift), byte(f.blue_max, f.blue_shift)) {
