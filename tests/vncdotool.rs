@@ -66,13 +66,7 @@ fn password_protects_the_target() {
     std::fs::write(&view_only, "justlook\n").unwrap();
     let server = KvncServer::start(
         KVNC,
-        &[
-            "serve",
-            "--password-file",
-            full.to_str().unwrap(),
-            "--view-only-password-file",
-            view_only.to_str().unwrap(),
-        ],
+        &["serve", "--password-file", full.to_str().unwrap(), "--view-only-password-file", view_only.to_str().unwrap()],
     );
     let target = server.vnc_target();
 
