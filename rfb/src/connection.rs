@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::encoders::{Encoder, RawEncoder};
+use crate::encoders::{EncodeParams, Encoders};
 use crate::encoding::{self, ClientEncodings};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, Rect};
@@ -108,7 +108,7 @@ pub struct ServerConnection {
     height: u16,
     converter: PixelConverter,
     encodings: ClientEncodings,
-    encoder: Box<dyn Encoder>,
+    encoders: Encoders,
     qemu_ack_pending: bool,
     qemu_ack_sent: bool,
 }
@@ -131,7 +131,7 @@ impl ServerConnection {
             height: 0,
             converter: PixelConverter::new(PixelFormat::NATIVE),
             encodings: ClientEncodings::default(),
-            encoder: Box::new(RawEncoder),
+            encoders: Encoders::default(),
             qemu_ack_pending: false,
             qemu_ack_sent: false,
         }
@@ -230,21 +230,26 @@ impl ServerConnection {
         }
         let bounds = frame.bounds();
         let rects: Vec<Rect> = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
-        let pseudo = usize::from(self.qemu_ack_pending);
         let last_rect = self.encodings.last_rect;
-        let count = if last_rect { u16::MAX } else { (rects.len() + pseudo).min(usize::from(u16::MAX)) as u16 };
-        server::write_framebuffer_update_header(&mut self.output, count);
+        let header_at = self.output.len();
+        server::write_framebuffer_update_header(&mut self.output, u16::MAX);
+        let mut count = 0;
         if self.qemu_ack_pending {
             server::write_rect_header(&mut self.output, &Rect::default(), encoding::QEMU_EXTENDED_KEY_EVENT);
             self.qemu_ack_pending = false;
             self.qemu_ack_sent = true;
+            count += 1;
         }
+        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings };
         for rect in &rects {
-            server::write_rect_header(&mut self.output, rect, self.encoder.encoding());
-            self.encoder.encode(frame, rect, &self.converter, &mut self.output);
+            count += self.encoders.encode(frame, rect, &params, &mut self.output);
         }
         if last_rect {
             server::write_rect_header(&mut self.output, &Rect::default(), encoding::LAST_RECT);
+        } else {
+            // Without LastRect the header must carry the exact count, known only now.
+            let count = u16::try_from(count).unwrap_or(u16::MAX);
+            self.output[header_at + 2..header_at + 4].copy_from_slice(&count.to_be_bytes());
         }
     }
 

@@ -1,17 +1,38 @@
-//! Encoders: one per file, behind [`Encoder`]. The connection picks one per client from the
-//! client's SetEncodings and feeds it rectangles of the native frame.
+//! Encoders: one per file, behind [`Encoder`]. [`Encoders`] holds one connection's encoders
+//! and picks one per update from what the client listed.
 
 mod raw;
 
 pub use raw::RawEncoder;
 
+use crate::encoding::ClientEncodings;
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
-pub trait Encoder: Send {
-    /// The encoding number written in each rect header.
-    fn encoding(&self) -> i32;
+/// What an encoder needs to know about the client.
+pub struct EncodeParams<'a> {
+    /// Converts native pixels to the client's pixel format.
+    pub converter: &'a PixelConverter,
+    /// The client's latest SetEncodings (allowed encodings, quality and compression levels).
+    pub encodings: &'a ClientEncodings,
+}
 
-    /// Appends the encoded pixels of `rect` (header not included) in the client's format.
-    fn encode(&mut self, frame: &Frame, rect: &Rect, converter: &PixelConverter, out: &mut Vec<u8>);
+pub trait Encoder: Send {
+    /// Appends complete rectangles (header and data) that together cover `rect`, which lies
+    /// inside `frame`, and returns how many it wrote.
+    fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize;
+}
+
+/// One connection's encoders. Created lazily and kept for the connection's lifetime, because
+/// compressed encodings carry zlib streams that the client's decoder continues across updates.
+#[derive(Default)]
+pub struct Encoders {
+    raw: RawEncoder,
+}
+
+impl Encoders {
+    /// Encodes `rect` with the client's preferred encoding; returns the number of rects written.
+    pub fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
+        self.raw.encode(frame, rect, params, out)
+    }
 }
