@@ -3,6 +3,7 @@
 
 mod update;
 mod viewer;
+mod websocket;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,8 +93,17 @@ impl Server {
             let span = tracing::info_span!("viewer", %peer, id);
             tokio::spawn(
                 async move {
-                    tracing::info!("connected");
-                    match viewer::serve(stream, id, &shared, &kick).await {
+                    let result = if websocket::is_websocket(&stream).await {
+                        tracing::info!("connected (WebSocket)");
+                        match websocket::accept(stream).await {
+                            Ok(pipe) => viewer::serve(pipe, id, &shared, &kick).await,
+                            Err(e) => Err(e.context("WebSocket handshake failed")),
+                        }
+                    } else {
+                        tracing::info!("connected");
+                        viewer::serve(stream, id, &shared, &kick).await
+                    };
+                    match result {
                         Ok(reason) => tracing::info!("disconnected: {reason}"),
                         Err(e) => tracing::warn!("closed: {e:#}"),
                     }
