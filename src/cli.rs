@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::demo::DemoTarget;
+use crate::hid::InputSink;
+use crate::hid::discard::DiscardSink;
 use crate::input::InputRouter;
 use crate::server::{Server, SharedPolicy};
+use crate::source::FrameSource;
+use crate::source::replay::ReplaySource;
 
 #[derive(Debug, Parser)]
 #[command(name = "kvnc", version, about = "A VNC server for a KVM over IP")]
@@ -29,9 +33,14 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one; the log says which).
     #[arg(long, default_value = "127.0.0.1:5900")]
     pub listen: SocketAddr,
-    /// Where the screen comes from and where input goes.
-    #[arg(long, value_enum, default_value_t = SourceKind::Demo)]
-    pub source: SourceKind,
+    /// Where the screen comes from and where input goes: `demo` (the built-in simulated
+    /// target) or `replay:PATH` (a PNG/JPEG file, or a directory of them played in name order,
+    /// looping; input is discarded).
+    #[arg(long, default_value = "demo", value_parser = parse_source)]
+    pub source: SourceSpec,
+    /// Frames per second for `replay:` directories.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
     /// File whose first line is the VNC password (only its first 8 bytes count).
     #[arg(long, value_name = "PATH")]
     pub password_file: Option<PathBuf>,
@@ -52,10 +61,20 @@ pub struct ServeArgs {
     pub max_cut_text: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceKind {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
     /// The built-in simulated target machine (no hardware needed).
     Demo,
+    /// Recorded or generated frames.
+    Replay(PathBuf),
+}
+
+fn parse_source(value: &str) -> Result<SourceSpec, String> {
+    match value.split_once(':') {
+        None if value == "demo" => Ok(SourceSpec::Demo),
+        Some(("replay", path)) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
+        _ => Err(format!("unknown source {value:?}: use `demo` or `replay:PATH`")),
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -66,11 +85,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = server_config(&args)?;
-    let (source, sink) = match args.source {
-        SourceKind::Demo => {
+    let (source, sink): (Arc<dyn FrameSource>, Arc<dyn InputSink>) = match &args.source {
+        SourceSpec::Demo => {
             let demo = DemoTarget::start();
-            (demo.clone() as Arc<dyn crate::source::FrameSource>, demo as Arc<dyn crate::hid::InputSink>)
+            (demo.clone(), demo)
         }
+        SourceSpec::Replay(path) => (ReplaySource::open(path, args.fps)?, Arc::new(DiscardSink)),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -134,6 +154,15 @@ mod tests {
         assert!(err.to_string().contains("--no-auth"), "{err}");
         assert!(server_config(&args(&["--listen", "0.0.0.0:5900", "--no-auth"])).is_ok());
         assert!(server_config(&args(&[])).is_ok(), "loopback needs no password");
+    }
+
+    #[test]
+    fn source_specs() {
+        assert_eq!(args(&[]).source, SourceSpec::Demo);
+        assert_eq!(args(&["--source", "replay:/tmp/x"]).source, SourceSpec::Replay("/tmp/x".into()));
+        for bad in ["replay:", "v4l2:/dev/video0", "demox"] {
+            assert!(Cli::try_parse_from(["kvnc", "serve", "--source", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use self::console::{BANNER, Console};
 pub use self::render::{render, status_text};
 pub use self::state::{DemoState, PointerState, WheelDirection};
 use crate::hid::{HidReport, InputSink};
-use crate::source::{FrameSource, SourceFrame};
+use crate::source::{FramePublisher, FrameSource, SourceFrame};
 
 /// The shortest time between two frames; a burst of reports within it makes one frame.
 pub const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(10);
@@ -29,7 +29,7 @@ pub struct DemoTarget {
     state: Mutex<DemoState>,
     /// Wakes the render task after a report changed the state.
     changed: Arc<Notify>,
-    frames: watch::Sender<Arc<SourceFrame>>,
+    frames: FramePublisher,
 }
 
 impl DemoTarget {
@@ -38,11 +38,11 @@ impl DemoTarget {
     pub fn start() -> Arc<Self> {
         let state = DemoState::new();
         let clock = clock_text(SystemTime::now());
-        let first = SourceFrame { generation: 0, frame: render(&state, &clock) };
+        let first = render(&state, &clock);
         let target = Arc::new(Self {
             state: Mutex::new(state.clone()),
             changed: Arc::new(Notify::new()),
-            frames: watch::Sender::new(Arc::new(first)),
+            frames: FramePublisher::new(first),
         });
         tokio::spawn(render_loop(Arc::downgrade(&target), target.changed.clone(), (state, clock)));
         target
@@ -56,17 +56,6 @@ impl DemoTarget {
     fn lock_state(&self) -> MutexGuard<'_, DemoState> {
         // DemoState's methods cannot leave it half-updated, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Publishes `frame` as a new generation, unless it shows exactly what the current one does.
-    fn publish(&self, frame: rfb::Frame) {
-        self.frames.send_if_modified(|current| {
-            if current.frame == frame {
-                return false;
-            }
-            *current = Arc::new(SourceFrame { generation: current.generation + 1, frame });
-            true
-        });
     }
 }
 
@@ -104,7 +93,7 @@ async fn render_loop(target: Weak<DemoTarget>, changed: Arc<Notify>, mut shown: 
             // A full screen of text takes milliseconds (tens in debug builds): keep it off the
             // runtime's worker threads.
             let Ok(frame) = tokio::task::spawn_blocking(move || render(&state, &clock)).await else { return };
-            target.publish(frame);
+            target.frames.publish(frame);
             shown = now;
         }
     }

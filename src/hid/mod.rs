@@ -1,6 +1,7 @@
 //! The seam where input goes out: USB HID reports, byte for byte what a boot keyboard and an
 //! absolute pointer send to the target. The demo target consumes them now; /dev/hidgN later.
 
+pub mod discard;
 pub mod keyboard;
 pub mod keymap;
 pub mod pointer;

@@ -61,10 +61,7 @@ fn choose_subprotocol(request: &Request, mut response: Response) -> Result<Respo
 }
 
 /// Moves bytes between the WebSocket and the pipe until either side ends.
-async fn bridge(
-    websocket: tokio_tungstenite::WebSocketStream<TcpStream>,
-    pipe: DuplexStream,
-) {
+async fn bridge(websocket: tokio_tungstenite::WebSocketStream<TcpStream>, pipe: DuplexStream) {
     let (mut ws_tx, mut ws_rx) = websocket.split();
     let (mut pipe_rx, mut pipe_tx) = tokio::io::split(pipe);
     let inbound = async {

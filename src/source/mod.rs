@@ -1,0 +1,49 @@
+//! The seam where a screen comes in: anything that produces frames (the demo target now,
+//! V4L2 capture and replay later) implements [`FrameSource`].
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+/// One frame as published by a source. `generation` grows by at least one every time the
+/// picture (or its size) changes, so a viewer can tell "nothing new" without comparing pixels.
+#[derive(Debug)]
+pub struct SourceFrame {
+    pub generation: u64,
+    pub frame: rfb::Frame,
+}
+
+pub trait FrameSource: Send + Sync + 'static {
+    /// A receiver that always holds the newest frame; `changed()` wakes when a newer one arrives.
+    /// Slow consumers simply skip intermediate frames.
+    fn frames(&self) -> watch::Receiver<Arc<SourceFrame>>;
+}
+
+pub mod replay;
+
+/// Publishes frames on a watch channel, numbering generations; what every source needs.
+pub struct FramePublisher {
+    sender: watch::Sender<Arc<SourceFrame>>,
+}
+
+impl FramePublisher {
+    pub fn new(first: rfb::Frame) -> Self {
+        Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, frame: first })) }
+    }
+
+    /// Publishes `frame` as the next generation, unless it is identical to the current frame
+    /// (a still screen then costs viewers nothing).
+    pub fn publish(&self, frame: rfb::Frame) {
+        self.sender.send_if_modified(|current| {
+            if current.frame == frame {
+                return false;
+            }
+            *current = Arc::new(SourceFrame { generation: current.generation + 1, frame });
+            true
+        });
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<SourceFrame>> {
+        self.sender.subscribe()
+    }
+}
