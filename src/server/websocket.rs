@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// How long a new connection may take to show it is a WebSocket. Browsers send the upgrade
@@ -37,8 +37,14 @@ pub async fn is_websocket(stream: &TcpStream) -> bool {
 }
 
 /// Completes the WebSocket handshake and returns the RFB byte stream inside it.
+// The callback's Result type is tungstenite's, large error variant included.
+#[allow(clippy::result_large_err)]
 pub async fn accept(stream: TcpStream) -> anyhow::Result<DuplexStream> {
-    let websocket = tokio_tungstenite::accept_hdr_async(stream, choose_subprotocol).await?;
+    let websocket = tokio_tungstenite::accept_hdr_async(stream, |request: &Request, mut response: Response| {
+        echo_binary_subprotocol(request, &mut response);
+        Ok(response)
+    })
+    .await?;
     let (rfb_side, bridge_side) = tokio::io::duplex(PIPE_CAPACITY);
     tokio::spawn(bridge(websocket, bridge_side));
     Ok(rfb_side)
@@ -46,7 +52,7 @@ pub async fn accept(stream: TcpStream) -> anyhow::Result<DuplexStream> {
 
 /// No sub-protocol is required; `binary` is echoed when offered (old noVNC and websockify
 /// clients ask for it).
-fn choose_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+fn echo_binary_subprotocol(request: &Request, response: &mut Response) {
     let offers_binary = request
         .headers()
         .get_all(PROTOCOL_HEADER)
@@ -57,7 +63,6 @@ fn choose_subprotocol(request: &Request, mut response: Response) -> Result<Respo
     if offers_binary {
         response.headers_mut().insert(PROTOCOL_HEADER, HeaderValue::from_static("binary"));
     }
-    Ok(response)
 }
 
 /// Moves bytes between the WebSocket and the pipe until either side ends.

@@ -19,7 +19,9 @@
 //!   that position at connect: we park it at the bottom-right corner first;
 //! * TigerVNC ignores an absolute XTEST pointer move until some relative motion has happened:
 //!   [`TigerViewer::mouse_move`] ends every move with a one-pixel relative step;
-//! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log.
+//! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log;
+//! * vncdotool 1.4.2 pastes the first rectangle of a connection at (0,0) whatever its position,
+//!   and sizes its image to the rectangles received: [`capture`] checks that the first one is at (0,0).
 #![allow(dead_code)]
 
 use std::fs::{self, File};
@@ -697,6 +699,7 @@ pub fn vncdo_run(server: &str, password: Option<&str>, args: &[&str]) -> Output 
 }
 
 /// Captures the server's whole framebuffer with `vncdo capture` and returns it.
+/// Panics if the server's first rectangle is not at (0,0): vncdotool 1.4.2 would misplace it.
 pub fn capture(server: &str, password: Option<&str>) -> RgbImage {
     let dir = TempDir::new("kvnc-capture");
     capture_to(server, password, dir.path().join("capture.png"))
@@ -709,8 +712,33 @@ pub fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) 
         let _ = fs::create_dir_all(parent);
     }
     let path_str = path.to_str().expect("UTF-8 capture path");
-    vncdo_run(server, password, &["capture", path_str]);
+    // -v makes vncdo log every rectangle, so that its first-rectangle bug can be detected.
+    let out = vncdo_run(server, password, &["-v", "capture", path_str]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    if let Some((x, y, w, h)) = first_pixel_rect(&log) {
+        assert!(
+            (x, y) == (0, 0),
+            "vncdotool 1.4.2 pastes the first rectangle it receives at (0,0) whatever its position \
+             (client.py updateRectangle: `if not self.screen: self.screen = update`), so this \
+             capture is shifted: the server's first rectangle was {w}x{h} at ({x},{y}). \
+             Rectangles received:\n{}",
+            log.lines().filter(|l| l.contains(" w=")).collect::<Vec<_>>().join("\n")
+        );
+    }
     load_png(path)
+}
+
+/// The first non-empty, non-pseudo-encoding rectangle (x, y, w, h) in `vncdo -v` output.
+fn first_pixel_rect(log: &str) -> Option<(u32, u32, u32, u32)> {
+    log.lines().find_map(|line| {
+        let rest = &line[line.find("x=")?..];
+        if rest.contains("PSEUDO") {
+            return None;
+        }
+        let mut nums = rest.split_whitespace().take(4).map(|kv| kv.split_once('=')?.1.parse::<u32>().ok());
+        let (x, y, w, h) = (nums.next()??, nums.next()??, nums.next()??, nums.next()??);
+        (w > 0 && h > 0).then_some((x, y, w, h))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
