@@ -296,6 +296,7 @@ async function main() {
   result.chromium = browser.version();
   mark('launched');
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  mark('newPage');
   page.on('pageerror', e => pageErrors.push('pageerror: ' + (e.stack || e.message)));
   page.on('crash', () => pageErrors.push('page crashed'));
 
@@ -308,6 +309,7 @@ async function main() {
   if (args.encodings !== undefined) q.set('encodings', args.encodings.replace(/\s+/g, ''));
   await page.goto(`http://127.0.0.1:${httpPort}/index.html?${q}`, { waitUntil: 'load', timeout: 10000 });
   mark('loaded');
+  result.timings.pageModuleReady = await page.evaluate(() => window.__moduleAt);  // page clock
 
   const budgetLeft = () => Math.max(0, timeoutMs - since());
   // 1. connected (or failed)
@@ -352,6 +354,7 @@ async function main() {
     while (true) {
       if (Date.now() - lastChange >= untilStableMs) { result.stable = true; break; }
       if (budgetLeft() <= 0) break;
+      if (await page.evaluate(() => window.__state === 'disconnected')) break;
       await sleep(Math.min(50, Math.max(5, untilStableMs / 5)));
       const h = await canvasHash();
       if (h !== last) { last = h; lastChange = Date.now(); }
