@@ -41,7 +41,7 @@ pub const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`TigerViewer::start`] waits for the viewer window to appear.
 pub const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Screen size of the Xvfb display that hosts a [`TigerViewer`].
-pub const XVFB_SCREEN: (usize, usize) = (1400, 900);
+pub const XVFB_SCREEN: (usize, usize) = (2600, 1200);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -313,6 +313,17 @@ impl RgbImage {
             return None;
         }
         Some(self.rgb.iter().zip(&other.rgb).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0))
+    }
+
+    /// Peak signal-to-noise ratio to `other` in dB over all channels (infinite when equal);
+    /// None if the sizes differ.
+    pub fn psnr(&self, other: &RgbImage) -> Option<f64> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        let squared: f64 = self.rgb.iter().zip(&other.rgb).map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2)).sum();
+        let mse = squared / self.rgb.len().max(1) as f64;
+        Some(if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0 * 255.0 / mse).log10() })
     }
 
     /// Number of pixels whose colour differs from `other`'s by more than `tol`; None if sizes differ.
@@ -770,7 +781,7 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts `Xvfb :N -screen 0 1400x900x24 -nolisten tcp -noreset` on a free display and waits until it accepts connections.
+    /// Starts `Xvfb :N -screen 0 WxHx24 -nolisten tcp -noreset` ([`XVFB_SCREEN`]) on a free display and waits until it accepts connections.
     fn start(log_path: &Path) -> Xvfb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let xvfb = require_tool("Xvfb", "xvfb");
@@ -1009,7 +1020,7 @@ impl TigerViewer {
         (x, y)
     }
 
-    /// Screenshot of the whole Xvfb screen (1400x900) via ImageMagick's `import -window root` (as PPM).
+    /// Screenshot of the whole Xvfb screen ([`XVFB_SCREEN`]) via ImageMagick's `import -window root` (as PPM).
     pub fn screenshot(&self) -> RgbImage {
         self.try_screenshot().unwrap_or_else(|e| panic!("{e}"))
     }
