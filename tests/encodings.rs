@@ -40,7 +40,7 @@ fn quantise(image: &RgbImage, maxes: [u16; 3]) -> RgbImage {
     let mut out = image.clone();
     for (i, v) in out.rgb.iter_mut().enumerate() {
         let max = u32::from(maxes[i % 3]);
-        let level = (u32::from(*v) * max + 127) / 255;
+        let level = (u32::from(*v) * max + 128) / 255;
         *v = ((level * 255 + max / 2) / max) as u8;
     }
     out
@@ -48,7 +48,10 @@ fn quantise(image: &RgbImage, maxes: [u16; 3]) -> RgbImage {
 
 fn check(what: &str, shown: &RgbImage, source: &RgbImage, expect: Expect) -> Result<(), String> {
     if (shown.width, shown.height) != (source.width, source.height) {
-        return Err(format!("{what}: {}x{} shown, source {}x{}", shown.width, shown.height, source.width, source.height));
+        return Err(format!(
+            "{what}: {}x{} shown, source {}x{}",
+            shown.width, shown.height, source.width, source.height
+        ));
     }
     match expect {
         Expect::Exact => match shown.diff_count(source, 0) {
@@ -71,7 +74,10 @@ fn tigervnc_shows(fixture_name: &str, args: &[&str], expect: Expect) {
     let viewer = TigerViewer::start(&server.vnc_target(), args);
     let what = format!("TigerVNC {args:?} on {fixture_name}");
     let result = viewer.wait_until_fb(
-        |fb| check(&what, &fb.crop(0, 0, source.width.min(fb.width), source.height.min(fb.height)), &source, expect).is_ok(),
+        |fb| {
+            check(&what, &fb.crop(0, 0, source.width.min(fb.width), source.height.min(fb.height)), &source, expect)
+                .is_ok()
+        },
         Duration::from_secs(20),
     );
     let shown = match result {

@@ -1,0 +1,64 @@
+//! Encoder benchmark: for each fixture screen and each encoding, the time to encode one full
+//! frame (median of several runs, streams warm) and the bytes it takes.
+//!
+//! `cargo bench -p rfb --bench encode` (fixtures from `fixtures/*.png`).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rfb::encoders::{EncodeParams, Encoders};
+use rfb::encoding::ClientEncodings;
+use rfb::{Frame, PixelConverter, PixelFormat};
+
+const RUNS: usize = 7;
+const FIXTURES: &[&str] = &["post-1080p.png", "desktop-1080p.png", "photo-1080p.png", "wide-2560x1080.png"];
+
+/// (label, SetEncodings list as a viewer would send it).
+const CASES: &[(&str, &[i32])] =
+    &[("Raw", &[0]), ("ZRLE", &[16]), ("Tight", &[7, -224]), ("Tight+JPEG q8", &[7, -224, -24])];
+
+fn load(path: &Path) -> Frame {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("fixture")));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
+    let info = reader.next_frame(&mut buf).expect("png data");
+    let channels = info.color_type.samples();
+    let mut pixels = Vec::with_capacity(info.width as usize * info.height as usize * 4);
+    for px in buf[..info.buffer_size()].chunks_exact(channels) {
+        pixels.extend_from_slice(&[px[2], px[1], px[0], 0]);
+    }
+    Frame::from_pixels(info.width as u16, info.height as u16, pixels).expect("frame")
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let converter = PixelConverter::new(PixelFormat::NATIVE);
+    println!("{:<22} {:<14} {:>10} {:>12} {:>8}", "fixture", "encoding", "ms/frame", "bytes/frame", "ratio");
+    for name in FIXTURES {
+        let frame = load(&fixtures.join(name));
+        let raw_bytes = frame.pixels().len();
+        for (label, list) in CASES {
+            let encodings = ClientEncodings::from_list(list.to_vec());
+            let params = EncodeParams { converter: &converter, encodings: &encodings };
+            let mut encoders = Encoders::default();
+            let mut out = Vec::with_capacity(raw_bytes + 1024);
+            let mut times = Vec::with_capacity(RUNS);
+            // The first run warms the zlib streams like a connection's first update does.
+            for _ in 0..=RUNS {
+                out.clear();
+                let start = Instant::now();
+                encoders.encode(&frame, &frame.bounds(), &params, &mut out);
+                times.push(start.elapsed());
+            }
+            times.remove(0);
+            let ms = median(times).as_secs_f64() * 1000.0;
+            let ratio = raw_bytes as f64 / out.len() as f64;
+            println!("{name:<22} {label:<14} {ms:>10.2} {:>12} {ratio:>7.1}x", out.len());
+        }
+    }
+}
