@@ -2,10 +2,12 @@
 //! and picks one per update from what the client listed.
 
 mod raw;
+mod zrle;
 
 pub use raw::RawEncoder;
+pub use zrle::ZrleEncoder;
 
-use crate::encoding::ClientEncodings;
+use crate::encoding::{ClientEncodings, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
@@ -28,11 +30,15 @@ pub trait Encoder: Send {
 #[derive(Default)]
 pub struct Encoders {
     raw: RawEncoder,
+    zrle: ZrleEncoder,
 }
 
 impl Encoders {
     /// Encodes `rect` with the client's preferred encoding; returns the number of rects written.
     pub fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
-        self.raw.encode(frame, rect, params, out)
+        match params.encodings.preferred {
+            ZRLE => self.zrle.encode(frame, rect, params, out),
+            _ => self.raw.encode(frame, rect, params, out),
+        }
     }
 }

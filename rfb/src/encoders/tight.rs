@@ -1,0 +1,483 @@
+//! Tight (7), encoded the way TigerVNC's server does it (reference §B3, §B4, §C3).
+//!
+//! Every rect is cut into sub-rects at most 2048 wide and 65536 pixels in area. When the client
+//! listed LastRect, large single-colour areas are first found and sent as fill rects
+//! (`tight/solid.rs`). Each sub-rect is then analysed (`tight/palette.rs`) and sent as
+//!
+//! * a fill (1 colour): control byte `0x80` + one TPIXEL;
+//! * a mono bitmap (2 colours): basic compression on zlib stream 1, palette filter, 1 bit per
+//!   pixel, background (the more frequent colour) = index 0;
+//! * an indexed rect (3..=max colours): stream 2, palette filter, 1 byte per pixel; 8 bpp
+//!   clients get a full-colour rect instead, as TigerVNC does;
+//! * full colour: JPEG (`0x90`) when the client sent a quality level and takes at least 16 bpp,
+//!   else basic compression with the copy filter on stream 0.
+//!
+//! Never emitted: basic compression without zlib (`0xA`/`0xE`, needs -317), the gradient filter
+//! and TightPNG. Every rect's zlib data ends with a sync flush, so the client decodes it without
+//! waiting for later data; data shorter than 12 bytes is sent uncompressed.
+//!
+//! Stream reset bits (control byte bits 0-3) are set in two cases only, unlike TigerVNC, which
+//! never sets them: when the client's compression level changes to a zlib level that zlib-rs
+//! cannot switch to in place (see `tight/zlib.rs`), and after a zlib failure. The stream is then
+//! recreated, and the next Tight rect (for a level change: the rect compressed at the new
+//! level) tells the client to reset its inflater too.
+
+mod jpeg;
+mod palette;
+mod pixels;
+mod solid;
+mod zlib;
+
+use super::{EncodeParams, Encoder};
+use crate::encoding::{RAW, TIGHT};
+use crate::frame::{Frame, Rect};
+use crate::messages::server::write_rect_header;
+use crate::pixel_format::PixelConverter;
+
+pub use jpeg::Subsampling;
+
+use palette::{Analysis, Palette};
+use pixels::TPixel;
+use solid::Part;
+use zlib::ZlibStream;
+
+/// Widest rect sent; the spec's limit and TigerVNC's `SubRectMaxWidth`.
+pub const MAX_RECT_WIDTH: u16 = 2048;
+/// Largest rect area sent (TigerVNC `SubRectMaxArea`, libvncserver `TIGHT_MAX_RECT_SIZE`).
+pub const MAX_RECT_AREA: usize = 65536;
+
+/// Data shorter than this is sent as is, without a length or zlib (the spec's rule; TigerVNC:
+/// "This value should not be changed, doing so will break compatibility").
+const MIN_TO_COMPRESS: usize = 12;
+/// The largest value a compact length can carry (22 bits).
+const MAX_COMPACT_LEN: usize = (1 << 22) - 1;
+
+const CTL_FILL: u8 = 0x80;
+const CTL_JPEG: u8 = 0x90;
+/// Basic compression: a filter-id byte follows the control byte.
+const CTL_EXPLICIT_FILTER: u8 = 0x40;
+const FILTER_PALETTE: u8 = 1;
+
+/// zlib stream ids (TigerVNC's and libvncserver's assignment; stream 3 stays unused).
+const STREAM_FULL_COLOUR: usize = 0;
+const STREAM_MONO: usize = 1;
+const STREAM_INDEXED: usize = 2;
+
+/// The largest palette Tight can carry.
+const MAX_PALETTE: usize = 256;
+
+/// zlib levels per compression level, as {indexed, mono, full colour} (TigerVNC `conf[]`).
+const ZLIB_LEVELS: [[u32; 3]; 10] =
+    [[0, 0, 0], [1, 1, 1], [3, 3, 2], [5, 5, 2], [6, 7, 3], [7, 8, 4], [7, 8, 5], [8, 9, 6], [9, 9, 7], [9, 9, 9]];
+/// What a client that sent no compression level gets.
+const DEFAULT_COMPRESS_LEVEL: u8 = 2;
+
+/// JPEG quality and chroma subsampling per quality level (TigerVNC `TightJPEGEncoder`).
+pub const JPEG_QUALITY: [(u8, Subsampling); 10] = [
+    (15, Subsampling::S420),
+    (29, Subsampling::S420),
+    (41, Subsampling::S420),
+    (42, Subsampling::S422),
+    (62, Subsampling::S422),
+    (77, Subsampling::S422),
+    (79, Subsampling::S444),
+    (86, Subsampling::S444),
+    (92, Subsampling::S444),
+    (100, Subsampling::S444),
+];
+
+/// A connection's Tight encoder: four zlib streams (stream 3 unused), the JPEG compressor and
+/// reusable buffers, so a steady stream of updates allocates nothing per pixel or per rect.
+pub struct TightEncoder {
+    streams: [ZlibStream; 4],
+    /// Streams recreated (level change or zlib failure): the next Tight rect tells the client
+    /// to reset them (control byte bits 0-3).
+    pending_reset: u8,
+    palette: Palette,
+    /// Created on the first JPEG rect; `Err` once creating it failed (then zlib is used).
+    jpeg: Option<Result<jpeg::JpegCompressor, ()>>,
+    /// Filtered pixel data of the current sub-rect, before compression.
+    data: Vec<u8>,
+    /// Compressed data of the current sub-rect.
+    compressed: Vec<u8>,
+    /// Control byte, filter and palette of the current sub-rect.
+    prefix: Vec<u8>,
+    parts: Vec<Part>,
+    search: Vec<Rect>,
+}
+
+impl std::fmt::Debug for TightEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TightEncoder").field("pending_reset", &self.pending_reset).finish_non_exhaustive()
+    }
+}
+
+impl Default for TightEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the client's SetEncodings and pixel format mean for one `encode` call.
+struct Settings<'a> {
+    converter: &'a PixelConverter,
+    tpixel: TPixel,
+    /// zlib levels {indexed, mono, full colour}.
+    levels: [u32; 3],
+    /// Palette limit = area / divisor, unless JPEG sets a fixed limit.
+    divisor: usize,
+    /// JPEG quality and subsampling when full-colour rects go as JPEG.
+    jpeg: Option<(u8, Subsampling)>,
+    /// The fixed palette limit that applies while JPEG is active.
+    jpeg_max_colours: usize,
+    /// 8 bpp clients get full colour instead of indexed rects (TigerVNC).
+    indexed: bool,
+}
+
+impl<'a> Settings<'a> {
+    fn new(params: &EncodeParams<'a>) -> Settings<'a> {
+        let format = params.converter.client_format();
+        let compress_level = params.encodings.compress_level.map(|l| l.min(9));
+        let level = compress_level.unwrap_or(DEFAULT_COMPRESS_LEVEL);
+        let jpeg = match params.encodings.quality_level {
+            Some(q) if format.bits_per_pixel >= 16 => Some(JPEG_QUALITY[usize::from(q.min(9))]),
+            _ => None,
+        };
+        Settings {
+            converter: params.converter,
+            tpixel: TPixel::for_converter(params.converter),
+            levels: ZLIB_LEVELS[usize::from(level)],
+            // TigerVNC `EncodeManager::writeSubRect`.
+            divisor: (usize::from(level) * 8).max(4),
+            jpeg,
+            jpeg_max_colours: if compress_level.is_some_and(|l| l < 2) { 24 } else { 96 },
+            indexed: format.bits_per_pixel > 8,
+        }
+    }
+
+    /// The most colours a sub-rect of `area` pixels may have to be sent with a palette.
+    fn max_colours(&self, area: usize) -> usize {
+        let limit = if self.jpeg.is_some() { self.jpeg_max_colours } else { area / self.divisor };
+        limit.clamp(2, MAX_PALETTE)
+    }
+}
+
+impl TightEncoder {
+    pub fn new() -> TightEncoder {
+        TightEncoder {
+            streams: Default::default(),
+            pending_reset: 0,
+            palette: Palette::new(),
+            jpeg: None,
+            data: Vec::new(),
+            compressed: Vec::new(),
+            prefix: Vec::new(),
+            parts: Vec::new(),
+            search: Vec::new(),
+        }
+    }
+
+    /// Splits `rect` and writes the pieces; returns how many.
+    fn encode_split(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) -> usize {
+        let mut count = 0;
+        for sub in sub_rects(rect) {
+            self.encode_sub_rect(frame, &sub, s, out);
+            count += 1;
+        }
+        count
+    }
+
+    /// Writes one rect (width <= 2048, area <= 65536, inside `frame`).
+    fn encode_sub_rect(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
+        match self.palette.analyse(frame, rect, s.max_colours(rect.area())) {
+            Analysis::Solid(colour) => self.write_fill(rect, colour, s, out),
+            Analysis::Mono => self.write_palette(frame, rect, s, out),
+            Analysis::Indexed if s.indexed => self.write_palette(frame, rect, s, out),
+            Analysis::Indexed | Analysis::FullColour => {
+                if let Some((quality, subsampling)) = s.jpeg
+                    && self.write_jpeg(frame, rect, quality, subsampling, out)
+                {
+                    return;
+                }
+                self.write_full_colour(frame, rect, s, out);
+            }
+        }
+    }
+
+    fn write_fill(&mut self, rect: &Rect, colour: u32, s: &Settings, out: &mut Vec<u8>) {
+        write_rect_header(out, rect, TIGHT);
+        out.push(CTL_FILL | self.take_reset());
+        s.tpixel.write(s.converter, colour, out);
+    }
+
+    /// Palette filter with the colours of the last analysis: 2 colours as a mono bitmap on
+    /// stream 1, more as 1 byte per pixel on stream 2.
+    fn write_palette(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
+        let colours = self.palette.colours();
+        let mono = colours.len() == 2;
+        let (stream, level) = if mono { (STREAM_MONO, s.levels[1]) } else { (STREAM_INDEXED, s.levels[0]) };
+        // The palette holds 2..=256 colours, so `len - 1` fits in a byte.
+        let last_index = colours.len().saturating_sub(1).min(MAX_PALETTE - 1) as u8;
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&[CTL_EXPLICIT_FILTER | (stream as u8) << 4, FILTER_PALETTE, last_index]);
+        for &colour in colours {
+            s.tpixel.write(s.converter, colour, &mut self.prefix);
+        }
+        self.data.clear();
+        if mono {
+            self.palette.write_mono_bitmap(frame, rect, &mut self.data);
+        } else {
+            self.palette.write_indices(frame, rect, &mut self.data);
+        }
+        self.finish_basic(frame, rect, stream, level, s, out);
+    }
+
+    /// Copy filter (no filter byte) on stream 0.
+    fn write_full_colour(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
+        self.prefix.clear();
+        self.prefix.push((STREAM_FULL_COLOUR as u8) << 4);
+        self.data.clear();
+        s.tpixel.write_rect(s.converter, frame, rect, &mut self.data);
+        self.finish_basic(frame, rect, STREAM_FULL_COLOUR, s.levels[2], s, out);
+    }
+
+    /// Returns false (writing nothing) when the JPEG codec is unavailable or fails.
+    fn write_jpeg(
+        &mut self,
+        frame: &Frame,
+        rect: &Rect,
+        quality: u8,
+        subsampling: Subsampling,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let compressor = self.jpeg.get_or_insert_with(|| jpeg::JpegCompressor::new().ok_or(()));
+        let Ok(compressor) = compressor else { return false };
+        let Some(jpeg) = compressor.compress(frame, rect, quality, subsampling) else { return false };
+        if jpeg.len() > MAX_COMPACT_LEN {
+            return false;
+        }
+        write_rect_header(out, rect, TIGHT);
+        out.push(CTL_JPEG | std::mem::take(&mut self.pending_reset));
+        write_compact_len(out, jpeg.len());
+        out.extend_from_slice(jpeg);
+        true
+    }
+
+    /// Writes the header, `self.prefix` and `self.data` (compressed on `stream` unless short).
+    /// Should zlib fail, the stream is recreated (the next rect resets it on the client too)
+    /// and this rect goes as Raw, which every client takes.
+    fn finish_basic(&mut self, frame: &Frame, rect: &Rect, stream: usize, level: u32, s: &Settings, out: &mut Vec<u8>) {
+        if self.data.len() < MIN_TO_COMPRESS {
+            write_rect_header(out, rect, TIGHT);
+            self.add_reset_to_prefix();
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(&self.data);
+            return;
+        }
+        let compressed = self.streams[stream].compress(level, &self.data, &mut self.compressed);
+        if let Ok(true) = compressed {
+            self.pending_reset |= 1 << stream;
+        }
+        if compressed.is_err() || self.compressed.len() > MAX_COMPACT_LEN {
+            self.streams[stream] = ZlibStream::default();
+            self.pending_reset |= 1 << stream;
+            write_rect_header(out, rect, RAW);
+            s.converter.convert_rect(frame, rect, out);
+            return;
+        }
+        write_rect_header(out, rect, TIGHT);
+        self.add_reset_to_prefix();
+        out.extend_from_slice(&self.prefix);
+        write_compact_len(out, self.compressed.len());
+        out.extend_from_slice(&self.compressed);
+    }
+
+    fn add_reset_to_prefix(&mut self) {
+        let reset = self.take_reset();
+        if let Some(ctl) = self.prefix.first_mut() {
+            *ctl |= reset;
+        }
+    }
+
+    fn take_reset(&mut self) -> u8 {
+        std::mem::take(&mut self.pending_reset)
+    }
+}
+
+impl Encoder for TightEncoder {
+    fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
+        let rect = rect.intersect(&frame.bounds());
+        if rect.is_empty() {
+            return 0;
+        }
+        let s = Settings::new(params);
+        if !params.encodings.last_rect {
+            // Without LastRect the caller may need the count up front: only the plain split,
+            // whose count is `sub_rects(&rect).count()`.
+            return self.encode_split(frame, &rect, &s, out);
+        }
+        let mut parts = std::mem::take(&mut self.parts);
+        let mut search = std::mem::take(&mut self.search);
+        parts.clear();
+        solid::find_solid_areas(frame, &rect, &mut search, &mut parts);
+        let mut count = 0;
+        for part in &parts {
+            match *part {
+                Part::Solid(area, colour) => {
+                    self.write_fill(&area, colour, &s, out);
+                    count += 1;
+                }
+                Part::Rest(area) => count += self.encode_split(frame, &area, &s, out),
+            }
+        }
+        self.parts = parts;
+        self.search = search;
+        count
+    }
+}
+
+/// Writes Tight fill rects covering `rect` in `rgb` (`0x00RRGGBB`) and returns how many: one,
+/// unless `rect` is wider than 2048 or larger than 65536 pixels. For clients that prefer
+/// another encoding but listed Tight (TigerVNC sends solid areas as Tight fills to them).
+pub fn write_fill_rect(rect: &Rect, rgb: u32, converter: &PixelConverter, out: &mut Vec<u8>) -> usize {
+    let tpixel = TPixel::for_converter(converter);
+    let mut count = 0;
+    for sub in sub_rects(rect) {
+        write_rect_header(out, &sub, TIGHT);
+        out.push(CTL_FILL);
+        tpixel.write(converter, rgb & 0x00ff_ffff, out);
+        count += 1;
+    }
+    count
+}
+
+/// Splits `rect` like TigerVNC's `EncodeManager::writeRects`: tiles `min(w, 2048)` wide and
+/// `65536 / width` high, row by row. Yields nothing for an empty rect; a rect reaching past
+/// coordinate 65535 (where no frame has pixels) is cut there.
+pub fn sub_rects(rect: &Rect) -> impl Iterator<Item = Rect> + use<> {
+    let rect = Rect::new(rect.x, rect.y, rect.width.min(u16::MAX - rect.x), rect.height.min(u16::MAX - rect.y));
+    let tile_w = rect.width.min(MAX_RECT_WIDTH);
+    // tile_w >= 1 whenever there is anything to yield; 65536 / 1 does not fit in u16.
+    let tile_h = u16::try_from(MAX_RECT_AREA / usize::from(tile_w.max(1))).unwrap_or(u16::MAX);
+    let (right, bottom) = (u32::from(rect.x) + u32::from(rect.width), u32::from(rect.y) + u32::from(rect.height));
+    let rows = if rect.is_empty() { 0 } else { rect.height.div_ceil(tile_h) };
+    (0..rows).flat_map(move |row| {
+        let y = u32::from(rect.y) + u32::from(row) * u32::from(tile_h);
+        let h = (bottom - y).min(u32::from(tile_h));
+        (0..rect.width.div_ceil(tile_w.max(1))).map(move |col| {
+            let x = u32::from(rect.x) + u32::from(col) * u32::from(tile_w);
+            let w = (right - x).min(u32::from(tile_w));
+            // All values lie inside `rect`, whose right and bottom edges are at most 65535.
+            Rect::new(x as u16, y as u16, w as u16, h as u16)
+        })
+    })
+}
+
+/// Appends a Tight compact length (1-3 bytes: 7, 7 and 8 bits, low group first); `len` must
+/// be at most 2^22 - 1 (larger values are truncated to 22 bits).
+pub fn write_compact_len(out: &mut Vec<u8>, len: usize) {
+    let len = len & MAX_COMPACT_LEN;
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x4000 {
+        out.extend_from_slice(&[(len as u8 & 0x7f) | 0x80, (len >> 7) as u8]);
+    } else {
+        out.extend_from_slice(&[(len as u8 & 0x7f) | 0x80, ((len >> 7) as u8 & 0x7f) | 0x80, (len >> 14) as u8]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoding::ClientEncodings;
+    use crate::pixel_format::PixelFormat;
+
+    #[test]
+    fn compact_lengths() {
+        let enc = |len| {
+            let mut out = Vec::new();
+            write_compact_len(&mut out, len);
+            out
+        };
+        assert_eq!(enc(0), [0]);
+        assert_eq!(enc(127), [0x7f]);
+        assert_eq!(enc(128), [0x80, 0x01]);
+        assert_eq!(enc(10000), [0x90, 0x4e]);
+        assert_eq!(enc(16383), [0xff, 0x7f]);
+        assert_eq!(enc(16384), [0x80, 0x80, 0x01]);
+        assert_eq!(enc(MAX_COMPACT_LEN), [0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn split_like_tigervnc() {
+        let all = |r: Rect| sub_rects(&r).collect::<Vec<_>>();
+        assert_eq!(all(Rect::new(5, 6, 100, 100)), [Rect::new(5, 6, 100, 100)]);
+        assert!(all(Rect::new(5, 6, 0, 100)).is_empty());
+        assert!(all(Rect::new(5, 6, 100, 0)).is_empty());
+        let tiles = all(Rect::new(10, 20, 2500, 40));
+        assert_eq!(
+            tiles,
+            [
+                Rect::new(10, 20, 2048, 32),
+                Rect::new(2058, 20, 452, 32),
+                Rect::new(10, 52, 2048, 8),
+                Rect::new(2058, 52, 452, 8)
+            ]
+        );
+        let tiles = all(Rect::new(0, 0, 300, 300));
+        assert_eq!(tiles, [Rect::new(0, 0, 300, 218), Rect::new(0, 218, 300, 82)]);
+        // 1 px wide: 65536 rows per tile would overflow u16; the rect is shorter anyway.
+        assert_eq!(all(Rect::new(0, 0, 1, 65535)), [Rect::new(0, 0, 1, 65535)]);
+        assert!(all(Rect::new(65535, 65535, 1, 1)).is_empty());
+        assert_eq!(all(Rect::new(65000, 7, 2000, 1)), [Rect::new(65000, 7, 535, 1)]);
+        let big = all(Rect::new(0, 0, 65535, 65535));
+        assert_eq!(big.iter().map(Rect::area).sum::<usize>(), 65535 * 65535);
+        assert!(big.iter().all(|r| r.width <= MAX_RECT_WIDTH && r.area() <= MAX_RECT_AREA));
+    }
+
+    #[test]
+    fn settings_follow_tigervnc() {
+        // (zlib levels, palette divisor, JPEG, max colours for 256 px, for 10 px, for 64k px)
+        let settings = |format: PixelFormat, list: Vec<i32>| {
+            let converter = PixelConverter::new(format);
+            let encodings = ClientEncodings::from_list(list);
+            let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings });
+            (s.levels, s.divisor, s.jpeg, [256, 10, 65536].map(|area| s.max_colours(area)), s.indexed)
+        };
+        let native = PixelFormat::NATIVE;
+        assert_eq!(settings(native, vec![TIGHT]), ([3, 3, 2], 16, None, [16, 2, 256], true));
+        assert_eq!(settings(native, vec![TIGHT, -256]), ([0, 0, 0], 4, None, [64, 2, 256], true));
+        assert_eq!(settings(native, vec![TIGHT, -247]), ([9, 9, 9], 72, None, [3, 2, 256], true));
+        let jpeg = settings(native, vec![TIGHT, -32 + 8, -256 + 1]);
+        assert_eq!(jpeg, ([1, 1, 1], 8, Some((92, Subsampling::S444)), [24, 24, 24], true));
+        let jpeg = settings(native, vec![TIGHT, -32]);
+        assert_eq!(jpeg, ([3, 3, 2], 16, Some((15, Subsampling::S420)), [96, 96, 96], true));
+        // 8 bpp: no JPEG, no indexed rects.
+        let low = settings(PixelFormat::BGR233, vec![TIGHT, -23]);
+        assert_eq!((low.2, low.4), (None, false));
+    }
+
+    #[test]
+    fn fill_rect_helper_splits_wide_rects() {
+        let converter = PixelConverter::new(PixelFormat::NATIVE);
+        let mut out = Vec::new();
+        assert_eq!(write_fill_rect(&Rect::new(0, 0, 4, 4), 0xff12_3456, &converter, &mut out), 1);
+        assert_eq!(out, [0, 0, 0, 0, 0, 4, 0, 4, 0, 0, 0, 7, 0x80, 0x12, 0x34, 0x56]);
+        out.clear();
+        assert_eq!(write_fill_rect(&Rect::new(0, 0, 3000, 10), 0, &converter, &mut out), 2);
+        assert_eq!(write_fill_rect(&Rect::new(0, 0, 0, 10), 0, &converter, &mut Vec::new()), 0);
+    }
+
+    #[test]
+    fn pending_resets_go_on_the_next_rect() {
+        let mut enc = TightEncoder::new();
+        enc.pending_reset = 0b0101;
+        let converter = PixelConverter::new(PixelFormat::NATIVE);
+        let encodings = ClientEncodings::from_list(vec![TIGHT]);
+        let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings });
+        let mut out = Vec::new();
+        enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
+        enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
+        assert_eq!((out[12], out[28]), (0x85, 0x80));
+    }
+}

@@ -1,0 +1,251 @@
+//! Colour analysis of a sub-rect and the palette-filter data (mono bitmap, indices).
+
+use super::MAX_PALETTE;
+use super::pixels::native_pixels;
+use crate::frame::{Frame, Rect};
+
+/// Hash slots: a power of two, four times the largest palette, so probes stay short.
+const SLOTS: usize = 1024;
+/// Never a colour: colours are 24-bit.
+const EMPTY: u32 = u32::MAX;
+
+/// What [`Palette::analyse`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Analysis {
+    Solid(u32),
+    /// Two colours; [`Palette::colours`] holds them, the more frequent first.
+    Mono,
+    /// 3..=limit colours, most frequent first.
+    Indexed,
+    /// More colours than the limit.
+    FullColour,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    colour: u32,
+    pixels: u32,
+    slot: u16,
+}
+
+/// A colour → index table for up to 256 colours, reused across sub-rects: clearing touches
+/// only the slots in use, and nothing is allocated per pixel.
+pub(super) struct Palette {
+    keys: Box<[u32; SLOTS]>,
+    indices: Box<[u8; SLOTS]>,
+    entries: Vec<Entry>,
+    colours: Vec<u32>,
+}
+
+impl Palette {
+    pub(super) fn new() -> Palette {
+        Palette {
+            keys: Box::new([EMPTY; SLOTS]),
+            indices: Box::new([0; SLOTS]),
+            entries: Vec::with_capacity(MAX_PALETTE),
+            colours: Vec::with_capacity(MAX_PALETTE),
+        }
+    }
+
+    /// The colours of the last analysis that found 2 or more (index order).
+    pub(super) fn colours(&self) -> &[u32] {
+        &self.colours
+    }
+
+    /// Counts the colours of `rect` (inside `frame`), giving up once there are more than
+    /// `max_colours` (clamped to 2..=256). Pixel runs are counted once, like TigerVNC, so flat
+    /// areas cost one comparison per pixel.
+    pub(super) fn analyse(&mut self, frame: &Frame, rect: &Rect, max_colours: usize) -> Analysis {
+        self.clear();
+        let max_colours = max_colours.clamp(2, MAX_PALETTE);
+        let mut current = None;
+        let mut run = 0u32;
+        for row in 0..rect.height {
+            for colour in native_pixels(frame.row(rect, row)) {
+                if current == Some(colour) {
+                    run += 1;
+                    continue;
+                }
+                if let Some(previous) = current
+                    && !self.insert(previous, run, max_colours)
+                {
+                    return Analysis::FullColour;
+                }
+                current = Some(colour);
+                run = 1;
+            }
+        }
+        let Some(last) = current else { return Analysis::Solid(0) };
+        if !self.insert(last, run, max_colours) {
+            return Analysis::FullColour;
+        }
+        if let [only] = self.entries[..] {
+            return Analysis::Solid(only.colour);
+        }
+        // Most frequent first (stable: ties keep first-seen order), then index the slots.
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.pixels));
+        for (index, entry) in self.entries.iter().enumerate() {
+            self.indices[usize::from(entry.slot)] = index as u8;
+            self.colours.push(entry.colour);
+        }
+        if self.entries.len() == 2 { Analysis::Mono } else { Analysis::Indexed }
+    }
+
+    /// Appends the mono bitmap of `rect`: 1 bit per pixel, set for the second colour, MSB
+    /// first, each row padded to a byte. Call after an analysis that returned `Mono`.
+    pub(super) fn write_mono_bitmap(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
+        let background = self.colours.first().copied().unwrap_or(EMPTY);
+        for row in 0..rect.height {
+            let row = frame.row(rect, row);
+            // 8 pixels (32 bytes) per output byte; the last chunk is padded with zero bits.
+            for chunk in row.chunks(32) {
+                let mut bits = 0u8;
+                let mut count = 0;
+                for colour in native_pixels(chunk) {
+                    bits = bits << 1 | u8::from(colour != background);
+                    count += 1;
+                }
+                out.push(bits << (8 - count));
+            }
+        }
+    }
+
+    /// Appends one palette index byte per pixel of `rect`. Call after an analysis that
+    /// returned `Mono` or `Indexed` for the same rect.
+    pub(super) fn write_indices(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.resize(start + rect.area(), 0);
+        let mut dst = out[start..].iter_mut();
+        let mut last = (EMPTY, 0u8);
+        for row in 0..rect.height {
+            for (colour, dst) in native_pixels(frame.row(rect, row)).zip(&mut dst) {
+                if colour != last.0 {
+                    last = (colour, self.index_of(colour));
+                }
+                *dst = last.1;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        for entry in &self.entries {
+            self.keys[usize::from(entry.slot)] = EMPTY;
+        }
+        self.entries.clear();
+        self.colours.clear();
+    }
+
+    #[inline]
+    fn slot(colour: u32) -> usize {
+        // Fibonacci hashing: the top 10 bits of the product.
+        (colour.wrapping_mul(0x9e37_79b1) >> 22) as usize
+    }
+
+    /// Adds `pixels` to `colour`'s count; false when it is new and the palette is full.
+    fn insert(&mut self, colour: u32, pixels: u32, max_colours: usize) -> bool {
+        let mut slot = Self::slot(colour);
+        loop {
+            let key = self.keys[slot];
+            if key == colour {
+                let index = self.indices[slot];
+                if let Some(entry) = self.entries.get_mut(usize::from(index)) {
+                    entry.pixels += pixels;
+                }
+                return true;
+            }
+            if key == EMPTY {
+                if self.entries.len() >= max_colours {
+                    return false;
+                }
+                self.keys[slot] = colour;
+                // < 256 entries here, so the index fits.
+                self.indices[slot] = self.entries.len() as u8;
+                self.entries.push(Entry { colour, pixels, slot: slot as u16 });
+                return true;
+            }
+            slot = (slot + 1) % SLOTS;
+        }
+    }
+
+    /// The palette index of a colour of the analysed rect (0 for an unknown colour).
+    fn index_of(&self, colour: u32) -> u8 {
+        let mut slot = Self::slot(colour);
+        // At most 256 of the 1024 slots are used, so an empty slot ends every probe.
+        for _ in 0..SLOTS {
+            match self.keys[slot] {
+                key if key == colour => return self.indices[slot],
+                EMPTY => return 0,
+                _ => slot = (slot + 1) % SLOTS,
+            }
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(width: u16, height: u16, colour: impl Fn(u16, u16) -> u32) -> Frame {
+        let mut f = Frame::new(width, height);
+        for y in 0..height {
+            for x in 0..width {
+                f.fill_rect(&Rect::new(x, y, 1, 1), colour(x, y));
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn counts_and_orders_colours() {
+        let mut p = Palette::new();
+        let f = frame(10, 3, |x, _| if x < 3 { 0x0000ff } else { 0xff0000 });
+        assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Mono);
+        assert_eq!(p.colours(), [0xff0000, 0x0000ff]);
+        let mut bits = Vec::new();
+        p.write_mono_bitmap(&f, &f.bounds(), &mut bits);
+        assert_eq!(bits, [0b1110_0000, 0, 0b1110_0000, 0, 0b1110_0000, 0]);
+
+        let f = frame(4, 2, |x, y| [0x10, 0x20, 0x30][usize::from((x + y) % 3)]);
+        assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Indexed);
+        let mut indices = Vec::new();
+        p.write_indices(&f, &f.bounds(), &mut indices);
+        let colours = p.colours().to_vec();
+        let back: Vec<u32> = indices.iter().map(|&i| colours[usize::from(i)]).collect();
+        assert_eq!(back, [0x10, 0x20, 0x30, 0x10, 0x20, 0x30, 0x10, 0x20]);
+        assert_eq!(colours[0], 0x10, "the most frequent colour comes first");
+    }
+
+    #[test]
+    fn solid_limits_and_padding_byte() {
+        let mut p = Palette::new();
+        let mut f = frame(5, 5, |_, _| 0x123456);
+        assert_eq!(p.analyse(&f, &f.bounds(), 2), Analysis::Solid(0x123456));
+        // The padding byte is ignored.
+        f.pixels_mut()[3] = 0xff;
+        assert_eq!(p.analyse(&f, &f.bounds(), 2), Analysis::Solid(0x123456));
+        let f = frame(16, 16, |x, y| u32::from(x * 16 + y));
+        assert_eq!(p.analyse(&f, &f.bounds(), 255), Analysis::FullColour);
+        assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Indexed);
+        assert_eq!(p.colours().len(), 256);
+        assert_eq!(p.analyse(&f, &Rect::new(0, 0, 3, 1), 2), Analysis::FullColour);
+        assert_eq!(p.analyse(&f, &Rect::new(0, 0, 3, 1), 3), Analysis::Indexed);
+        // Reuse after many colours: stale slots are gone.
+        let g = frame(2, 1, |x, _| u32::from(x) * 16);
+        assert_eq!(p.analyse(&g, &g.bounds(), 2), Analysis::Mono);
+        assert_eq!(p.colours(), [0, 16]);
+    }
+
+    #[test]
+    fn colliding_colours() {
+        // Colours that all hash to one slot still count and index correctly.
+        let colours: Vec<u32> = (0..0x00ff_ffff).filter(|&c| Palette::slot(c) == 7).take(100).collect();
+        let f = frame(200, 1, |x, _| colours[usize::from(x / 2)]);
+        let mut p = Palette::new();
+        assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Indexed);
+        let mut indices = Vec::new();
+        p.write_indices(&f, &f.bounds(), &mut indices);
+        let back: Vec<u32> = indices.iter().map(|&i| p.colours()[usize::from(i)]).collect();
+        assert_eq!(back, (0..200).map(|x| colours[x / 2]).collect::<Vec<_>>());
+    }
+}

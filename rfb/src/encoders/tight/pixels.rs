@@ -1,0 +1,130 @@
+//! TPIXEL: how Tight sends a pixel value.
+
+use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
+use crate::pixel_format::{PixelConverter, PixelFormat};
+
+/// 3 bytes R, G, B for "888" clients, else a PIXEL in the client's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TPixel {
+    /// True colour, 32 bpp, depth 24, 8-bit channels on byte boundaries (TigerVNC
+    /// `PixelFormat::is888`, libvncserver `tightUsePixelFormat24`).
+    Rgb,
+    /// The client's PIXEL: 1, 2 or 4 bytes (depth-32 clients get 4).
+    Client,
+}
+
+impl TPixel {
+    pub(super) fn for_converter(converter: &PixelConverter) -> TPixel {
+        if is_888(converter.client_format()) { TPixel::Rgb } else { TPixel::Client }
+    }
+
+    /// Appends the TPIXEL of `rgb` (`0x00RRGGBB`).
+    pub(super) fn write(self, converter: &PixelConverter, rgb: u32, out: &mut Vec<u8>) {
+        let [b, g, r, _] = rgb.to_le_bytes();
+        match self {
+            TPixel::Rgb => out.extend_from_slice(&[r, g, b]),
+            // Through the row converter, so single values are laid out exactly like rows.
+            TPixel::Client => converter.convert_row(&[b, g, r, 0], out),
+        }
+    }
+
+    /// Appends the TPIXELs of `rect` of `frame`, row-major.
+    pub(super) fn write_rect(self, converter: &PixelConverter, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
+        match self {
+            TPixel::Rgb => {
+                let start = out.len();
+                out.resize(start + rect.area() * 3, 0);
+                let mut dst = out[start..].chunks_exact_mut(3);
+                for row in 0..rect.height {
+                    for (src, dst) in frame.row(rect, row).chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(&mut dst) {
+                        dst.copy_from_slice(&[src[2], src[1], src[0]]);
+                    }
+                }
+            }
+            TPixel::Client => converter.convert_rect(frame, rect, out),
+        }
+    }
+}
+
+/// The colours (`0x00RRGGBB`, padding byte dropped) of a row of native pixel bytes.
+#[inline(always)]
+pub(super) fn native_pixels(row: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    row.chunks_exact(NATIVE_BYTES_PER_PIXEL).map(|p| u32::from_le_bytes([p[0], p[1], p[2], 0]))
+}
+
+fn is_888(f: &PixelFormat) -> bool {
+    let channel = |max: u16, shift: u8| max == 255 && shift.is_multiple_of(8) && shift <= 24;
+    f.true_colour
+        && f.bits_per_pixel == 32
+        && f.depth == 24
+        && channel(f.red_max, f.red_shift)
+        && channel(f.green_max, f.green_shift)
+        && channel(f.blue_max, f.blue_shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(bpp: u8, depth: u8, big_endian: bool, max: u16, shifts: [u8; 3]) -> PixelFormat {
+        PixelFormat {
+            bits_per_pixel: bpp,
+            depth,
+            big_endian,
+            true_colour: true,
+            red_max: max,
+            green_max: max,
+            blue_max: max,
+            red_shift: shifts[0],
+            green_shift: shifts[1],
+            blue_shift: shifts[2],
+        }
+    }
+
+    #[test]
+    fn which_clients_get_three_byte_pixels() {
+        let kind = |f: PixelFormat| TPixel::for_converter(&PixelConverter::new(f));
+        assert_eq!(kind(PixelFormat::NATIVE), TPixel::Rgb);
+        assert_eq!(kind(format(32, 24, false, 255, [0, 8, 16])), TPixel::Rgb);
+        assert_eq!(kind(format(32, 24, true, 255, [24, 16, 8])), TPixel::Rgb);
+        // Depth 32 (UltraVNC), unaligned shifts, 16 and 8 bpp: the client's PIXEL.
+        assert_eq!(kind(format(32, 32, false, 255, [16, 8, 0])), TPixel::Client);
+        assert_eq!(kind(format(32, 24, false, 255, [17, 9, 1])), TPixel::Client);
+        assert_eq!(kind(format(16, 16, false, 31, [11, 5, 0])), TPixel::Client);
+        assert_eq!(kind(PixelFormat::BGR233), TPixel::Client);
+    }
+
+    #[test]
+    fn pixel_bytes() {
+        let write = |f: PixelFormat| {
+            let c = PixelConverter::new(f);
+            let mut out = Vec::new();
+            TPixel::for_converter(&c).write(&c, 0x123456, &mut out);
+            out
+        };
+        // 888: always R, G, B, whatever the shifts and endianness.
+        assert_eq!(write(PixelFormat::NATIVE), [0x12, 0x34, 0x56]);
+        assert_eq!(write(format(32, 24, true, 255, [0, 8, 16])), [0x12, 0x34, 0x56]);
+        // rgb565 big endian: 0x11aa; depth 32: 4 bytes little endian.
+        assert_eq!(write(format(16, 16, true, 31, [11, 5, 0]).with_green(63)), [0x11, 0xaa]);
+        assert_eq!(write(format(32, 32, false, 255, [16, 8, 0])), [0x56, 0x34, 0x12, 0]);
+        assert_eq!(write(PixelFormat::BGR233), [0x48]);
+    }
+
+    impl PixelFormat {
+        fn with_green(mut self, max: u16) -> Self {
+            self.green_max = max;
+            self
+        }
+    }
+
+    #[test]
+    fn rect_rows() {
+        let mut frame = Frame::new(3, 2);
+        frame.fill_rect(&Rect::new(1, 0, 2, 2), 0xa1b2c3);
+        let c = PixelConverter::new(PixelFormat::NATIVE);
+        let mut out = vec![9];
+        TPixel::Rgb.write_rect(&c, &frame, &Rect::new(0, 0, 2, 2), &mut out);
+        assert_eq!(out, [9, 0, 0, 0, 0xa1, 0xb2, 0xc3, 0, 0, 0, 0xa1, 0xb2, 0xc3]);
+    }
+}
