@@ -18,7 +18,7 @@ pub const QUALITY_LEVEL_0: i32 = -32;
 pub const COMPRESS_LEVEL_0: i32 = -256;
 
 /// Real (pixel-carrying) encodings this server can produce, in no particular order.
-pub const IMPLEMENTED: &[i32] = &[RAW, ZRLE];
+pub const IMPLEMENTED: &[i32] = &[RAW, TIGHT, ZRLE];
 
 /// Everything learned from the client's latest SetEncodings. Replaced, never merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,12 +2,14 @@
 //! and picks one per update from what the client listed.
 
 mod raw;
+pub mod tight;
 mod zrle;
 
 pub use raw::RawEncoder;
+pub use tight::TightEncoder;
 pub use zrle::ZrleEncoder;
 
-use crate::encoding::{ClientEncodings, ZRLE};
+use crate::encoding::{ClientEncodings, TIGHT, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
@@ -30,6 +32,7 @@ pub trait Encoder: Send {
 #[derive(Default)]
 pub struct Encoders {
     raw: RawEncoder,
+    tight: TightEncoder,
     zrle: ZrleEncoder,
 }
 
@@ -37,6 +40,7 @@ impl Encoders {
     /// Encodes `rect` with the client's preferred encoding; returns the number of rects written.
     pub fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
         match params.encodings.preferred {
+            TIGHT => self.tight.encode(frame, rect, params, out),
             ZRLE => self.zrle.encode(frame, rect, params, out),
             _ => self.raw.encode(frame, rect, params, out),
         }
