@@ -8,7 +8,7 @@ use crate::encoding::{self, ClientEncodings};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, Rect};
 use crate::messages::client::{self, ClientMessage, ParseContext};
-use crate::messages::server;
+use crate::messages::server::{self, desktop_size, fence};
 use crate::pixel_format::{PixelConverter, PixelFormat};
 use crate::security::{self, vnc_auth};
 
@@ -78,6 +78,22 @@ pub enum Event {
         len: u32,
         extended: bool,
     },
+    /// Push updates for `rect` without waiting for requests (enable), or stop (the
+    /// EndOfContinuousUpdates answer has already been written).
+    ContinuousUpdates {
+        enable: bool,
+        rect: Rect,
+    },
+    /// The client answered one of our fence requests.
+    FenceResponse {
+        payload: Vec<u8>,
+    },
+    /// The client asked to resize the screen. The target decides its resolution, so answer
+    /// with [`ServerConnection::write_screen_layout`] and a "prohibited" result.
+    SetDesktopSize {
+        width: u16,
+        height: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +127,12 @@ pub struct ServerConnection {
     encoders: Encoders,
     qemu_ack_pending: bool,
     qemu_ack_sent: bool,
+    /// EndOfContinuousUpdates went out once: the client may now use EnableContinuousUpdates.
+    continuous_updates_confirmed: bool,
+    /// Our first fence went out: the client may now send fences.
+    fences_announced: bool,
+    /// A client fence with SyncNext, answered once the message after it has been handled.
+    sync_next_fence: Option<(u32, Vec<u8>)>,
 }
 
 impl ServerConnection {
@@ -134,6 +156,9 @@ impl ServerConnection {
             encoders: Encoders::default(),
             qemu_ack_pending: false,
             qemu_ack_sent: false,
+            continuous_updates_confirmed: false,
+            fences_announced: false,
+            sync_next_fence: None,
         }
     }
 
@@ -253,16 +278,44 @@ impl ServerConnection {
         }
     }
 
-    /// Tells the client the framebuffer is now `width`×`height`, in an update with no pixels.
-    /// Returns false when the client cannot follow a resize (it must then be disconnected).
-    pub fn write_desktop_size(&mut self, width: u16, height: u16) -> bool {
-        if self.state != State::Normal || !self.encodings.desktop_size {
+    /// Tells the client the framebuffer is now `width`×`height`, in an update with no pixels
+    /// (ExtendedDesktopSize when listed, else DesktopSize). Returns false when the client
+    /// cannot follow a resize (it must then be disconnected).
+    pub fn write_resize(&mut self, width: u16, height: u16) -> bool {
+        if self.state != State::Normal {
+            return false;
+        }
+        self.width = width;
+        self.height = height;
+        if self.encodings.extended_desktop_size {
+            return self.write_screen_layout(desktop_size::REASON_SERVER, desktop_size::RESULT_OK);
+        }
+        if !self.encodings.desktop_size {
             return false;
         }
         server::write_framebuffer_update_header(&mut self.output, 1);
         server::write_rect_header(&mut self.output, &Rect::new(0, 0, width, height), encoding::DESKTOP_SIZE);
-        self.width = width;
-        self.height = height;
+        true
+    }
+
+    /// Sends the screen layout in an ExtendedDesktopSize update with no pixels: `reason`
+    /// and `result` from [`server::desktop_size`]. False when the client did not list it.
+    pub fn write_screen_layout(&mut self, reason: u16, result: u16) -> bool {
+        if self.state != State::Normal || !self.encodings.extended_desktop_size {
+            return false;
+        }
+        server::write_framebuffer_update_header(&mut self.output, 1);
+        server::write_extended_desktop_size(&mut self.output, reason, result, self.width, self.height);
+        true
+    }
+
+    /// A fence request to the client (its answer arrives as [`Event::FenceResponse`]).
+    /// False when the client does not do fences.
+    pub fn write_fence_request(&mut self, payload: &[u8]) -> bool {
+        if self.state != State::Normal || !self.fences_announced {
+            return false;
+        }
+        server::write_server_fence(&mut self.output, fence::REQUEST | fence::BLOCK_BEFORE, payload);
         true
     }
 
@@ -395,17 +448,34 @@ impl ServerConnection {
 
     /// Parses and handles one normal message from the front of `buf`.
     fn process_message(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let ctx = ParseContext { max_cut_text: self.config.max_cut_text, qemu_key_events: self.qemu_ack_sent };
+        let ctx = ParseContext {
+            max_cut_text: self.config.max_cut_text,
+            qemu_key_events: self.qemu_ack_sent,
+            continuous_updates: self.continuous_updates_confirmed,
+            fences: self.fences_announced,
+            set_desktop_size: self.encodings.extended_desktop_size,
+        };
         let Some((message, mut used)) = client::parse(buf, &ctx)? else {
             return Ok(None);
         };
         let input_allowed = self.access == Access::Full;
+        // A SyncNext fence is answered after the message that follows it.
+        let sync_next = self.sync_next_fence.take();
         match message {
             ClientMessage::SetPixelFormat(format) => self.set_pixel_format(format)?,
             ClientMessage::SetEncodings(list) => {
                 self.encodings = ClientEncodings::from_list(list);
                 if self.encodings.qemu_key_events && !self.qemu_ack_sent {
                     self.qemu_ack_pending = true;
+                }
+                // Confirm fences and continuous updates the first time the client lists them.
+                if self.encodings.fence && !self.fences_announced {
+                    server::write_server_fence(&mut self.output, fence::REQUEST, &[0]);
+                    self.fences_announced = true;
+                }
+                if self.encodings.continuous_updates && !self.continuous_updates_confirmed {
+                    server::write_end_of_continuous_updates(&mut self.output);
+                    self.continuous_updates_confirmed = true;
                 }
                 self.events.push_back(Event::EncodingsChanged);
             }
@@ -435,6 +505,32 @@ impl ServerConnection {
             | ClientMessage::QemuKeyEvent { .. }
             | ClientMessage::PointerEvent { .. }
             | ClientMessage::ClientCutText(_) => {}
+            ClientMessage::EnableContinuousUpdates { enable, rect } => {
+                if !enable {
+                    // Sent on every disable, even a redundant one: the client waits for it.
+                    server::write_end_of_continuous_updates(&mut self.output);
+                }
+                let rect = rect.intersect(&Rect::new(0, 0, self.width, self.height));
+                self.events.push_back(Event::ContinuousUpdates { enable, rect });
+            }
+            ClientMessage::ClientFence { flags, payload } => {
+                if flags & fence::REQUEST == 0 {
+                    self.events.push_back(Event::FenceResponse { payload });
+                } else {
+                    let reply = flags & (fence::BLOCK_BEFORE | fence::BLOCK_AFTER);
+                    if flags & fence::SYNC_NEXT != 0 {
+                        self.sync_next_fence = Some((reply, payload));
+                        return Ok(Some(used));
+                    }
+                    server::write_server_fence(&mut self.output, reply, &payload);
+                }
+            }
+            ClientMessage::SetDesktopSize { width, height, .. } => {
+                self.events.push_back(Event::SetDesktopSize { width, height });
+            }
+        }
+        if let Some((flags, payload)) = sync_next {
+            server::write_server_fence(&mut self.output, flags, &payload);
         }
         Ok(Some(used))
     }

@@ -11,6 +11,8 @@ pub const DESKTOP_SIZE: i32 = -223;
 pub const LAST_RECT: i32 = -224;
 pub const QEMU_EXTENDED_KEY_EVENT: i32 = -258;
 pub const EXTENDED_DESKTOP_SIZE: i32 = -308;
+pub const FENCE: i32 = -312;
+pub const CONTINUOUS_UPDATES: i32 = -313;
 
 /// Quality level pseudo-encodings -32 (level 0) ..= -23 (level 9).
 pub const QUALITY_LEVEL_0: i32 = -32;
@@ -31,6 +33,9 @@ pub struct ClientEncodings {
     pub desktop_size: bool,
     pub extended_desktop_size: bool,
     pub qemu_key_events: bool,
+    pub fence: bool,
+    /// Advertised only together with Fence (the fences pace pushed updates).
+    pub continuous_updates: bool,
     /// 0..=9, first occurrence wins (as TigerVNC does).
     pub quality_level: Option<u8>,
     /// 0..=9, first occurrence wins.
@@ -47,6 +52,8 @@ impl ClientEncodings {
             desktop_size: list.contains(&DESKTOP_SIZE),
             extended_desktop_size: list.contains(&EXTENDED_DESKTOP_SIZE),
             qemu_key_events: list.contains(&QEMU_EXTENDED_KEY_EVENT),
+            fence: list.contains(&FENCE),
+            continuous_updates: list.contains(&CONTINUOUS_UPDATES) && list.contains(&FENCE),
             quality_level: level(QUALITY_LEVEL_0),
             compress_level: level(COMPRESS_LEVEL_0),
             list,

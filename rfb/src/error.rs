@@ -20,6 +20,8 @@ pub enum ProtocolError {
     UnknownQemuSubtype(u8),
     #[error("QEMU extended key event before the server announced it")]
     QemuKeyEventNotAnnounced,
+    #[error("fence payload of {0} bytes (at most 64 allowed)")]
+    FencePayloadTooLong(usize),
     #[error("invalid pixel format: {0}")]
     InvalidPixelFormat(#[from] InvalidPixelFormat),
     #[error("message received before the handshake finished")]

@@ -5,12 +5,14 @@
 //! [`ServerConnection::output`]. The caller owns sockets, timers and threads (like rustls'
 //! `read_tls` / `process_new_packets` / `write_tls`).
 
+pub mod damage;
 pub mod encoders;
 pub mod encoding;
 pub mod error;
 pub mod frame;
 pub mod messages;
 pub mod pixel_format;
+pub mod region;
 pub mod security;
 
 mod connection;

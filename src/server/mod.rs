@@ -1,6 +1,7 @@
 //! The tokio shell: accepts viewers and runs one task per connection. The protocol itself is
 //! in `rfb::ServerConnection`; these tasks only move bytes and wake things up.
 
+mod screen;
 mod update;
 mod viewer;
 mod websocket;
@@ -30,7 +31,7 @@ pub enum SharedPolicy {
 /// State every viewer task shares.
 pub(crate) struct Shared {
     pub config: Arc<rfb::ServerConfig>,
-    pub source: Arc<dyn FrameSource>,
+    pub screen: screen::Screen,
     pub input: Arc<InputRouter>,
     pub policy: SharedPolicy,
     /// Live viewers and the signal that asks each to close.
@@ -69,11 +70,12 @@ impl Server {
         input: Arc<InputRouter>,
         policy: SharedPolicy,
     ) -> Self {
-        let shared = Shared { config: Arc::new(config), source, input, policy, viewers: Mutex::default() };
+        let screen = screen::Screen::start(source);
+        let shared = Shared { config: Arc::new(config), screen, input, policy, viewers: Mutex::default() };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
     }
 
-    /// Accepts viewers until the listener fails.
+    /// Accepts viewers until the listener fails. Must be called inside a tokio runtime.
     pub async fn run(&self, listener: TcpListener) -> anyhow::Result<()> {
         tracing::info!("listening on {}", listener.local_addr()?);
         loop {

@@ -1,63 +1,140 @@
-//! When a viewer gets an update, and of what: one FramebufferUpdate answers every request
-//! received since the last one, and an incremental request waits until the picture changes.
-//!
-//! Change is tracked per frame generation (the whole requested area is re-sent on change);
-//! damage regions replace that when damage detection arrives.
+//! What a viewer gets next, and when (TigerVNC's per-connection `requested` region plus damage
+//! tracker): damage accumulates in `pending`; an update sends the pending damage inside what
+//! the viewer asked for, plus whatever it asked for non-incrementally; one update answers every
+//! request received since the last one; nothing is sent that was not asked for, except under
+//! continuous updates, which are paced by fences so a slow viewer is never flooded.
 
 use rfb::Rect;
+use rfb::region::Region;
+
+/// More rects than this in a viewer's pending damage are merged, bounding its memory.
+const MAX_PENDING_RECTS: usize = 64;
+
+/// What to write next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// An ExtendedDesktopSize-only update with this reason and result.
+    Layout { reason: u16, result: u16 },
+    /// A FramebufferUpdate with these rects (possibly none: pseudo-rects only).
+    Pixels(Region),
+}
 
 #[derive(Debug, Default)]
 pub struct UpdateScheduler {
     /// Union of the areas requested since the last update.
-    requested: Rect,
+    requested: Region,
     has_request: bool,
-    /// Areas asked for non-incrementally: sent even when nothing changed.
-    forced: Rect,
-    /// Everything must be sent again (e.g. the pixel format changed).
-    refresh: bool,
-    sent_generation: Option<u64>,
+    /// Areas asked for non-incrementally: sent whether or not they changed.
+    forced: Region,
+    /// Damage not yet sent.
+    pending: Region,
+    /// The frame generation whose damage `pending` includes.
+    seen_generation: Option<u64>,
+    /// A screen layout (ExtendedDesktopSize) update owed to the viewer.
+    layout: Option<(u16, u16)>,
+    /// Continuous updates: the area to push, while enabled.
+    continuous: Option<Rect>,
+    /// A pushed update's fence is still unanswered: push nothing more until it is.
+    awaiting_fence: bool,
 }
 
 impl UpdateScheduler {
     pub fn request(&mut self, incremental: bool, rect: Rect) {
         self.has_request = true;
-        self.requested = self.requested.union(&rect);
+        self.requested.union_rect(rect);
         if !incremental {
-            self.forced = self.forced.union(&rect);
+            self.forced.union_rect(rect);
         }
     }
 
-    /// Whether the viewer is waiting for an update (only then may anything be sent).
-    pub fn has_request(&self) -> bool {
-        self.has_request
+    /// Owe the viewer an ExtendedDesktopSize update (a reply to SetDesktopSize, or the layout
+    /// that goes with a non-incremental request).
+    pub fn owe_layout(&mut self, reason: u16, result: u16) {
+        self.layout = Some((reason, result));
     }
 
-    /// The viewer's copy of the screen is no longer valid (new pixel format, new size).
-    pub fn refresh(&mut self) {
-        self.refresh = true;
+    pub fn set_continuous(&mut self, area: Option<Rect>) {
+        self.continuous = area;
+        self.awaiting_fence = false;
     }
 
-    /// A resize went out in an update of its own: it answered the pending request.
-    pub fn resized(&mut self) {
+    pub fn is_continuous(&self) -> bool {
+        self.continuous.is_some()
+    }
+
+    /// A pushed update went out followed by a fence request.
+    pub fn fence_sent(&mut self) {
+        self.awaiting_fence = true;
+    }
+
+    /// The viewer answered our fence: it has processed what came before.
+    pub fn fence_answered(&mut self) {
+        self.awaiting_fence = false;
+    }
+
+    /// Everything the viewer shows is invalid (new pixel format, new size).
+    pub fn refresh(&mut self, screen: Rect) {
+        self.pending = Region::from_rect(screen);
+    }
+
+    /// The screen changed size; the resize update answered the pending request.
+    pub fn resized(&mut self, screen: Rect) {
         self.has_request = false;
-        self.requested = Rect::default();
-        self.forced = Rect::default();
-        self.refresh = true;
+        self.requested.clear();
+        self.forced.clear();
+        self.refresh(screen);
+        if self.continuous.is_some() {
+            self.continuous = Some(screen);
+        }
     }
 
-    /// The area to send now for the frame of `generation`, or `None` to keep waiting.
-    /// `pseudo_pending`: a pseudo-rect must go out, so an update is due even with no pixels.
-    pub fn take(&mut self, generation: u64, pseudo_pending: bool) -> Option<Rect> {
-        if !self.has_request {
+    /// Whether anything may be written now (a request is waiting, or updates are pushed).
+    pub fn may_send(&self) -> bool {
+        self.has_request || (self.continuous.is_some() && !self.awaiting_fence)
+    }
+
+    /// Takes in the damage of frames up to `generation`: `damage_since(g)` gives the damage
+    /// after generation `g`, or `None` when that is no longer known (then all of `screen`).
+    pub fn absorb_damage(&mut self, generation: u64, screen: Rect, damage_since: impl FnOnce(u64) -> Option<Region>) {
+        if self.seen_generation == Some(generation) {
+            return;
+        }
+        match self.seen_generation.and_then(damage_since) {
+            Some(damage) => self.pending.union(&damage),
+            None => self.pending = Region::from_rect(screen),
+        }
+        self.pending.simplify(MAX_PENDING_RECTS);
+        self.seen_generation = Some(generation);
+    }
+
+    /// The next update to write, if one is due. `pseudo_pending`: a pseudo-rect must go out,
+    /// so an update is due even without pixels.
+    pub fn take(&mut self, pseudo_pending: bool) -> Option<Plan> {
+        if !self.may_send() {
             return None;
         }
-        let changed = self.refresh || self.sent_generation != Some(generation);
-        let area = if changed { self.requested.union(&self.forced) } else { self.forced };
+        let mut wanted = self.requested.clone();
+        if let (Some(area), false) = (self.continuous, self.awaiting_fence) {
+            wanted.union_rect(area);
+        }
+        let mut area = self.pending.intersect(&wanted);
+        area.union(&self.forced);
         if area.is_empty() && !pseudo_pending {
+            // Layout updates carry no pixels, so they go out when no pixels are owed (noVNC
+            // blanks its canvas when the layout comes before the first pixels), and they answer
+            // the request like TigerVNC's do.
+            if let Some((reason, result)) = self.layout.take() {
+                self.has_request = false;
+                self.requested.clear();
+                return Some(Plan::Layout { reason, result });
+            }
             return None;
         }
-        *self = Self { sent_generation: Some(generation), ..Self::default() };
-        Some(area)
+        self.pending.subtract(&area);
+        self.requested.clear();
+        self.forced.clear();
+        self.has_request = false;
+        Some(Plan::Pixels(area))
     }
 }
 
@@ -67,44 +144,108 @@ mod tests {
 
     const SCREEN: Rect = Rect::new(0, 0, 100, 50);
 
-    #[test]
-    fn incremental_waits_for_a_new_generation() {
-        let mut s = UpdateScheduler::default();
-        assert_eq!(s.take(1, false), None, "no request, no update");
-        s.request(true, SCREEN);
-        assert_eq!(s.take(1, false), Some(SCREEN), "first update sends everything requested");
-        s.request(true, SCREEN);
-        assert_eq!(s.take(1, false), None, "same generation: wait");
-        assert_eq!(s.take(2, false), Some(SCREEN));
+    fn rects(plan: Option<Plan>) -> Vec<Rect> {
+        match plan {
+            Some(Plan::Pixels(region)) => region.rects().to_vec(),
+            other => panic!("expected pixels, got {other:?}"),
+        }
     }
 
     #[test]
-    fn non_incremental_is_sent_at_once() {
+    fn first_update_sends_everything_then_only_damage() {
         let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| unreachable!("nothing seen yet"));
+        assert_eq!(s.take(false), None, "no request, no update");
         s.request(true, SCREEN);
-        s.take(1, false);
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area());
+        s.request(true, SCREEN);
+        assert_eq!(s.take(false), None, "nothing changed: wait");
+        let typed = Rect::new(10, 10, 8, 16);
+        s.absorb_damage(2, SCREEN, |since| {
+            assert_eq!(since, 1);
+            Some(Region::from_rect(typed))
+        });
+        assert_eq!(rects(s.take(false)), [typed]);
+    }
+
+    #[test]
+    fn unknown_history_means_everything() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        s.take(false);
+        s.absorb_damage(9, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area());
+    }
+
+    #[test]
+    fn non_incremental_is_sent_even_unchanged_and_requests_coalesce() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        s.take(false);
         s.request(false, Rect::new(0, 0, 10, 10));
         s.request(true, SCREEN);
-        assert_eq!(s.take(1, false), Some(Rect::new(0, 0, 10, 10)), "only the forced part when unchanged");
-        s.request(true, Rect::new(0, 0, 10, 10));
-        s.request(true, Rect::new(50, 20, 10, 10));
-        assert_eq!(s.take(2, false), Some(Rect::new(0, 0, 60, 30)), "requests coalesce into one update");
+        assert_eq!(rects(s.take(false)), [Rect::new(0, 0, 10, 10)]);
     }
 
     #[test]
-    fn refresh_and_pseudo_rects() {
+    fn damage_outside_the_request_waits_for_a_request_that_covers_it() {
         let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
-        s.take(1, false);
+        s.take(false);
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rects(&[Rect::new(0, 0, 5, 5), Rect::new(90, 40, 5, 5)])));
+        s.request(true, Rect::new(0, 0, 50, 50));
+        assert_eq!(rects(s.take(false)), [Rect::new(0, 0, 5, 5)]);
         s.request(true, SCREEN);
-        s.refresh();
-        assert_eq!(s.take(1, false), Some(SCREEN));
-        s.request(true, Rect::default());
-        assert_eq!(s.take(1, true), Some(Rect::default()), "a pending ack goes out without pixels");
+        assert_eq!(rects(s.take(false)), [Rect::new(90, 40, 5, 5)]);
+    }
+
+    #[test]
+    fn layout_update_follows_the_pixels_and_answers_a_request_of_its_own() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(false, SCREEN);
+        s.owe_layout(0, 0);
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area());
+        assert_eq!(s.take(false), None, "the pixels answered the request");
         s.request(true, SCREEN);
-        s.resized();
-        assert_eq!(s.take(1, false), None, "the resize answered the request");
+        assert_eq!(s.take(false), Some(Plan::Layout { reason: 0, result: 0 }));
         s.request(true, SCREEN);
-        assert_eq!(s.take(1, false), Some(SCREEN), "everything again after a resize");
+        assert_eq!(s.take(false), None);
+    }
+
+    #[test]
+    fn continuous_updates_push_damage_paced_by_fences() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.set_continuous(Some(SCREEN));
+        assert!(s.may_send());
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area(), "pushed without a request");
+        s.fence_sent();
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1))));
+        assert!(!s.may_send(), "wait for the fence");
+        assert_eq!(s.take(false), None);
+        s.fence_answered();
+        assert_eq!(rects(s.take(false)), [Rect::new(1, 1, 1, 1)]);
+        s.set_continuous(None);
+        s.absorb_damage(3, SCREEN, |_| Some(Region::from_rect(Rect::new(2, 2, 1, 1))));
+        assert_eq!(s.take(false), None, "disabled: back to requests");
+    }
+
+    #[test]
+    fn resize_refreshes_everything() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        s.take(false);
+        s.request(true, SCREEN);
+        let bigger = Rect::new(0, 0, 200, 100);
+        s.resized(bigger);
+        assert_eq!(s.take(false), None, "the resize answered the request");
+        s.request(true, bigger);
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), bigger.area());
     }
 }

@@ -4,7 +4,6 @@
 //! flowing while a large update drains, and the next update is encoded only when the previous
 //! one has been written: a slow viewer gets fewer, newer updates and never a growing queue.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -12,9 +11,12 @@ use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::update::UpdateScheduler;
+use rfb::messages::server::desktop_size;
+
+use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
 use crate::input::ViewerId;
+use crate::source::SourceFrame;
 
 const READ_CHUNK: usize = 64 * 1024;
 /// How long a closing connection may take to deliver its last words (e.g. an auth failure).
@@ -29,7 +31,7 @@ where
     let mut challenge = [0u8; 16];
     getrandom::fill(&mut challenge).map_err(|e| anyhow!("no randomness for the auth challenge: {e}"))?;
     let mut conn = ServerConnection::new(shared.config.clone(), challenge);
-    let mut frames = shared.source.frames();
+    let mut frames = shared.screen.frames();
     let mut scheduler = UpdateScheduler::default();
     let mut buf = vec![0u8; READ_CHUNK];
 
@@ -60,8 +62,12 @@ where
         while let Some(event) = conn.poll_event() {
             handle_event(event, id, shared, &mut conn, &mut scheduler)?;
         }
-        if conn.is_ready() && conn.pending_output().is_empty() {
-            send_update(&mut conn, &mut frames, &mut scheduler)?;
+        if conn.is_ready() {
+            let current = frames.borrow_and_update().clone();
+            absorb_damage(&conn, &current, shared, &mut scheduler);
+            if conn.pending_output().is_empty() {
+                send_update(&mut conn, &current, &mut scheduler)?;
+            }
         }
     }
 }
@@ -76,7 +82,7 @@ fn handle_event(
     match event {
         Event::ClientInit { shared: wants_shared, access } => {
             let (width, height) = {
-                let current = shared.source.frames();
+                let current = shared.screen.frames();
                 let frame = &current.borrow().frame;
                 (frame.width(), frame.height())
             };
@@ -90,10 +96,29 @@ fn handle_event(
                 shared.disconnect_others(id);
             }
         }
-        Event::UpdateRequest { incremental, rect } => scheduler.request(incremental, rect),
+        Event::UpdateRequest { incremental, rect } => {
+            // Under continuous updates only non-incremental requests mean something.
+            if !(incremental && scheduler.is_continuous()) {
+                scheduler.request(incremental, rect);
+            }
+            // The spec wants the screen layout with every non-incremental request.
+            if !incremental && conn.encodings().extended_desktop_size {
+                scheduler.owe_layout(desktop_size::REASON_SERVER, desktop_size::RESULT_OK);
+            }
+        }
         Event::PixelFormatChanged(format) => {
             tracing::debug!("pixel format {format:?}");
-            scheduler.refresh();
+            let (width, height) = conn.framebuffer_size();
+            scheduler.refresh(rfb::Rect::new(0, 0, width, height));
+        }
+        Event::ContinuousUpdates { enable, rect } => {
+            tracing::debug!("continuous updates {}", if enable { "on" } else { "off" });
+            scheduler.set_continuous(enable.then_some(rect));
+        }
+        Event::FenceResponse { .. } => scheduler.fence_answered(),
+        Event::SetDesktopSize { width, height } => {
+            tracing::info!("refused a resize to {width}x{height}: the target decides its resolution");
+            scheduler.owe_layout(desktop_size::REASON_THIS_CLIENT, desktop_size::RESULT_PROHIBITED);
         }
         Event::EncodingsChanged => {
             let encodings = conn.encodings();
@@ -121,19 +146,26 @@ fn handle_event(
     Ok(())
 }
 
+/// Takes the damage of every frame up to `current` into the viewer's pending damage, so a
+/// viewer that cannot send right now still knows what it owes.
+fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared, scheduler: &mut UpdateScheduler) {
+    if (current.frame.width(), current.frame.height()) == conn.framebuffer_size() {
+        scheduler.absorb_damage(current.generation, current.frame.bounds(), |since| shared.screen.damage_since(since));
+    }
+}
+
 /// Writes the next update if one is due; a size change goes first, in an update of its own.
 fn send_update(
     conn: &mut ServerConnection,
-    frames: &mut tokio::sync::watch::Receiver<Arc<crate::source::SourceFrame>>,
+    current: &SourceFrame,
     scheduler: &mut UpdateScheduler,
 ) -> anyhow::Result<()> {
-    if !scheduler.has_request() {
+    if !scheduler.may_send() {
         return Ok(());
     }
-    let current = frames.borrow_and_update().clone();
     let frame = &current.frame;
     if (frame.width(), frame.height()) != conn.framebuffer_size() {
-        if !conn.write_desktop_size(frame.width(), frame.height()) {
+        if !conn.write_resize(frame.width(), frame.height()) {
             return Err(anyhow!(
                 "the screen changed to {}x{} and this viewer cannot follow a resize",
                 frame.width(),
@@ -141,11 +173,23 @@ fn send_update(
             ));
         }
         tracing::info!("screen resized to {}x{}", frame.width(), frame.height());
-        scheduler.resized();
+        scheduler.resized(frame.bounds());
         return Ok(());
     }
-    if let Some(area) = scheduler.take(current.generation, conn.has_pending_pseudo_rects()) {
-        conn.write_update(frame, &[area]);
+    match scheduler.take(conn.has_pending_pseudo_rects()) {
+        None => {}
+        Some(Plan::Layout { reason, result }) => {
+            tracing::trace!("screen layout update (reason {reason}, result {result})");
+            conn.write_screen_layout(reason, result);
+        }
+        Some(Plan::Pixels(region)) => {
+            tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
+            conn.write_update(frame, region.rects());
+            // Pushed updates are paced: the next waits until the viewer has processed this one.
+            if scheduler.is_continuous() && conn.write_fence_request(&[]) {
+                scheduler.fence_sent();
+            }
+        }
     }
     Ok(())
 }

@@ -554,7 +554,7 @@ impl KvncServer {
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info,kvnc=debug")
+            .env("RUST_LOG", "info,kvnc=trace")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
             .envs(env.iter().copied())

@@ -252,10 +252,10 @@ fn update_request_is_cropped_and_resize_needs_desktop_size() {
     let mut conn = ready(100, 50);
     conn.read(&[3, 1, 0, 90, 0, 40, 0, 50, 0, 50]).unwrap();
     assert_eq!(conn.poll_event(), Some(Event::UpdateRequest { incremental: true, rect: Rect::new(90, 40, 10, 10) }));
-    assert!(!conn.write_desktop_size(200, 100), "no DesktopSize listed");
+    assert!(!conn.write_resize(200, 100), "no DesktopSize listed");
     conn.read(&[[2, 0, 0, 1].as_slice(), &(-223i32).to_be_bytes()].concat()).unwrap();
     take_output(&mut conn);
-    assert!(conn.write_desktop_size(200, 100));
+    assert!(conn.write_resize(200, 100));
     assert_eq!(conn.framebuffer_size(), (200, 100));
     assert_eq!(
         take_output(&mut conn),
@@ -268,4 +268,79 @@ fn garbage_closes_connection() {
     let mut conn = ready(1, 1);
     assert!(matches!(conn.read(&[200]), Err(ProtocolError::UnknownMessageType(200))));
     assert!(matches!(conn.read(&[0]), Err(ProtocolError::Closed)));
+}
+
+fn set_encodings(conn: &mut ServerConnection, list: &[i32]) {
+    let mut message = vec![2, 0];
+    message.extend_from_slice(&(list.len() as u16).to_be_bytes());
+    for e in list {
+        message.extend_from_slice(&e.to_be_bytes());
+    }
+    conn.read(&message).unwrap();
+}
+
+#[test]
+fn continuous_updates_need_fences_and_are_confirmed_once() {
+    let mut conn = ready(10, 10);
+    take_output(&mut conn);
+    set_encodings(&mut conn, &[-313]);
+    assert_eq!(take_output(&mut conn), [] as [u8; 0], "no CU without Fence");
+    assert!(matches!(conn.read(&[150, 1, 0, 0, 0, 0, 0, 10, 0, 10]), Err(ProtocolError::UnknownMessageType(150))));
+
+    let mut conn = ready(10, 10);
+    take_output(&mut conn);
+    set_encodings(&mut conn, &[-313, -312]);
+    // Our first fence (a request, payload [0]) then EndOfContinuousUpdates as the confirmation.
+    assert_eq!(take_output(&mut conn), [248, 0, 0, 0, 0x80, 0, 0, 0, 1, 0, 150]);
+    set_encodings(&mut conn, &[-313, -312]);
+    assert_eq!(take_output(&mut conn), [] as [u8; 0], "confirmed only once");
+    while conn.poll_event().is_some() {}
+    conn.read(&[150, 1, 0, 0, 0, 0, 0, 20, 0, 20]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::ContinuousUpdates { enable: true, rect: Rect::new(0, 0, 10, 10) }));
+    conn.read(&[150, 0, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(take_output(&mut conn), [150], "disable is answered with EndOfContinuousUpdates");
+}
+
+#[test]
+fn fences_are_answered_and_responses_reported() {
+    let mut conn = ready(10, 10);
+    set_encodings(&mut conn, &[-312]);
+    take_output(&mut conn);
+    while conn.poll_event().is_some() {}
+    // A client request with BlockBefore and SyncNext: the answer keeps BlockBefore and waits
+    // until the next message has been handled.
+    conn.read(&[248, 0, 0, 0, 0x80, 0, 0, 0x05, 1, 9]).unwrap();
+    assert_eq!(take_output(&mut conn), [] as [u8; 0]);
+    conn.read(&[3, 0, 0, 0, 0, 0, 0, 1, 0, 1]).unwrap();
+    assert_eq!(take_output(&mut conn), [248, 0, 0, 0, 0, 0, 0, 1, 1, 9]);
+    // A plain request is answered at once, without the Request bit.
+    conn.read(&[248, 0, 0, 0, 0x80, 0, 0, 0x02, 0]).unwrap();
+    assert_eq!(take_output(&mut conn), [248, 0, 0, 0, 0, 0, 0, 2, 0]);
+    // A message without the Request bit answers one of ours.
+    while conn.poll_event().is_some() {}
+    assert!(conn.write_fence_request(&[7]));
+    assert_eq!(take_output(&mut conn), [248, 0, 0, 0, 0x80, 0, 0, 1, 1, 7]);
+    conn.read(&[248, 0, 0, 0, 0, 0, 0, 1, 1, 7]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::FenceResponse { payload: vec![7] }));
+}
+
+#[test]
+fn extended_desktop_size_layout_and_set_desktop_size() {
+    let mut conn = ready(640, 480);
+    take_output(&mut conn);
+    assert!(matches!(conn.read(&[251]), Err(ProtocolError::UnknownMessageType(251))), "only after listing -308");
+    let mut conn = ready(640, 480);
+    set_encodings(&mut conn, &[-308, -223]);
+    take_output(&mut conn);
+    while conn.poll_event().is_some() {}
+    conn.read(&[[251, 0, 0x07, 0x80, 0x04, 0x38, 1, 0].as_slice(), &[0; 16]].concat()).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::SetDesktopSize { width: 1920, height: 1080 }));
+    assert!(conn.write_screen_layout(desktop_size::REASON_THIS_CLIENT, desktop_size::RESULT_PROHIBITED));
+    let out = take_output(&mut conn);
+    assert_eq!(&out[..16], &[0, 0, 0, 1, 0, 1, 0, 1, 0x02, 0x80, 0x01, 0xe0, 0xff, 0xff, 0xfe, 0xcc]);
+    // A resize goes out as ExtendedDesktopSize (reason server) when listed.
+    assert!(conn.write_resize(800, 600));
+    let out = take_output(&mut conn);
+    assert_eq!(&out[..16], &[0, 0, 0, 1, 0, 0, 0, 0, 0x03, 0x20, 0x02, 0x58, 0xff, 0xff, 0xfe, 0xcc]);
+    assert_eq!(conn.framebuffer_size(), (800, 600));
 }

@@ -11,8 +11,14 @@ pub const FRAMEBUFFER_UPDATE_REQUEST: u8 = 3;
 pub const KEY_EVENT: u8 = 4;
 pub const POINTER_EVENT: u8 = 5;
 pub const CLIENT_CUT_TEXT: u8 = 6;
+pub const ENABLE_CONTINUOUS_UPDATES: u8 = 150;
+pub const CLIENT_FENCE: u8 = 248;
+pub const SET_DESKTOP_SIZE: u8 = 251;
 pub const QEMU: u8 = 255;
 const QEMU_EXTENDED_KEY_EVENT: u8 = 0;
+
+/// Longest fence payload the protocol allows.
+pub const MAX_FENCE_PAYLOAD: usize = 64;
 
 /// Default cap on legacy ClientCutText (as TigerVNC's `MaxCutText`).
 pub const DEFAULT_MAX_CUT_TEXT: u32 = 256 * 1024;
@@ -47,6 +53,20 @@ pub enum ClientMessage {
         keysym: u32,
         keycode: u32,
     },
+    EnableContinuousUpdates {
+        enable: bool,
+        rect: Rect,
+    },
+    ClientFence {
+        flags: u32,
+        payload: Vec<u8>,
+    },
+    /// The client asks for a new screen size (kvnc only ever answers "prohibited").
+    SetDesktopSize {
+        width: u16,
+        height: u16,
+        screens: u8,
+    },
 }
 
 /// What the parser may accept, as negotiated so far.
@@ -55,6 +75,11 @@ pub struct ParseContext {
     pub max_cut_text: u32,
     /// Message 255/0 is legal only after the server sent the QEMU extended key ack.
     pub qemu_key_events: bool,
+    /// Messages 150 and 248 are legal only after the server confirmed those extensions.
+    pub continuous_updates: bool,
+    pub fences: bool,
+    /// Message 251 is legal only for clients that listed ExtendedDesktopSize.
+    pub set_desktop_size: bool,
 }
 
 /// Parses one message from the front of `buf`. `Ok(None)` = not enough bytes yet.
@@ -140,6 +165,37 @@ pub fn parse(buf: &[u8], ctx: &ParseContext) -> Result<Option<(ClientMessage, us
             (message, 12)
         }
         QEMU => return Err(ProtocolError::QemuKeyEventNotAnnounced),
+        ENABLE_CONTINUOUS_UPDATES if ctx.continuous_updates => {
+            if !fixed(10) {
+                return Ok(None);
+            }
+            let rect = Rect::new(u16_at(2), u16_at(4), u16_at(6), u16_at(8));
+            (ClientMessage::EnableContinuousUpdates { enable: buf[1] != 0, rect }, 10)
+        }
+        CLIENT_FENCE if ctx.fences => {
+            if !fixed(9) {
+                return Ok(None);
+            }
+            let len = usize::from(buf[8]);
+            if len > MAX_FENCE_PAYLOAD {
+                return Err(ProtocolError::FencePayloadTooLong(len));
+            }
+            if !fixed(9 + len) {
+                return Ok(None);
+            }
+            (ClientMessage::ClientFence { flags: u32_at(4), payload: buf[9..9 + len].to_vec() }, 9 + len)
+        }
+        SET_DESKTOP_SIZE if ctx.set_desktop_size => {
+            if !fixed(8) {
+                return Ok(None);
+            }
+            let screens = buf[6];
+            let len = 8 + 16 * usize::from(screens);
+            if !fixed(len) {
+                return Ok(None);
+            }
+            (ClientMessage::SetDesktopSize { width: u16_at(2), height: u16_at(4), screens }, len)
+        }
         other => return Err(ProtocolError::UnknownMessageType(other)),
     };
     Ok(Some(message))
@@ -149,7 +205,13 @@ pub fn parse(buf: &[u8], ctx: &ParseContext) -> Result<Option<(ClientMessage, us
 mod tests {
     use super::*;
 
-    const CTX: ParseContext = ParseContext { max_cut_text: 16, qemu_key_events: true };
+    const CTX: ParseContext = ParseContext {
+        max_cut_text: 16,
+        qemu_key_events: true,
+        continuous_updates: true,
+        fences: true,
+        set_desktop_size: true,
+    };
 
     /// Every message type on the wire, with the message it must parse to.
     fn samples() -> Vec<(Vec<u8>, ClientMessage)> {
@@ -176,6 +238,19 @@ mod tests {
                 vec![255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e],
                 ClientMessage::QemuKeyEvent { down: true, keysym: 0x61, keycode: 0x1e },
             ),
+            (
+                vec![150, 1, 0, 0, 0, 0, 0x05, 0x00, 0x02, 0xd0],
+                ClientMessage::EnableContinuousUpdates { enable: true, rect: Rect::new(0, 0, 1280, 720) },
+            ),
+            (
+                vec![248, 0, 0, 0, 0x80, 0, 0, 0x03, 2, 0xab, 0xcd],
+                ClientMessage::ClientFence { flags: 0x8000_0003, payload: vec![0xab, 0xcd] },
+            ),
+            (vec![248, 0, 0, 0, 0, 0, 0, 0, 0], ClientMessage::ClientFence { flags: 0, payload: vec![] }),
+            (
+                [vec![251, 0, 0x07, 0x80, 0x04, 0x38, 1, 0], vec![0; 16]].concat(),
+                ClientMessage::SetDesktopSize { width: 1920, height: 1080, screens: 1 },
+            ),
         ]
     }
 
@@ -197,5 +272,12 @@ mod tests {
         assert!(matches!(parse(&[255, 1], &CTX), Err(ProtocolError::UnknownQemuSubtype(1))));
         let ctx = ParseContext { qemu_key_events: false, ..CTX };
         assert!(matches!(parse(&[255], &ctx), Err(ProtocolError::QemuKeyEventNotAnnounced)));
+        let ctx = ParseContext { continuous_updates: false, fences: false, set_desktop_size: false, ..CTX };
+        for kind in [150, 248, 251] {
+            assert!(matches!(parse(&[kind], &ctx), Err(ProtocolError::UnknownMessageType(k)) if k == kind));
+        }
+        let mut long_fence = vec![248, 0, 0, 0, 0, 0, 0, 0, 65];
+        long_fence.extend_from_slice(&[0; 65]);
+        assert!(matches!(parse(&long_fence, &CTX), Err(ProtocolError::FencePayloadTooLong(65))));
     }
 }

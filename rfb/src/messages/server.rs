@@ -8,6 +8,24 @@ pub const FRAMEBUFFER_UPDATE: u8 = 0;
 pub const SET_COLOUR_MAP_ENTRIES: u8 = 1;
 pub const BELL: u8 = 2;
 pub const SERVER_CUT_TEXT: u8 = 3;
+pub const END_OF_CONTINUOUS_UPDATES: u8 = 150;
+pub const SERVER_FENCE: u8 = 248;
+
+/// Fence flags.
+pub mod fence {
+    pub const BLOCK_BEFORE: u32 = 1 << 0;
+    pub const BLOCK_AFTER: u32 = 1 << 1;
+    pub const SYNC_NEXT: u32 = 1 << 2;
+    pub const REQUEST: u32 = 1 << 31;
+}
+
+/// ExtendedDesktopSize reasons (rect x) and results (rect y).
+pub mod desktop_size {
+    pub const REASON_SERVER: u16 = 0;
+    pub const REASON_THIS_CLIENT: u16 = 1;
+    pub const RESULT_OK: u16 = 0;
+    pub const RESULT_PROHIBITED: u16 = 1;
+}
 
 pub fn write_server_init(out: &mut Vec<u8>, width: u16, height: u16, format: &PixelFormat, name: &str) {
     out.extend_from_slice(&width.to_be_bytes());
@@ -54,6 +72,29 @@ pub fn write_server_cut_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(&latin1);
 }
 
+pub fn write_end_of_continuous_updates(out: &mut Vec<u8>) {
+    out.push(END_OF_CONTINUOUS_UPDATES);
+}
+
+/// `payload` must be at most 64 bytes.
+pub fn write_server_fence(out: &mut Vec<u8>, flags: u32, payload: &[u8]) {
+    out.extend_from_slice(&[SERVER_FENCE, 0, 0, 0]);
+    out.extend_from_slice(&flags.to_be_bytes());
+    out.push(payload.len() as u8);
+    out.extend_from_slice(payload);
+}
+
+/// An ExtendedDesktopSize rect describing one screen of `width`×`height`.
+pub fn write_extended_desktop_size(out: &mut Vec<u8>, reason: u16, result: u16, width: u16, height: u16) {
+    write_rect_header(out, &Rect::new(reason, result, width, height), crate::encoding::EXTENDED_DESKTOP_SIZE);
+    out.extend_from_slice(&[1, 0, 0, 0]);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    for v in [0, 0, width, height] {
+        out.extend_from_slice(&u16::to_be_bytes(v));
+    }
+    out.extend_from_slice(&0u32.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +114,16 @@ mod tests {
         write_server_init(&mut out, 1280, 720, &PixelFormat::NATIVE, "kvnc");
         assert_eq!(&out[..4], &[0x05, 0x00, 0x02, 0xd0]);
         assert_eq!(&out[20..], &[0, 0, 0, 4, b'k', b'v', b'n', b'c']);
+        out.clear();
+        write_server_fence(&mut out, fence::REQUEST | fence::BLOCK_BEFORE, &[7]);
+        assert_eq!(out, [248, 0, 0, 0, 0x80, 0, 0, 1, 1, 7]);
+        out.clear();
+        write_extended_desktop_size(&mut out, 1, 1, 640, 480);
+        let expected = [
+            vec![0, 1, 0, 1, 0x02, 0x80, 0x01, 0xe0, 0xff, 0xff, 0xfe, 0xcc],
+            vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0, 0, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(out, expected);
     }
 }

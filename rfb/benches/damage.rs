@@ -1,0 +1,71 @@
+//! Damage detection benchmark: milliseconds per 1920×1080 `DamageDetector::compare` (median of
+//! several runs) for an unchanged frame, one typed character (a 16×16 glyph) and a whole new frame.
+//!
+//! `cargo bench -p rfb --bench damage`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rfb::damage::DamageDetector;
+use rfb::{Frame, Rect};
+
+const RUNS: usize = 21;
+const WIDTH: u16 = 1920;
+const HEIGHT: u16 = 1080;
+
+/// A desktop-like frame: flat background with some texture (the compare cost does not depend on
+/// the content, only on where the first difference is).
+fn desktop() -> Frame {
+    let mut frame = Frame::new(WIDTH, HEIGHT);
+    frame.fill_rect(&frame.bounds(), 0x003a_6ea5);
+    for i in 0..40u16 {
+        frame.fill_rect(&Rect::new(i * 47 % 1800, i * 29 % 1000, 120, 80), 0x0010_1010 * u32::from(i % 15));
+    }
+    frame
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Compares `a` and `b` alternately (so that every compare sees the change between them) and
+/// returns the median time and the last damage's (rect count, area).
+fn measure(a: &Frame, b: &Frame) -> (f64, usize, usize) {
+    let mut detector = DamageDetector::new();
+    detector.compare(a);
+    let mut times = Vec::with_capacity(RUNS);
+    let mut last = (0, 0);
+    for run in 0..RUNS {
+        let frame = if run % 2 == 0 { b } else { a };
+        let start = Instant::now();
+        let damage = detector.compare(black_box(frame));
+        times.push(start.elapsed());
+        last = (damage.rects().len(), damage.area());
+        black_box(damage);
+    }
+    (median(times).as_secs_f64() * 1000.0, last.0, last.1)
+}
+
+fn main() {
+    let base = desktop();
+    let mut typed = base.clone();
+    // A 16×16 glyph in the middle of a text line, straddling no block edge.
+    for y in 0..16u16 {
+        for x in 0..16u16 {
+            if (x * 3 + y * 5) % 7 < 3 {
+                typed.fill_rect(&Rect::new(1000 + x, 520 + y, 1, 1), 0x00ff_ffff);
+            }
+        }
+    }
+    let mut whole = base.clone();
+    for b in whole.pixels_mut() {
+        *b ^= 0x5a;
+    }
+
+    println!("{:<28} {:>9} {:>7} {:>9}", "1920x1080 compare", "ms", "rects", "pixels");
+    for (label, other) in [("identical frame", &base), ("one 16x16 glyph", &typed), ("whole frame changed", &whole)] {
+        let (ms, rects, area) = measure(&base, other);
+        println!("{label:<28} {ms:>9.3} {rects:>7} {area:>9}");
+    }
+}

@@ -1,0 +1,129 @@
+//! The screen as viewers see it: the source's frames, plus what changed from one to the next.
+//!
+//! One task compares each new frame with the previous one (64×64 blocks, `rfb::damage`) once
+//! for all viewers, and keeps a short history of those changes so that a viewer that skipped
+//! frames can still ask "what changed since the frame I last took in?".
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rfb::damage::DamageDetector;
+use rfb::region::Region;
+use tokio::sync::watch;
+
+use crate::source::{FrameSource, SourceFrame};
+
+/// Frames of history kept; a viewer further behind is sent everything again.
+const HISTORY: usize = 64;
+
+pub struct Screen {
+    frames: watch::Receiver<Arc<SourceFrame>>,
+    history: Arc<Mutex<DamageHistory>>,
+}
+
+/// The damage between consecutive frames the screen published: (from, to, what changed).
+#[derive(Default)]
+struct DamageHistory {
+    entries: VecDeque<(u64, u64, Region)>,
+}
+
+impl DamageHistory {
+    fn record(&mut self, from: u64, to: u64, damage: Region) {
+        if self.entries.len() == HISTORY {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((from, to, damage));
+    }
+
+    fn since(&self, generation: u64) -> Option<Region> {
+        let mut newer = self.entries.iter().skip_while(|(_, to, _)| *to <= generation).peekable();
+        match newer.peek() {
+            None => Some(Region::new()),
+            Some((from, _, _)) if *from == generation => {
+                let mut damage = Region::new();
+                for (_, _, region) in newer {
+                    damage.union(region);
+                }
+                Some(damage)
+            }
+            Some(_) => None,
+        }
+    }
+}
+
+impl Screen {
+    /// Starts following `source` (kept alive as long as the screen is). Must be called inside a
+    /// tokio runtime.
+    pub fn start(source: Arc<dyn FrameSource>) -> Self {
+        let mut source_frames = source.frames();
+        let first = source_frames.borrow_and_update().clone();
+        let (sender, frames) = watch::channel(first.clone());
+        let history = Arc::new(Mutex::new(DamageHistory::default()));
+        tokio::spawn(follow(source, source_frames, sender, history.clone(), first));
+        Self { frames, history }
+    }
+
+    /// A receiver of the newest frame, published only after its damage is recorded.
+    pub fn frames(&self) -> watch::Receiver<Arc<SourceFrame>> {
+        self.frames.clone()
+    }
+
+    /// What changed after frame `generation` up to the newest frame; `None` when that is no
+    /// longer known (the viewer must then take everything).
+    pub fn damage_since(&self, generation: u64) -> Option<Region> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner).since(generation)
+    }
+}
+
+async fn follow(
+    // Owning the source keeps it publishing (a source ends when its last owner drops it).
+    _source: Arc<dyn FrameSource>,
+    mut source: watch::Receiver<Arc<SourceFrame>>,
+    sender: watch::Sender<Arc<SourceFrame>>,
+    history: Arc<Mutex<DamageHistory>>,
+    first: Arc<SourceFrame>,
+) {
+    let mut detector = DamageDetector::new();
+    detector.compare(&first.frame);
+    let mut previous = first.generation;
+    while source.changed().await.is_ok() {
+        let frame = source.borrow_and_update().clone();
+        let compared = frame.clone();
+        // Comparing 1080p frames takes milliseconds: keep it off the async workers.
+        let Ok((returned, damage)) = tokio::task::spawn_blocking(move || {
+            let damage = detector.compare(&compared.frame);
+            (detector, damage)
+        })
+        .await
+        else {
+            return;
+        };
+        detector = returned;
+        history.lock().unwrap_or_else(PoisonError::into_inner).record(previous, frame.generation, damage);
+        previous = frame.generation;
+        if sender.send(frame).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rfb::Rect;
+
+    #[test]
+    fn history_unions_what_a_viewer_missed() {
+        let mut history = DamageHistory::default();
+        history.record(0, 1, Region::from_rect(Rect::new(0, 0, 1, 1)));
+        history.record(1, 3, Region::from_rect(Rect::new(5, 5, 1, 1)));
+        assert_eq!(history.since(3).map(|r| r.area()), Some(0), "up to date");
+        assert_eq!(history.since(1).map(|r| r.area()), Some(1));
+        assert_eq!(history.since(0).map(|r| r.area()), Some(2));
+        assert!(history.since(2).is_none(), "never published: unknown");
+        for g in 3..3 + HISTORY as u64 {
+            history.record(g, g + 1, Region::new());
+        }
+        assert!(history.since(0).is_none(), "forgotten");
+    }
+}
