@@ -1,0 +1,134 @@
+//! The update pipeline with real viewers: a resize mid-stream is followed, continuous updates
+//! are used by noVNC and TigerVNC, a still screen costs nothing, a typed character sends only
+//! what changed. (A viewer that stops reading: tests/stalled_viewer.rs, alone in its binary.)
+
+#[path = "support/novnc.rs"]
+mod novnc;
+#[path = "support/raw_client.rs"]
+mod raw_client;
+#[path = "support/viewers.rs"]
+mod viewers;
+
+use std::io::{ErrorKind, Read};
+use std::time::{Duration, Instant};
+
+use novnc::{NoVncOptions, run_novnc};
+use raw_client::RawClient;
+use viewers::{KvncServer, RgbImage, TempDir, TigerViewer, save_png, vncdo_run};
+
+const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+
+/// A test pattern that differs per size and per seed.
+fn pattern(width: usize, height: usize, seed: u8) -> RgbImage {
+    let mut image = RgbImage::filled(width, height, [0, 0, 0]);
+    for y in 0..height {
+        for x in 0..width {
+            let v = [(x / 7) as u8 ^ seed, (y / 5) as u8, ((x + y) / 11) as u8 ^ seed.rotate_left(3)];
+            image.set_pixel(x, y, v);
+        }
+    }
+    image
+}
+
+/// A replay directory of `frames`, played in order.
+fn replay_dir(frames: &[RgbImage]) -> TempDir {
+    let dir = TempDir::new("kvnc-pipeline-replay");
+    for (i, frame) in frames.iter().enumerate() {
+        save_png(frame, dir.path().join(format!("{i:03}.png")));
+    }
+    dir
+}
+
+#[test]
+fn resize_mid_stream_is_followed_by_tigervnc_and_novnc() {
+    let small = pattern(800, 600, 1);
+    let large = pattern(1024, 768, 2);
+    let dir = replay_dir(&[small.clone(), large.clone()]);
+    let source = format!("replay:{}", dir.path().display());
+    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "1"]);
+
+    let viewer = TigerViewer::start(&server.vnc_target(), &["-PreferredEncoding=ZRLE", "-AutoSelect=0"]);
+    // Without a window manager the viewer window keeps its first size, so compare the part of
+    // the new framebuffer that the window shows; the two patterns differ everywhere.
+    for expected in [&large, &small, &large] {
+        let shown = viewer.wait_until_fb(
+            |fb| {
+                let (w, h) = (fb.width.min(expected.width), fb.height.min(expected.height));
+                w > 0 && h > 0 && fb.crop(0, 0, w, h).diff_count(&expected.crop(0, 0, w, h), 0) == Some(0)
+            },
+            Duration::from_secs(20),
+        );
+        if let Err(last) = &shown {
+            last.save_artifact("pipeline-resize-tigervnc.png");
+        }
+        assert!(shown.is_ok(), "TigerVNC did not follow to {}x{}:\n{}", expected.width, expected.height, viewer.log());
+    }
+    assert!(viewer.log().contains("Resizing framebuffer from 800x600 to 1024x768"), "{}", viewer.log());
+    assert!(server.log().contains("screen resized to 1024x768"), "{}", server.log());
+
+    // noVNC: its canvas always has the size and content of one of the two frames.
+    let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[16]).settle_ms(2500).name("resize"));
+    run.assert_ok();
+    let expected = if run.canvas.width == large.width { &large } else { &small };
+    assert_eq!(run.canvas.diff_count(expected, 0), Some(0), "artifacts in {}", run.dir.display());
+    assert!(run.rect_count(-308) >= 2, "noVNC saw the resizes as ExtendedDesktopSize: {:?}", run.rects);
+}
+
+#[test]
+fn continuous_updates_with_novnc_and_tigervnc() {
+    // The demo target's clock changes every second: pushed updates must keep coming.
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let run = run_novnc(server.port(), &NoVncOptions::new().settle_ms(2500).name("continuous"));
+    run.assert_ok();
+    assert!(run.continuous_updates, "noVNC switched to continuous updates");
+    assert!(run.updates >= 3, "pushed updates arrived: {}", run.updates);
+
+    let viewer = TigerViewer::start(&server.vnc_target(), &[]);
+    assert!(viewer.wait_for_log("Enabling continuous updates", Duration::from_secs(10)), "{}", viewer.log());
+    assert!(server.wait_for_log_count("continuous updates on", 2, Duration::from_secs(10)), "{}", server.log());
+}
+
+/// Reads whatever arrives within `window`; returns the byte count.
+fn bytes_within(client: &mut RawClient, window: Duration) -> usize {
+    client.stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = Instant::now() + window;
+    let mut total = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    while Instant::now() < deadline {
+        match client.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    client.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    total
+}
+
+#[test]
+fn a_still_screen_costs_nothing_and_a_typed_character_little() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let mut viewer = RawClient::connect(&server.addr());
+    viewer.request_update(false);
+    assert_eq!(viewer.read_raw_update(), 1280 * 720 * 4);
+    // Wait for a clock tick to pass, then a still second: an incremental request gets nothing
+    // but the clock.
+    viewer.request_update(true);
+    let clock_tick = viewer.read_raw_update();
+    assert!(clock_tick < 1280 * 720 * 4 / 100, "only the clock changed: {clock_tick} bytes");
+
+    vncdo_run(&server.vnc_target(), None, &["type", "x"]);
+    viewer.request_update(true);
+    let typed = viewer.read_raw_update();
+    assert!(typed < 1280 * 720 * 4 / 50, "a typed character sends a small area: {typed} bytes");
+
+    // A replayed still image: after the first frame nothing at all is sent.
+    let dir = replay_dir(&[pattern(640, 480, 3)]);
+    let still = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{}", dir.path().display())]);
+    let mut viewer = RawClient::connect(&still.addr());
+    viewer.request_update(false);
+    assert_eq!(viewer.read_raw_update(), 640 * 480 * 4);
+    viewer.request_update(true);
+    assert_eq!(bytes_within(&mut viewer, Duration::from_secs(2)), 0, "a still screen sends no bytes");
+}

@@ -1,0 +1,88 @@
+//! A viewer that stops reading for 30 s neither grows kvnc's memory past a bound nor slows
+//! another viewer's updates. Alone in its test binary so no other test competes for the CPU.
+
+#[path = "support/raw_client.rs"]
+mod raw_client;
+#[path = "support/viewers.rs"]
+mod viewers;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use raw_client::RawClient;
+use viewers::{KvncServer, RgbImage, TempDir, save_png};
+
+const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+
+/// A test pattern that differs per size and per seed.
+fn pattern(width: usize, height: usize, seed: u8) -> RgbImage {
+    let mut image = RgbImage::filled(width, height, [0, 0, 0]);
+    for y in 0..height {
+        for x in 0..width {
+            let v = [(x / 7) as u8 ^ seed, (y / 5) as u8, ((x + y) / 11) as u8 ^ seed.rotate_left(3)];
+            image.set_pixel(x, y, v);
+        }
+    }
+    image
+}
+
+/// A replay directory of `frames`, played in order.
+fn replay_dir(frames: &[RgbImage]) -> TempDir {
+    let dir = TempDir::new("kvnc-pipeline-replay");
+    for (i, frame) in frames.iter().enumerate() {
+        save_png(frame, dir.path().join(format!("{i:03}.png")));
+    }
+    dir
+}
+
+fn kvnc_rss_kib(server: &KvncServer) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("kvnc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Updates `viewer` receives in `window`, each asked for incrementally.
+fn updates_within(viewer: &mut RawClient, window: Duration, mut meanwhile: impl FnMut()) -> usize {
+    let started = Instant::now();
+    let mut updates = 0;
+    while started.elapsed() < window {
+        meanwhile();
+        viewer.request_update(true);
+        viewer.read_raw_update();
+        updates += 1;
+    }
+    updates
+}
+
+#[test]
+fn a_stalled_viewer_neither_grows_memory_nor_slows_others() {
+    // Whole-frame changes ten times a second.
+    let frames: Vec<RgbImage> = (0..4).map(|i| pattern(960, 540, i * 40)).collect();
+    let dir = replay_dir(&frames);
+    let source = format!("replay:{}", dir.path().display());
+    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "10"]);
+    let mut active = RawClient::connect(&server.addr());
+    active.request_update(false);
+    active.read_raw_update();
+    let alone = updates_within(&mut active, Duration::from_secs(10), || {});
+    let rss_before = kvnc_rss_kib(&server);
+
+    // A second viewer keeps asking for updates and never reads them, for 30 s.
+    let mut stalled = RawClient::connect(&server.addr());
+    let with_stalled = updates_within(&mut active, Duration::from_secs(30), || {
+        stalled.request_update(true);
+        stalled.stream.flush().unwrap();
+    }) / 3;
+    let rss_after = kvnc_rss_kib(&server);
+    let growth_mib = rss_after.saturating_sub(rss_before) / 1024;
+    // Bound: one pending update per viewer (2 MiB at Raw 960x540) plus buffers and slack.
+    assert!(growth_mib <= 32, "kvnc grew by {growth_mib} MiB ({rss_before} -> {rss_after} KiB)");
+    assert!(
+        with_stalled >= 20 && with_stalled * 2 >= alone,
+        "the active viewer slowed down: {alone} updates per 10 s alone, {with_stalled} with a stalled viewer"
+    );
+    drop(stalled);
+}
