@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 
-use crate::encoders::{EncodeParams, Encoders};
+use crate::encoders::tight::passthrough::{self, PassthroughError};
+use crate::encoders::{EncodeParams, Encoders, tight};
 use crate::encoding::{self, ClientEncodings};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, Rect};
@@ -255,7 +256,41 @@ impl ServerConnection {
         }
         let bounds = frame.bounds();
         let rects: Vec<Rect> = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
-        let last_rect = self.encodings.last_rect;
+        let (header_at, mut count) = self.begin_update();
+        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings };
+        for rect in &rects {
+            count += self.encoders.encode(frame, rect, &params, &mut self.output);
+        }
+        self.finish_update(header_at, count);
+    }
+
+    /// Whether a JPEG `width` pixels wide can go to this client as it is: it prefers Tight,
+    /// sent a quality level, has 16 or 32 bpp, and the JPEG fits a Tight rect.
+    pub fn takes_jpeg(&self, width: u16) -> bool {
+        self.state == State::Normal
+            && self.encodings.preferred == encoding::TIGHT
+            && self.encodings.quality_level.is_some()
+            && self.converter.client_format().bits_per_pixel >= 16
+            && width <= tight::MAX_RECT_WIDTH
+    }
+
+    /// Writes one update whose pixels for `rect` are `jpeg`, unchanged (MJPEG pass-through),
+    /// plus pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing is written on error.
+    pub fn write_jpeg_update(&mut self, rect: &Rect, jpeg: &[u8]) -> Result<(), PassthroughError> {
+        if !self.takes_jpeg(rect.width) {
+            return Err(PassthroughError::TooWide(rect.width));
+        }
+        let mut rect_bytes = Vec::with_capacity(jpeg.len() + 20);
+        passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?;
+        let (header_at, count) = self.begin_update();
+        self.output.extend_from_slice(&rect_bytes);
+        self.finish_update(header_at, count + 1);
+        Ok(())
+    }
+
+    /// Starts a FramebufferUpdate with the pending pseudo-rects; returns where its header is and
+    /// how many rects it holds so far.
+    fn begin_update(&mut self) -> (usize, usize) {
         let header_at = self.output.len();
         server::write_framebuffer_update_header(&mut self.output, u16::MAX);
         let mut count = 0;
@@ -265,11 +300,11 @@ impl ServerConnection {
             self.qemu_ack_sent = true;
             count += 1;
         }
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings };
-        for rect in &rects {
-            count += self.encoders.encode(frame, rect, &params, &mut self.output);
-        }
-        if last_rect {
+        (header_at, count)
+    }
+
+    fn finish_update(&mut self, header_at: usize, count: usize) {
+        if self.encodings.last_rect {
             server::write_rect_header(&mut self.output, &Rect::default(), encoding::LAST_RECT);
         } else {
             // Without LastRect the header must carry the exact count, known only now.

@@ -42,7 +42,7 @@ impl DemoTarget {
         let target = Arc::new(Self {
             state: Mutex::new(state.clone()),
             changed: Arc::new(Notify::new()),
-            frames: FramePublisher::new(first),
+            frames: FramePublisher::new(first, None),
         });
         tokio::spawn(render_loop(Arc::downgrade(&target), target.changed.clone(), (state, clock)));
         target

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use rfb::messages::server::desktop_size;
+use rfb::region::Region;
 
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
@@ -19,6 +20,8 @@ use crate::input::ViewerId;
 use crate::source::SourceFrame;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// A change covering at least 1/BROAD_CHANGE_DIVISOR of the screen goes out as the source's JPEG.
+const BROAD_CHANGE_DIVISOR: usize = 4;
 /// How long a closing connection may take to deliver its last words (e.g. an auth failure).
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -184,7 +187,9 @@ fn send_update(
         }
         Some(Plan::Pixels(region)) => {
             tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
-            conn.write_update(frame, region.rects());
+            if !pass_jpeg_through(conn, current, &region) {
+                conn.write_update(frame, region.rects());
+            }
             // Pushed updates are paced: the next waits until the viewer has processed this one.
             if scheduler.is_continuous() && conn.write_fence_request(&[]) {
                 scheduler.fence_sent();
@@ -192,6 +197,27 @@ fn send_update(
         }
     }
     Ok(())
+}
+
+/// Sends the source's own JPEG of the whole frame when the frame changed broadly and the viewer
+/// takes Tight JPEG: no decode-and-re-encode on the board. Returns whether it did.
+fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, region: &Region) -> bool {
+    let Some(jpeg) = &current.jpeg else { return false };
+    let bounds = current.frame.bounds();
+    // A small change is cheaper as a few encoded rects than as the whole frame's JPEG.
+    if region.area() * BROAD_CHANGE_DIVISOR < bounds.area() || !conn.takes_jpeg(bounds.width) {
+        return false;
+    }
+    match conn.write_jpeg_update(&bounds, jpeg) {
+        Ok(()) => {
+            tracing::trace!("passed the source's JPEG through ({} bytes)", jpeg.len());
+            true
+        }
+        Err(e) => {
+            tracing::debug!("JPEG pass-through not possible ({e}); encoding instead");
+            false
+        }
+    }
 }
 
 /// Best effort: deliver what the protocol queued before closing (e.g. the reason for a failure).

@@ -11,6 +11,9 @@ use tokio::sync::watch;
 pub struct SourceFrame {
     pub generation: u64,
     pub frame: rfb::Frame,
+    /// The frame as the device's JPEG (Huffman tables included), when it came as one: viewers
+    /// that take Tight JPEG get these bytes as they are instead of a re-encode.
+    pub jpeg: Option<Arc<[u8]>>,
 }
 
 pub trait FrameSource: Send + Sync + 'static {
@@ -19,6 +22,7 @@ pub trait FrameSource: Send + Sync + 'static {
     fn frames(&self) -> watch::Receiver<Arc<SourceFrame>>;
 }
 
+pub mod mjpeg;
 pub mod replay;
 
 /// Publishes frames on a watch channel, numbering generations; what every source needs.
@@ -27,18 +31,23 @@ pub struct FramePublisher {
 }
 
 impl FramePublisher {
-    pub fn new(first: rfb::Frame) -> Self {
-        Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, frame: first })) }
+    pub fn new(first: rfb::Frame, jpeg: Option<Arc<[u8]>>) -> Self {
+        Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, frame: first, jpeg })) }
     }
 
     /// Publishes `frame` as the next generation, unless it is identical to the current frame
     /// (a still screen then costs viewers nothing).
     pub fn publish(&self, frame: rfb::Frame) {
+        self.publish_with_jpeg(frame, None);
+    }
+
+    /// Like [`Self::publish`], for a frame that came as `jpeg`.
+    pub fn publish_with_jpeg(&self, frame: rfb::Frame, jpeg: Option<Arc<[u8]>>) {
         self.sender.send_if_modified(|current| {
             if current.frame == frame {
                 return false;
             }
-            *current = Arc::new(SourceFrame { generation: current.generation + 1, frame });
+            *current = Arc::new(SourceFrame { generation: current.generation + 1, frame, jpeg });
             true
         });
     }

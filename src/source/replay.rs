@@ -1,5 +1,6 @@
-//! `--source replay:PATH`: plays still images as if a capture device sent them — one PNG or
-//! JPEG file, or a directory of them played in name order at a fixed rate, looping.
+//! `--source replay:PATH`: plays recorded frames as if a capture device sent them — one PNG or
+//! JPEG file, a directory of them played in name order, or an MJPEG file (concatenated JPEGs,
+//! as a USB capture dongle sends them), at a fixed rate, looping.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 
+use super::mjpeg::{MjpegFile, is_mjpeg_path};
 use super::{FramePublisher, FrameSource, SourceFrame};
+use crate::jpeg::decode_to_frame;
 
 pub struct ReplaySource {
     publisher: FramePublisher,
@@ -20,33 +23,80 @@ impl FrameSource for ReplaySource {
     }
 }
 
+/// What a replay plays: image files, or the JPEGs of an MJPEG file (kept as JPEG, with
+/// Huffman tables inserted where the recording had none).
+enum Recording {
+    Files(Vec<PathBuf>),
+    Mjpeg(Vec<Arc<[u8]>>),
+}
+
+impl Recording {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        if is_mjpeg_path(path) {
+            let file = MjpegFile::open(path)?;
+            if file.frames().is_empty() {
+                bail!("{} holds no valid JPEG frames", path.display());
+            }
+            return Ok(Self::Mjpeg(file.frames().to_vec()));
+        }
+        Ok(Self::Files(frame_files(path)?))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Files(files) => files.len(),
+            Self::Mjpeg(frames) => frames.len(),
+        }
+    }
+
+    /// Frame `index` decoded, with its JPEG bytes when it is one.
+    fn load(&self, index: usize) -> anyhow::Result<(rfb::Frame, Option<Arc<[u8]>>)> {
+        match self {
+            Self::Files(files) => Ok((load_frame(&files[index])?, None)),
+            Self::Mjpeg(frames) => Ok((decode_to_frame(&frames[index])?, Some(frames[index].clone()))),
+        }
+    }
+
+    /// Whether frame `index` is byte for byte the one before it (then it is not even decoded).
+    fn repeats_previous(&self, index: usize) -> bool {
+        match self {
+            Self::Files(_) => false,
+            Self::Mjpeg(frames) => index > 0 && frames[index] == frames[index - 1],
+        }
+    }
+}
+
 impl ReplaySource {
     /// Opens `path` and, when it holds several frames, starts playing them at `fps`.
     /// Must be called inside a tokio runtime.
     pub fn open(path: &Path, fps: u32) -> anyhow::Result<Arc<Self>> {
-        let files = frame_files(path)?;
-        let first = load_frame(&files[0])?;
-        let source = Arc::new(Self { publisher: FramePublisher::new(first) });
-        if files.len() > 1 {
+        let recording = Arc::new(Recording::open(path)?);
+        let (first, jpeg) = recording.load(0)?;
+        let source = Arc::new(Self { publisher: FramePublisher::new(first, jpeg) });
+        if recording.len() > 1 {
             let period = Duration::from_secs(1) / fps.max(1);
-            tokio::spawn(play(Arc::downgrade(&source), files, period));
+            tokio::spawn(play(Arc::downgrade(&source), recording, period));
         }
         Ok(source)
     }
 }
 
-/// Loops over `files`, one per `period`; a file that fails to load is skipped with a warning.
-async fn play(source: std::sync::Weak<ReplaySource>, files: Vec<PathBuf>, period: Duration) {
+/// Loops over the recording, one frame per `period`; a frame that fails to load is skipped
+/// with a warning.
+async fn play(source: std::sync::Weak<ReplaySource>, recording: Arc<Recording>, period: Duration) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     ticks.tick().await;
-    for file in files.iter().cycle().skip(1) {
+    for index in (0..recording.len()).cycle().skip(1) {
         ticks.tick().await;
         let Some(source) = source.upgrade() else { return };
-        let path = file.clone();
-        match tokio::task::spawn_blocking(move || load_frame(&path)).await {
-            Ok(Ok(frame)) => source.publisher.publish(frame),
-            Ok(Err(e)) => tracing::warn!("replay: skipping frame: {e:#}"),
+        if recording.repeats_previous(index) {
+            continue;
+        }
+        let recording = recording.clone();
+        match tokio::task::spawn_blocking(move || recording.load(index)).await {
+            Ok(Ok((frame, jpeg))) => source.publisher.publish_with_jpeg(frame, jpeg),
+            Ok(Err(e)) => tracing::warn!("replay: skipping frame {index}: {e:#}"),
             Err(e) => tracing::warn!("replay: frame loader failed: {e}"),
         }
     }

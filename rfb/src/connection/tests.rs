@@ -344,3 +344,22 @@ fn extended_desktop_size_layout_and_set_desktop_size() {
     assert_eq!(&out[..16], &[0, 0, 0, 1, 0, 0, 0, 0, 0x03, 0x20, 0x02, 0x58, 0xff, 0xff, 0xfe, 0xcc]);
     assert_eq!(conn.framebuffer_size(), (800, 600));
 }
+
+#[test]
+fn jpeg_pass_through_only_to_tight_clients_with_a_quality_level() {
+    let mut conn = ready(64, 32);
+    set_encodings(&mut conn, &[7, -224]);
+    assert!(!conn.takes_jpeg(64), "no quality level listed");
+    set_encodings(&mut conn, &[16, -24]);
+    assert!(!conn.takes_jpeg(64), "prefers ZRLE");
+    set_encodings(&mut conn, &[7, -24]);
+    assert!(conn.takes_jpeg(64));
+    assert!(!conn.takes_jpeg(2049), "wider than a Tight rect");
+    take_output(&mut conn);
+    let jpeg = [0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
+    conn.write_jpeg_update(&Rect::new(0, 0, 64, 32), &jpeg).unwrap();
+    let out = take_output(&mut conn);
+    let expected =
+        [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 64, 0, 32, 0, 0, 0, 7, 0x90, jpeg.len() as u8], jpeg.to_vec()].concat();
+    assert_eq!(out, expected);
+}

@@ -24,6 +24,7 @@
 
 mod jpeg;
 mod palette;
+pub mod passthrough;
 mod pixels;
 mod solid;
 mod zlib;

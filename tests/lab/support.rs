@@ -1,0 +1,1222 @@
+//! The virtual hardware lab: kvnc on real kernel drivers (USB gadget on dummy_hcd, the same
+//! kernel's USB host and evdev, vivid's V4L2 HDMI input) inside a QEMU guest running Debian's kernel.
+//!
+//! Include from an integration test with `#[path = "lab/support.rs"] mod lab;` (see tests/lab.rs and
+//! tests/lab/README.md). The guest is built and cached by [`builder`]; [`Lab::start_or_skip`] boots it:
+//! * the host's root is the guest's `/host` (9p, read only) and [`Lab::run`] runs scripts with
+//!   `chroot /host`, so the host-built kvnc and host tools (v4l2-ctl, python3, ...) run on the guest's
+//!   kernel; the guest's /proc, /sys (with configfs), /dev and a writable tmpfs /run are bound in;
+//!   the host's /tmp stays read-only (kvnc built under a /tmp CARGO_TARGET_DIR still runs);
+//! * the host's 127.0.0.1:[`Lab::host_port`] is forwarded to the guest's port [`GUEST_KVNC_PORT`],
+//!   where [`LabOptions::kvnc_args`] starts kvnc at boot (its log: [`Lab::kvnc_log`]);
+//! * commands travel over a virtio-serial port, one framed request and reply each (tests/lab/init.sh):
+//!   no sleeps, exit status and output come back exactly;
+//! * QEMU is tracked by PID: a watchdog process kills it if this test process dies, [`Drop`] powers
+//!   the guest off (then kills QEMU) and, when the test panics, prints and saves the console, dmesg,
+//!   kvnc's log and the command history under `<target>/test-artifacts/lab-<test name>/`.
+#![allow(dead_code)] // every lab test includes this file but uses only some of it
+
+#[path = "builder.rs"]
+pub mod builder;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use builder::GuestImage;
+
+/// The kvnc binary that cargo built for this test run (the guest runs it from the host's root).
+pub const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+/// The guest port that the host's [`Lab::host_port`] reaches.
+pub const GUEST_KVNC_PORT: u16 = 5900;
+/// How long one [`Lab::run`] may take unless the caller says otherwise.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slack on top of a command's own timeout before the host gives up on the guest (TCG is slow).
+const CHANNEL_SLACK: Duration = Duration::from_secs(15);
+/// The QEMU binary; the lab needs nothing else from the `qemu-system-x86` package.
+const QEMU: &str = "qemu-system-x86_64";
+
+// ---------------------------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------------------------
+
+/// How to boot a [`Lab`].
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// kvnc's arguments, started in the guest once it is up (e.g. `serve --listen 0.0.0.0:5900
+    /// --no-auth`); None boots without kvnc.
+    pub kvnc_args: Option<Vec<String>>,
+    /// The kvnc binary (a host path, run through the chroot).
+    pub kvnc_binary: PathBuf,
+    /// Extra environment for kvnc, e.g. `("RUST_LOG", "debug")`.
+    pub kvnc_env: Vec<(String, String)>,
+    pub memory_mib: u32,
+    /// vCPUs: under TCG one boots fastest (measured: 6 s against 7.5 s for two).
+    pub cpus: u32,
+    /// From QEMU's start to the guest's "ready" (about 6 s alone; CI may run two lab guests at once).
+    pub boot_timeout: Duration,
+    /// Appended to the kernel command line.
+    pub kernel_args: String,
+    /// Appended to QEMU's command line (e.g. extra devices).
+    pub qemu_args: Vec<String>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            kvnc_args: None,
+            kvnc_binary: PathBuf::from(KVNC),
+            kvnc_env: Vec::new(),
+            memory_mib: 1024,
+            cpus: 1,
+            boot_timeout: Duration::from_secs(120),
+            kernel_args: String::new(),
+            qemu_args: Vec::new(),
+        }
+    }
+}
+
+impl LabOptions {
+    /// A guest running `kvnc ARGS`.
+    pub fn kvnc(args: &[&str]) -> Self {
+        LabOptions { kvnc_args: Some(args.iter().map(|a| a.to_string()).collect()), ..Default::default() }
+    }
+
+    /// A guest running `kvnc serve --listen 0.0.0.0:5900 --no-auth EXTRA..` (the demo target unless
+    /// EXTRA says `--source`).
+    pub fn kvnc_serve(extra: &[&str]) -> Self {
+        let listen = format!("0.0.0.0:{GUEST_KVNC_PORT}");
+        let mut args = vec!["serve", "--listen", &listen, "--no-auth"];
+        args.extend_from_slice(extra);
+        Self::kvnc(&args)
+    }
+
+    /// A guest without kvnc.
+    pub fn without_kvnc() -> Self {
+        Self::default()
+    }
+}
+
+/// Where a script runs in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// `chroot /host`: the host's Debian userland on the guest's kernel, /proc /sys /dev /run bound in.
+    Host,
+    /// The initramfs's busybox (its `modprobe`/`rmmod` know the guest's modules; the host's kmod
+    /// looks for them under the host's /lib/modules, which has none for this kernel).
+    Initramfs,
+}
+
+impl Root {
+    fn wire_name(self) -> &'static str {
+        match self {
+            Root::Host => "host",
+            Root::Initramfs => "guest",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// evdev
+// ---------------------------------------------------------------------------------------------
+
+/// Event types and codes of linux/input-event-codes.h that the lab tests use.
+pub mod input {
+    pub const EV_SYN: u16 = 0x00;
+    pub const EV_KEY: u16 = 0x01;
+    pub const EV_REL: u16 = 0x02;
+    pub const EV_ABS: u16 = 0x03;
+    pub const EV_MSC: u16 = 0x04;
+    pub const EV_LED: u16 = 0x11;
+    pub const MSC_SCAN: u16 = 0x04;
+    pub const KEY_ESC: u16 = 1;
+    pub const KEY_ENTER: u16 = 28;
+    pub const KEY_LEFTCTRL: u16 = 29;
+    pub const KEY_A: u16 = 30;
+    pub const KEY_B: u16 = 48;
+    pub const KEY_LEFTSHIFT: u16 = 42;
+    pub const KEY_CAPSLOCK: u16 = 58;
+    pub const BTN_LEFT: u16 = 0x110;
+    pub const BTN_RIGHT: u16 = 0x111;
+    pub const BTN_MIDDLE: u16 = 0x112;
+    pub const REL_X: u16 = 0x00;
+    pub const REL_Y: u16 = 0x01;
+    pub const REL_WHEEL: u16 = 0x08;
+    pub const ABS_X: u16 = 0x00;
+    pub const ABS_Y: u16 = 0x01;
+}
+
+/// One `struct input_event` read from the guest's /dev/input/eventN (time left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputEvent {
+    pub event_type: u16,
+    pub code: u16,
+    pub value: i32,
+}
+
+impl InputEvent {
+    /// Size of `struct input_event` on x86_64: a 16-byte timeval, u16 type, u16 code, i32 value.
+    const SIZE: usize = 24;
+
+    pub fn key(code: u16, value: i32) -> Self {
+        InputEvent { event_type: input::EV_KEY, code, value }
+    }
+
+    /// Parses the raw bytes read from an event device (whole events only).
+    pub fn parse_all(raw: &[u8]) -> Vec<InputEvent> {
+        raw.chunks_exact(Self::SIZE)
+            .map(|event| InputEvent {
+                event_type: u16::from_le_bytes([event[16], event[17]]),
+                code: u16::from_le_bytes([event[18], event[19]]),
+                value: i32::from_le_bytes([event[20], event[21], event[22], event[23]]),
+            })
+            .collect()
+    }
+}
+
+/// Keeps only key events (no SYN/MSC).
+pub fn key_events(events: &[InputEvent]) -> Vec<InputEvent> {
+    events.iter().copied().filter(|e| e.event_type == input::EV_KEY).collect()
+}
+
+/// Keeps only key presses (value 1) and releases (0). The guest's input layer adds autorepeats
+/// (value 2) of its own while a key stays down longer than 250 ms, which under TCG can happen
+/// between two reports; they say nothing about the device.
+pub fn key_presses_and_releases(events: &[InputEvent]) -> Vec<InputEvent> {
+    events.iter().copied().filter(|e| e.event_type == input::EV_KEY && e.value != 2).collect()
+}
+
+/// Records an input device's events in the guest from its creation until it is dropped
+/// (a `cat` of /dev/input/eventN into /run/lab; it ends by itself when the device goes away).
+pub struct EvdevRecorder<'a> {
+    lab: &'a Lab,
+    device: String,
+    file: String,
+    pid: u32,
+}
+
+impl EvdevRecorder<'_> {
+    /// The event device, e.g. "/dev/input/event3".
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Everything recorded so far.
+    #[track_caller]
+    pub fn events(&self) -> Vec<InputEvent> {
+        let out = self.lab.run_ok_in(Root::Initramfs, &format!("base64 {}", self.file));
+        InputEvent::parse_all(&base64_decode(&out))
+    }
+
+    /// Polls until `done(events so far)` holds and returns the events; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_for(&self, done: impl Fn(&[InputEvent]) -> bool, timeout: Duration) -> Vec<InputEvent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let events = self.events();
+            if done(&events) {
+                return events;
+            }
+            if Instant::now() >= deadline {
+                panic!("events on {} after {timeout:?} did not match: {events:?}", self.device);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for EvdevRecorder<'_> {
+    fn drop(&mut self) {
+        let _ = self.lab.try_run(
+            Root::Initramfs,
+            &format!("kill {} 2>/dev/null; rm -f {}", self.pid, self.file),
+            COMMAND_TIMEOUT,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// USB gadgets
+// ---------------------------------------------------------------------------------------------
+
+/// The boot keyboard report descriptor (hardware.md §4, from kvmd): 8-byte reports
+/// `[modifiers, 0, key1..key6]`, 1-byte LED output report, key usages 0..=255.
+pub const BOOT_KEYBOARD_REPORT_DESC: [u8; 65] = [
+    0x05, 0x01, 0x09, 0x06, 0xA1, 0x01, // Generic Desktop / Keyboard / Application
+    0x05, 0x07, 0x19, 0xE0, 0x29, 0xE7, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x08, 0x81, 0x02, // modifiers
+    0x95, 0x01, 0x75, 0x08, 0x81, 0x01, // reserved byte
+    0x95, 0x05, 0x75, 0x01, 0x05, 0x08, 0x19, 0x01, 0x29, 0x05, 0x91, 0x02, // 5 LEDs
+    0x95, 0x01, 0x75, 0x03, 0x91, 0x01, // LED padding
+    0x95, 0x06, 0x75, 0x08, 0x15, 0x00, 0x26, 0xFF, 0x00, 0x05, 0x07, 0x19, 0x00, 0x2A, 0xFF, 0x00, 0x81,
+    0x00, // 6 keys
+    0xC0,
+];
+
+/// One HID function of a gadget (configfs `functions/hid.<instance>`).
+#[derive(Debug, Clone)]
+pub struct HidFunction {
+    pub instance: String,
+    pub subclass: u8,
+    pub protocol: u8,
+    pub report_length: u16,
+    pub report_desc: Vec<u8>,
+    /// Written only when true (the attribute is newer than some kernels).
+    pub no_out_endpoint: bool,
+}
+
+impl HidFunction {
+    /// A boot keyboard (subclass 1, protocol 1, 8-byte reports).
+    pub fn boot_keyboard(instance: &str) -> Self {
+        HidFunction {
+            instance: instance.to_string(),
+            subclass: 1,
+            protocol: 1,
+            report_length: 8,
+            report_desc: BOOT_KEYBOARD_REPORT_DESC.to_vec(),
+            no_out_endpoint: false,
+        }
+    }
+}
+
+/// A configfs gadget made by the test harness (not by kvnc).
+#[derive(Debug, Clone)]
+pub struct GadgetSpec {
+    /// The directory under /sys/kernel/config/usb_gadget.
+    pub name: String,
+    pub vendor_id: u16,
+    pub product_id: u16,
+    pub manufacturer: String,
+    pub product: String,
+    pub serial: String,
+    pub functions: Vec<HidFunction>,
+}
+
+impl GadgetSpec {
+    /// A gadget with one boot keyboard; the guest's USB host names its input device
+    /// "<manufacturer> <product>" ([`GadgetSpec::input_name`]).
+    pub fn keyboard(name: &str, product: &str) -> Self {
+        GadgetSpec {
+            name: name.to_string(),
+            vendor_id: 0x1d6b,
+            product_id: 0x0104,
+            manufacturer: "kvnc-lab".to_string(),
+            product: product.to_string(),
+            serial: "0001".to_string(),
+            functions: vec![HidFunction::boot_keyboard("usb0")],
+        }
+    }
+
+    /// The name the guest's usbhid gives the input device of this gadget.
+    pub fn input_name(&self) -> String {
+        format!("{} {}", self.manufacturer, self.product)
+    }
+}
+
+/// A gadget bound to the guest's UDC.
+#[derive(Debug, Clone)]
+pub struct Gadget {
+    pub name: String,
+    /// The UDC it is bound to ("dummy_udc.0").
+    pub udc: String,
+    /// The /dev/hidgN of each function, in [`GadgetSpec::functions`] order.
+    pub hidg: Vec<String>,
+    pub input_name: String,
+}
+
+impl Gadget {
+    pub fn configfs_dir(&self) -> String {
+        format!("/sys/kernel/config/usb_gadget/{}", self.name)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab
+// ---------------------------------------------------------------------------------------------
+
+/// A booted lab guest; powered off (and QEMU reaped) on drop.
+pub struct Lab {
+    qemu: Child,
+    /// Kills QEMU when its stdin (our pipe) closes, i.e. when this test process dies unexpectedly.
+    watchdog: Child,
+    watchdog_pipe: Option<ChildStdin>,
+    channel: Mutex<Channel>,
+    host_port: u16,
+    work_dir: PathBuf,
+    test_name: String,
+    image: GuestImage,
+    kvnc_pid: Option<u32>,
+    boot_time: Duration,
+}
+
+/// The command channel: our end of the virtio-serial port.
+struct Channel {
+    writer: UnixStream,
+    lines: Receiver<String>,
+    next_id: u64,
+    /// Set when a reply did not come: the channel is out of step and every later command fails.
+    broken: Option<String>,
+    /// Every command and its exit status, for the failure report.
+    history: Vec<String>,
+}
+
+/// Why a QEMU start did not give a lab.
+enum StartError {
+    /// The forwarded host port was taken between choosing it and QEMU binding it: try another.
+    PortTaken,
+    Failed(String),
+}
+
+impl Lab {
+    /// Boots a lab, or returns None (after printing why) only when QEMU cannot run on this machine
+    /// at all: no qemu-system-x86_64 and no apt to install it. Anywhere that could run QEMU, and
+    /// always under CI (`CI` set), a missing prerequisite or any failure panics instead.
+    pub fn start_or_skip(options: LabOptions) -> Option<Lab> {
+        if let Some(reason) = qemu_unavailable() {
+            eprintln!("SKIPPED: the virtual hardware lab cannot run here: {reason}");
+            return None;
+        }
+        Some(Lab::start(options))
+    }
+
+    /// Boots a lab; panics when it cannot.
+    pub fn start(options: LabOptions) -> Lab {
+        if which(QEMU).is_none() {
+            panic!("{QEMU} not installed (Debian package qemu-system-x86): run scripts/test to install it");
+        }
+        let image = builder::guest_image();
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            match Lab::boot(&options, &image) {
+                Ok(lab) => return lab,
+                Err(StartError::PortTaken) => last_error = "the forwarded port was taken, three times".into(),
+                Err(StartError::Failed(e)) => panic!("{e}"),
+            }
+        }
+        panic!("starting the lab: {last_error}");
+    }
+
+    fn boot(options: &LabOptions, image: &GuestImage) -> Result<Lab, StartError> {
+        let started = Instant::now();
+        let test_name = current_test_name();
+        let work_dir = std::env::temp_dir().join(unique_name("kvnc-lab"));
+        fs::create_dir_all(&work_dir).map_err(|e| StartError::Failed(format!("creating work dir: {e}")))?;
+        let socket_path = work_dir.join("cmd.sock");
+        let listener = UnixListener::bind(&socket_path)
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            .map_err(|e| StartError::Failed(format!("binding {}: {e}", socket_path.display())))?;
+        let host_port = free_loopback_port();
+        let qemu_log = work_dir.join("qemu.log");
+
+        let mut command = Command::new(QEMU);
+        command
+            .args(["-accel", &std::env::var("KVNC_LAB_ACCEL").unwrap_or_else(|_| "tcg".into())])
+            .args(["-m", &options.memory_mib.to_string(), "-smp", &options.cpus.to_string()])
+            .args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
+            .arg("-serial")
+            .arg(format!("file:{}", work_dir.join("console.log").display()))
+            .arg("-kernel")
+            .arg(&image.kernel)
+            .arg("-initrd")
+            .arg(&image.initramfs)
+            .args(["-append", &format!("console=ttyS0 panic=-1 quiet {}", options.kernel_args)])
+            .args(["-device", "virtio-serial-pci"])
+            .arg("-chardev")
+            .arg(format!("socket,id=labcmd,path={}", socket_path.display()))
+            .args(["-device", "virtserialport,chardev=labcmd,name=lab.cmd"])
+            .arg("-netdev")
+            .arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{host_port}-:{GUEST_KVNC_PORT}"))
+            // romfile= : no PXE option ROM, which the guest never uses (and which may not be installed).
+            .args(["-device", "virtio-net-pci,netdev=net0,romfile="])
+            .args(["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"])
+            .args(&options.qemu_args)
+            .stdin(Stdio::null());
+        let log_file = fs::File::create(&qemu_log).map_err(|e| StartError::Failed(format!("qemu.log: {e}")))?;
+        let log_file_2 = log_file.try_clone().map_err(|e| StartError::Failed(format!("qemu.log: {e}")))?;
+        command.stdout(log_file).stderr(log_file_2);
+        let mut qemu = command.spawn().map_err(|e| StartError::Failed(format!("spawning {QEMU}: {e}")))?;
+        let mut watchdog = match spawn_watchdog(qemu.id()) {
+            Ok(watchdog) => watchdog,
+            Err(e) => {
+                let _ = qemu.kill();
+                let _ = qemu.wait();
+                return Err(StartError::Failed(e));
+            }
+        };
+        let watchdog_pipe = watchdog.stdin.take();
+
+        let connection = accept_until(&listener, &mut qemu, Duration::from_secs(30))
+            .and_then(|stream| stream.try_clone().map(|reader| (stream, reader)).map_err(|e| e.to_string()));
+        let (stream, reader) = match connection {
+            Ok(pair) => pair,
+            Err(e) => {
+                stop_process(&mut qemu);
+                stop_process(&mut watchdog);
+                let log = fs::read_to_string(&qemu_log).unwrap_or_default();
+                let _ = fs::remove_dir_all(&work_dir);
+                // QEMU 7.2: "Could not set up host forwarding rule 'tcp:127.0.0.1:PORT-:5900'".
+                if log.contains("host forwarding") {
+                    return Err(StartError::PortTaken);
+                }
+                return Err(StartError::Failed(format!("QEMU did not connect its command port: {e}\n{log}")));
+            }
+        };
+        let lines = spawn_line_reader(reader);
+        let channel = Channel { writer: stream, lines, next_id: 1, broken: None, history: Vec::new() };
+        let mut lab = Lab {
+            qemu,
+            watchdog,
+            watchdog_pipe,
+            channel: Mutex::new(channel),
+            host_port,
+            work_dir,
+            test_name,
+            image: image.clone(),
+            kvnc_pid: None,
+            boot_time: Duration::ZERO,
+        };
+        // From here on, a failure (a panic) tears QEMU down and reports through Lab's Drop.
+        lab.wait_ready(started, options.boot_timeout);
+        lab.boot_time = started.elapsed();
+        eprintln!("lab: guest ready in {:.1?} (kernel {}), host port {host_port}", lab.boot_time, image.kernel_release);
+        if let Some(args) = &options.kvnc_args {
+            lab.kvnc_pid = Some(lab.spawn_kvnc(options, args));
+        }
+        Ok(lab)
+    }
+
+    /// Waits for the guest's "@@ready"; panics (Drop then collects the logs) on timeout or death.
+    fn wait_ready(&mut self, started: Instant, timeout: Duration) {
+        let deadline = started + timeout;
+        loop {
+            let received = self.channel().lines.recv_timeout(Duration::from_millis(200));
+            match received {
+                Ok(line) if line.starts_with("@@ready") => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.channel().broken = Some("the guest closed its command port while booting".into());
+                    panic!("the lab guest died while booting (see its console below)");
+                }
+            }
+            if Instant::now() >= deadline {
+                self.channel().broken = Some("the guest never became ready".into());
+                panic!("the lab guest was not ready after {timeout:?} (see its console below)");
+            }
+        }
+    }
+
+    fn spawn_kvnc(&self, options: &LabOptions, args: &[String]) -> u32 {
+        let env: String = options.kvnc_env.iter().map(|(k, v)| format!("{k}={} ", quote(v))).collect();
+        let command = format!(
+            "{env}exec {} {}",
+            quote(&options.kvnc_binary.to_string_lossy()),
+            args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+        );
+        self.spawn("kvnc", &command)
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    /// Runs `script` with `sh` in the host's root on the guest (see [`Root::Host`]), with
+    /// [`COMMAND_TIMEOUT`]; returns its exit status and output. Panics only if the guest is gone.
+    #[track_caller]
+    pub fn run(&self, script: &str) -> Output {
+        self.run_in(Root::Host, script, COMMAND_TIMEOUT)
+    }
+
+    /// [`Lab::run`] with a root and timeout of its own; the script is killed after `timeout`
+    /// (status 137).
+    #[track_caller]
+    pub fn run_in(&self, root: Root, script: &str, timeout: Duration) -> Output {
+        match self.try_run(root, script, timeout) {
+            Ok(output) => output,
+            Err(e) => panic!("lab command {script:?}: {e}"),
+        }
+    }
+
+    /// Runs `script` like [`Lab::run`] and returns its stdout; panics (with its output) unless it exits 0.
+    #[track_caller]
+    pub fn run_ok(&self, script: &str) -> String {
+        self.run_ok_in(Root::Host, script)
+    }
+
+    #[track_caller]
+    pub fn run_ok_in(&self, root: Root, script: &str) -> String {
+        let out = self.run_in(root, script, COMMAND_TIMEOUT);
+        if !out.status.success() {
+            panic!(
+                "lab command failed ({}): {script}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends one request and reads its framed reply (tests/lab/init.sh describes the protocol).
+    pub fn try_run(&self, root: Root, script: &str, timeout: Duration) -> Result<Output, String> {
+        let mut channel = self.channel();
+        if let Some(reason) = &channel.broken {
+            return Err(format!("the lab's command channel is unusable: {reason}"));
+        }
+        let id = channel.next_id;
+        channel.next_id += 1;
+        let seconds = timeout.as_secs().max(1);
+        let request = format!("run {id} {seconds} {} {}\n", root.wire_name(), base64_encode(script.as_bytes()));
+        if let Err(e) = channel.writer.write_all(request.as_bytes()) {
+            channel.broken = Some(format!("writing to the guest: {e}"));
+            return Err(format!("writing to the guest: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(seconds) + CHANNEL_SLACK;
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        let mut section = 0; // 0 before @@out, 1 in stdout, 2 in stderr
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = match channel.lines.recv_timeout(wait) {
+                Ok(line) => line,
+                Err(e) => {
+                    let reason = match e {
+                        RecvTimeoutError::Timeout => format!("no reply within {seconds} s + slack"),
+                        RecvTimeoutError::Disconnected => "the guest closed the command port".to_string(),
+                    };
+                    channel.history.push(format!("[{root:?}] {script}\n  => {reason}"));
+                    channel.broken = Some(reason.clone());
+                    return Err(reason);
+                }
+            };
+            if line == format!("@@out {id}") {
+                section = 1;
+            } else if line == format!("@@err {id}") {
+                section = 2;
+            } else if let Some(status) = line.strip_prefix(&format!("@@end {id} ")) {
+                let code: i32 = status.trim().parse().unwrap_or(255);
+                channel.history.push(format!("[{root:?}] {script}\n  => exit {code}"));
+                return Ok(Output {
+                    status: ExitStatus::from_raw((code & 0xff) << 8),
+                    stdout: base64_decode(&stdout),
+                    stderr: base64_decode(&stderr),
+                });
+            } else if section == 1 {
+                stdout.push_str(&line);
+            } else if section == 2 {
+                stderr.push_str(&line);
+            }
+        }
+    }
+
+    fn channel(&self) -> MutexGuard<'_, Channel> {
+        self.channel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `script` in the background in the host root, output to /run/lab/NAME.log ([`Lab::log`]);
+    /// returns its guest PID (that of `script` itself when it `exec`s a program).
+    #[track_caller]
+    pub fn spawn(&self, name: &str, script: &str) -> u32 {
+        self.spawn_in(Root::Host, name, script)
+    }
+
+    #[track_caller]
+    pub fn spawn_in(&self, root: Root, name: &str, script: &str) -> u32 {
+        let out = self.run_ok_in(root, &format!("( {script} ) >/run/lab/{name}.log 2>&1 </dev/null &\necho $!"));
+        out.trim().parse().unwrap_or_else(|_| panic!("spawning {name}: no PID in {out:?}"))
+    }
+
+    /// The log of a process started with [`Lab::spawn`] (empty if none).
+    pub fn log(&self, name: &str) -> String {
+        let out = self.run_in(Root::Initramfs, &format!("cat /run/lab/{name}.log 2>/dev/null"), COMMAND_TIMEOUT);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether guest process `pid` is still running.
+    pub fn is_running(&self, pid: u32) -> bool {
+        self.run_in(Root::Initramfs, &format!("kill -0 {pid} 2>/dev/null"), COMMAND_TIMEOUT).status.success()
+    }
+
+    /// Polls the shell condition `condition` with busybox in the guest (10 times a second, all in
+    /// one command) until it holds; false after `timeout`.
+    pub fn wait_until(&self, condition: &str, timeout: Duration) -> bool {
+        self.wait_until_in(Root::Initramfs, condition, timeout)
+    }
+
+    /// [`Lab::wait_until`] in a root of choice ([`Root::Host`] for conditions that use host tools).
+    pub fn wait_until_in(&self, root: Root, condition: &str, timeout: Duration) -> bool {
+        let tries = (timeout.as_millis() / 100).max(1);
+        let script = format!("i=0\nuntil {condition}\ndo\n  i=$((i+1)); [ $i -ge {tries} ] && exit 1; sleep 0.1\ndone");
+        self.run_in(root, &script, timeout + Duration::from_secs(10)).status.success()
+    }
+
+    /// The guest's kernel log.
+    #[track_caller]
+    pub fn dmesg(&self) -> String {
+        self.run_ok_in(Root::Initramfs, "dmesg")
+    }
+
+    /// How long the guest took from QEMU's start to ready.
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    pub fn image(&self) -> &GuestImage {
+        &self.image
+    }
+
+    // ---- kvnc and the forwarded port --------------------------------------------------------
+
+    /// The host's loopback port forwarded to the guest's [`GUEST_KVNC_PORT`].
+    pub fn host_port(&self) -> u16 {
+        self.host_port
+    }
+
+    /// The forwarded port in vncdo/vncviewer form, "127.0.0.1::PORT".
+    pub fn vnc_target(&self) -> String {
+        format!("127.0.0.1::{}", self.host_port)
+    }
+
+    /// kvnc's guest PID (when [`LabOptions::kvnc_args`] started it).
+    pub fn kvnc_pid(&self) -> Option<u32> {
+        self.kvnc_pid
+    }
+
+    /// kvnc's output so far.
+    pub fn kvnc_log(&self) -> String {
+        self.log("kvnc")
+    }
+
+    /// Waits until kvnc logs "listening on" in the guest and then answers an RFB greeting through
+    /// the forwarded host port; panics with kvnc's log otherwise (e.g. if it exited).
+    #[track_caller]
+    pub fn wait_listening(&self, timeout: Duration) {
+        let pid = self.kvnc_pid.expect("wait_listening: this lab started no kvnc (LabOptions::kvnc_args)");
+        let deadline = Instant::now() + timeout;
+        let listening = self
+            .wait_until(&format!("grep -q 'listening on' /run/lab/kvnc.log || ! kill -0 {pid} 2>/dev/null"), timeout);
+        if !listening || !self.is_running(pid) {
+            panic!(
+                "kvnc is not listening in the guest (running: {}); its log:\n{}",
+                self.is_running(pid),
+                self.kvnc_log()
+            );
+        }
+        loop {
+            match rfb_greeting(self.host_port) {
+                Ok(greeting) if greeting.starts_with(b"RFB ") => return,
+                result if Instant::now() >= deadline => {
+                    panic!(
+                        "no RFB greeting through 127.0.0.1:{} ({result:?}); kvnc's log:\n{}",
+                        self.host_port,
+                        self.kvnc_log()
+                    )
+                }
+                _ => thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    // ---- files ------------------------------------------------------------------------------
+
+    /// Writes `bytes` to `path` in the guest in one write (e.g. a HID report to /dev/hidg0).
+    #[track_caller]
+    pub fn write_bytes(&self, path: &str, bytes: &[u8]) {
+        let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+        self.run_ok_in(Root::Initramfs, &format!("printf '{escaped}' > {}", quote(path)));
+    }
+
+    /// Writes each of `reports` to `path` with a write of its own, all in one guest command (so
+    /// they follow each other within milliseconds, as a real keyboard's would).
+    #[track_caller]
+    pub fn write_reports(&self, path: &str, reports: &[&[u8]]) {
+        let script: String = reports
+            .iter()
+            .map(|report| {
+                let escaped: String = report.iter().map(|b| format!("\\{b:03o}")).collect();
+                format!("printf '{escaped}' > {}\n", quote(path))
+            })
+            .collect();
+        self.run_ok_in(Root::Initramfs, &script);
+    }
+
+    /// Reads a guest file as text.
+    #[track_caller]
+    pub fn read_file(&self, path: &str) -> String {
+        self.run_ok_in(Root::Initramfs, &format!("cat {}", quote(path)))
+    }
+
+    // ---- input devices ----------------------------------------------------------------------
+
+    /// The /dev/input/eventN of the input device named `name` (as in /proc/bus/input/devices), if any.
+    #[track_caller]
+    pub fn input_device(&self, name: &str) -> Option<String> {
+        let out = self.run_ok_in(Root::Initramfs, &find_input_device_script(name));
+        let device = out.trim();
+        (!device.is_empty()).then(|| device.to_string())
+    }
+
+    /// Waits for the input device `name` to appear; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_input_device(&self, name: &str, timeout: Duration) -> String {
+        let found = self.wait_until(&format!("[ -n \"$({})\" ]", find_input_device_script(name)), timeout);
+        match (found, self.input_device(name)) {
+            (true, Some(device)) => device,
+            _ => panic!(
+                "no input device {name:?} after {timeout:?}; the guest has:\n{}",
+                self.read_file("/proc/bus/input/devices")
+            ),
+        }
+    }
+
+    /// Waits for the input device `name` to go away; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_input_device_gone(&self, name: &str, timeout: Duration) {
+        if !self.wait_until(&format!("[ -z \"$({})\" ]", find_input_device_script(name)), timeout) {
+            panic!("input device {name:?} still there after {timeout:?}");
+        }
+    }
+
+    /// Starts recording the events of input device `name` (which must exist).
+    #[track_caller]
+    pub fn evdev_recorder(&self, name: &str) -> EvdevRecorder<'_> {
+        let device = self.input_device(name).unwrap_or_else(|| panic!("no input device {name:?} to record"));
+        let file = format!("/run/lab/evdev-{}.bin", unique_name("rec"));
+        // Return only once cat holds the device open: events before that would be lost.
+        let script = format!(
+            "cat {device} > {file} 2>/dev/null </dev/null &\npid=$!\n\
+             until ls -l /proc/$pid/fd 2>/dev/null | grep -q {device}; do\n  \
+             kill -0 $pid 2>/dev/null || exit 1; sleep 0.02\ndone\necho $pid"
+        );
+        let out = self.run_ok_in(Root::Initramfs, &script);
+        let pid = out.trim().parse().unwrap_or_else(|_| panic!("recording {device}: no PID in {out:?}"));
+        EvdevRecorder { lab: self, device, file, pid }
+    }
+
+    /// The events of input device `name` during the next `duration` (something else, e.g. a viewer
+    /// on the host, must cause them meanwhile).
+    pub fn evdev_events(&self, name: &str, duration: Duration) -> Vec<InputEvent> {
+        let recorder = self.evdev_recorder(name);
+        thread::sleep(duration);
+        recorder.events()
+    }
+
+    // ---- USB gadgets ------------------------------------------------------------------------
+
+    /// Creates gadget `spec` in configfs and binds it to the guest's first UDC (dummy_udc.0).
+    #[track_caller]
+    pub fn create_gadget(&self, spec: &GadgetSpec) -> Gadget {
+        let dir = format!("/sys/kernel/config/usb_gadget/{}", spec.name);
+        let mut script = String::from("set -e\n");
+        let _ = writeln!(script, "G={dir}\nmkdir $G\necho 0x{:04x} > $G/idVendor", spec.vendor_id);
+        let _ = writeln!(script, "echo 0x{:04x} > $G/idProduct\nmkdir $G/strings/0x409", spec.product_id);
+        for (file, value) in
+            [("manufacturer", &spec.manufacturer), ("product", &spec.product), ("serialnumber", &spec.serial)]
+        {
+            let _ = writeln!(script, "echo {} > $G/strings/0x409/{file}", quote(value));
+        }
+        script.push_str("mkdir $G/configs/c.1\n");
+        for function in &spec.functions {
+            let f = format!("$G/functions/hid.{}", function.instance);
+            let descriptor: String = function.report_desc.iter().map(|b| format!("\\{b:03o}")).collect();
+            let _ = writeln!(script, "mkdir {f}\necho {} > {f}/subclass", function.subclass);
+            let _ = writeln!(
+                script,
+                "echo {} > {f}/protocol\necho {} > {f}/report_length",
+                function.protocol, function.report_length
+            );
+            let _ = writeln!(script, "printf '{descriptor}' > {f}/report_desc");
+            if function.no_out_endpoint {
+                let _ = writeln!(script, "echo 1 > {f}/no_out_endpoint");
+            }
+            let _ = writeln!(script, "ln -s {f} $G/configs/c.1/");
+        }
+        script.push_str("udc=$(ls /sys/class/udc | head -n 1)\n[ -n \"$udc\" ]\necho $udc > $G/UDC\necho $udc\n");
+        for function in &spec.functions {
+            let _ = writeln!(
+                script,
+                "grep DEVNAME /sys/dev/char/$(cat $G/functions/hid.{}/dev)/uevent | cut -d= -f2",
+                function.instance
+            );
+        }
+        let out = self.run_ok_in(Root::Initramfs, &script);
+        let mut lines = out.lines().map(str::trim);
+        let udc = lines.next().unwrap_or_default().to_string();
+        let hidg = lines.map(|name| format!("/dev/{name}")).collect();
+        Gadget { name: spec.name.clone(), udc, hidg, input_name: spec.input_name() }
+    }
+
+    /// Unbinds the gadget from its UDC: the guest's USB host sees the device unplugged.
+    #[track_caller]
+    pub fn udc_unbind(&self, gadget: &Gadget) {
+        self.run_ok_in(Root::Initramfs, &format!("echo '' > {}/UDC", gadget.configfs_dir()));
+    }
+
+    /// Binds the gadget to its UDC again: plugged back in.
+    #[track_caller]
+    pub fn udc_bind(&self, gadget: &Gadget) {
+        self.run_ok_in(Root::Initramfs, &format!("echo {} > {}/UDC", gadget.udc, gadget.configfs_dir()));
+    }
+
+    /// The UDC's state as the device side sees it ("configured", "not attached", ...). Beware:
+    /// dummy_udc (Debian 6.1) still says "configured" after [`Lab::udc_unbind`]; and its
+    /// `soft_connect` "disconnect" then "connect" leaves the host unable to enumerate again (error
+    /// -71), so an unplug in the lab is an unbind.
+    pub fn udc_state(&self, udc: &str) -> String {
+        self.read_file(&format!("/sys/class/udc/{udc}/state")).trim().to_string()
+    }
+
+    /// Unbinds and removes a gadget made by [`Lab::create_gadget`].
+    #[track_caller]
+    pub fn remove_gadget(&self, gadget: &Gadget) {
+        let script = format!(
+            "G={}\necho '' > $G/UDC 2>/dev/null\nrm -f $G/configs/c.1/hid.*\nrmdir $G/configs/c.1/strings/* 2>/dev/null\n\
+             rmdir $G/configs/c.1 $G/functions/* $G/strings/0x409 $G",
+            gadget.configfs_dir()
+        );
+        self.run_ok_in(Root::Initramfs, &script);
+    }
+
+    // ---- kernel modules ---------------------------------------------------------------------
+
+    /// Loads module `name` (and what it needs) with the initramfs's modprobe; parameters from
+    /// tests/lab/modules.txt apply.
+    #[track_caller]
+    pub fn modprobe(&self, name: &str) {
+        self.run_ok_in(Root::Initramfs, &format!("modprobe {}", quote(name)));
+    }
+
+    /// Unloads module `name`; panics if the kernel refuses (e.g. while in use).
+    #[track_caller]
+    pub fn rmmod(&self, name: &str) {
+        self.run_ok_in(Root::Initramfs, &format!("rmmod {}", quote(name)));
+    }
+
+    pub fn module_loaded(&self, name: &str) -> bool {
+        let script = format!("[ -d /sys/module/{} ]", name.replace('-', "_"));
+        self.run_in(Root::Initramfs, &script, COMMAND_TIMEOUT).status.success()
+    }
+
+    // ---- V4L2 / vivid -----------------------------------------------------------------------
+
+    /// Runs the host's `v4l2-ctl ARGS` (Debian package v4l-utils) in the guest.
+    pub fn v4l2_ctl(&self, args: &[&str]) -> Output {
+        self.run(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
+    }
+
+    /// Like [`Lab::v4l2_ctl`] but returns stdout and panics unless it succeeds.
+    #[track_caller]
+    pub fn v4l2_ctl_ok(&self, args: &[&str]) -> String {
+        self.run_ok(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
+    }
+
+    /// The /dev/videoN of vivid's (first) video capture node.
+    #[track_caller]
+    pub fn vivid_capture_device(&self) -> String {
+        let script = "for d in /sys/class/video4linux/video*; do\n  \
+                      [ \"$(cat $d/name)\" = vivid-000-vid-cap ] && echo /dev/${d##*/}\ndone; true";
+        let out = self.run_ok_in(Root::Initramfs, script);
+        out.lines().next().map(str::to_string).unwrap_or_else(|| panic!("no vivid capture node in the guest"))
+    }
+
+    /// Sets vivid control `control` (v4l2-ctl's name, e.g. "dv_timings_signal_mode") to `value`.
+    #[track_caller]
+    pub fn vivid_ctl(&self, device: &str, control: &str, value: &str) {
+        self.v4l2_ctl_ok(&["-d", device, "-c", &format!("{control}={value}")]);
+    }
+
+    /// Selects the input whose name is `input` (e.g. "HDMI 0"); returns its index.
+    #[track_caller]
+    pub fn vivid_select_input(&self, device: &str, input: &str) -> u32 {
+        let inputs = self.v4l2_ctl_ok(&["-d", device, "--list-inputs"]);
+        let index =
+            parse_input_index(&inputs, input).unwrap_or_else(|| panic!("no input {input:?} on {device}:\n{inputs}"));
+        self.v4l2_ctl_ok(&["-d", device, "-i", &index.to_string()]);
+        index
+    }
+
+    /// VIDIOC_QUERY_DV_TIMINGS through v4l2-ctl: Ok((width, height)), or Err(v4l2-ctl's output).
+    pub fn query_dv_timings(&self, device: &str) -> Result<(u32, u32), String> {
+        let out = self.v4l2_ctl(&["-d", device, "--query-dv-timings"]);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        match (out.status.success(), parse_active_size(&text)) {
+            (true, Some(size)) => Ok(size),
+            _ => Err(text),
+        }
+    }
+
+    // ---- shutdown and failure reports -------------------------------------------------------
+
+    /// Powers the guest off now (also done on drop).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let poweroff_sent = {
+            let mut channel = self.channel();
+            channel.broken.is_none() && channel.writer.write_all(b"poweroff\n").is_ok()
+        };
+        if poweroff_sent {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && matches!(self.qemu.try_wait(), Ok(None)) {
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        stop_process(&mut self.qemu);
+        // The watchdog dies before its pipe closes, so it never signals a reaped (reusable) PID.
+        stop_process(&mut self.watchdog);
+        self.watchdog_pipe.take();
+        let _ = fs::remove_dir_all(&self.work_dir);
+    }
+
+    /// Prints and saves what explains a failure: console, dmesg, kvnc's log, the command history.
+    fn report_failure(&mut self) {
+        let dir = artifacts_dir().join(format!("lab-{}", sanitize(&self.test_name)));
+        let _ = fs::create_dir_all(&dir);
+        let mut sections: Vec<(&str, String)> = Vec::new();
+        let alive = self.channel().broken.is_none();
+        if alive {
+            let fetch = |script: &str| match self.try_run(Root::Initramfs, script, Duration::from_secs(10)) {
+                Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+                Err(e) => format!("(unavailable: {e})"),
+            };
+            sections.push(("dmesg.txt", fetch("dmesg")));
+            sections.push(("kvnc.log", fetch("cat /run/lab/kvnc.log 2>/dev/null")));
+            sections.push(("processes.txt", fetch("ps")));
+        }
+        sections.push(("console.log", fs::read_to_string(self.work_dir.join("console.log")).unwrap_or_default()));
+        sections.push(("qemu.log", fs::read_to_string(self.work_dir.join("qemu.log")).unwrap_or_default()));
+        let history = {
+            let channel = self.channel();
+            let mut text = channel.history.join("\n");
+            if let Some(reason) = &channel.broken {
+                let _ = write!(text, "\nchannel broken: {reason}");
+            }
+            text
+        };
+        sections.push(("commands.txt", history));
+        eprintln!("==== lab failure report ({}), saved in {} ====", self.test_name, dir.display());
+        for (name, text) in &sections {
+            let _ = fs::write(dir.join(name), text);
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!("---- {name} (last {} of {} lines) ----\n{}", tail.len(), lines.len(), tail.join("\n"));
+        }
+        eprintln!("==== end of lab failure report ====");
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.report_failure();
+        }
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Why QEMU cannot run here at all, or None if it can (or could, once installed: then the lab
+/// must not be skipped). Under CI this is always None: CI must run the lab.
+pub fn qemu_unavailable() -> Option<String> {
+    if which(QEMU).is_some() || std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let installable =
+        Command::new("apt-cache").args(["policy", "qemu-system-x86"]).stdin(Stdio::null()).output().is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                l.trim().strip_prefix("Candidate:").is_some_and(|v| !v.trim().is_empty() && v.trim() != "(none)")
+            })
+        });
+    (!installable).then(|| format!("no {QEMU}, and apt offers no qemu-system-x86 to install"))
+}
+
+/// The shell pipeline printing /dev/input/eventN of the device named `name`.
+fn find_input_device_script(name: &str) -> String {
+    format!(
+        "for e in /sys/class/input/event*; do [ \"$(cat $e/device/name 2>/dev/null)\" = {} ] && echo /dev/input/${{e##*/}}; done; true",
+        quote(name)
+    )
+}
+
+/// "Input 3\t: HDMI 0" lines of `v4l2-ctl --list-inputs`: the index of `name`.
+fn parse_input_index(list: &str, name: &str) -> Option<u32> {
+    let mut index = None;
+    for line in list.lines() {
+        let Some((key, value)) = line.split_once(':') else { continue };
+        match key.trim() {
+            "Input" => index = value.trim().parse().ok(),
+            "Name" if value.trim() == name => return index,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// "Active width: 1280" and "Active height: 720" in v4l2-ctl's DV timings output.
+fn parse_active_size(text: &str) -> Option<(u32, u32)> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name).and_then(|v| v.trim_start_matches(':').trim().parse().ok()))
+    };
+    Some((field("Active width")?, field("Active height")?))
+}
+
+/// Reads the 12-byte RFB greeting from 127.0.0.1:`port`.
+fn rfb_greeting(port: u16) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut greeting = vec![0; 12];
+    stream.read_exact(&mut greeting)?;
+    Ok(greeting)
+}
+
+/// A loopback port free right now (QEMU binds it moments later; a lost race is retried).
+fn free_loopback_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
+}
+
+/// A shell that kills QEMU (SIGKILL) once its stdin, a pipe only this process writes, reaches end
+/// of file: that is, when this test process exits or dies without dropping the lab.
+fn spawn_watchdog(qemu_pid: u32) -> Result<Child, String> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("trap '' INT TERM; read _ignored; kill -KILL {qemu_pid} 2>/dev/null"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning the QEMU watchdog: {e}"))
+}
+
+/// Accepts QEMU's connection to the command socket; fails early if QEMU exits.
+fn accept_until(listener: &UnixListener, qemu: &mut Child, timeout: Duration) -> Result<UnixStream, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        if let Ok(Some(status)) = qemu.try_wait() {
+            return Err(format!("QEMU exited ({status})"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after {timeout:?}"));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads the command port line by line in a thread; the channel closes when the guest goes away.
+fn spawn_line_reader(stream: UnixStream) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string();
+                    if sender.send(text).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// SIGKILL unless already exited; always reaps.
+fn stop_process(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+/// Finds an executable called `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
+
+/// Single-quotes `text` for sh.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The running test's name (libtest names each test's thread after it).
+fn current_test_name() -> String {
+    thread::current().name().unwrap_or("lab").to_string()
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `<target dir>/test-artifacts` (as tests/support/viewers.rs has it).
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("test-artifacts")
+}
+
+const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let bytes = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let bits = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64_ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes base64, ignoring whitespace and padding.
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for c in text.bytes() {
+        let Some(value) = BASE64_ALPHABET.iter().position(|&a| a == c) else { continue };
+        bits = (bits << 6) | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
