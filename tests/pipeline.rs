@@ -2,6 +2,8 @@
 //! are used by noVNC and TigerVNC, a still screen costs nothing, a typed character sends only
 //! what changed. (A viewer that stops reading: tests/stalled_viewer.rs, alone in its binary.)
 
+#[path = "support/frames.rs"]
+mod frames;
 #[path = "support/novnc.rs"]
 mod novnc;
 #[path = "support/raw_client.rs"]
@@ -12,32 +14,12 @@ mod viewers;
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
+use frames::{pattern, replay_dir};
 use novnc::{NoVncOptions, run_novnc};
 use raw_client::RawClient;
-use viewers::{KvncServer, RgbImage, TempDir, TigerViewer, save_png, vncdo_run};
+use viewers::{KvncServer, TigerViewer, vncdo_run};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
-
-/// A test pattern that differs per size and per seed.
-fn pattern(width: usize, height: usize, seed: u8) -> RgbImage {
-    let mut image = RgbImage::filled(width, height, [0, 0, 0]);
-    for y in 0..height {
-        for x in 0..width {
-            let v = [(x / 7) as u8 ^ seed, (y / 5) as u8, ((x + y) / 11) as u8 ^ seed.rotate_left(3)];
-            image.set_pixel(x, y, v);
-        }
-    }
-    image
-}
-
-/// A replay directory of `frames`, played in order.
-fn replay_dir(frames: &[RgbImage]) -> TempDir {
-    let dir = TempDir::new("kvnc-pipeline-replay");
-    for (i, frame) in frames.iter().enumerate() {
-        save_png(frame, dir.path().join(format!("{i:03}.png")));
-    }
-    dir
-}
 
 #[test]
 fn resize_mid_stream_is_followed_by_tigervnc_and_novnc() {

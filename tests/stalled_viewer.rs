@@ -1,6 +1,8 @@
 //! A viewer that stops reading for 30 s neither grows kvnc's memory past a bound nor slows
 //! another viewer's updates. Alone in its test binary so no other test competes for the CPU.
 
+#[path = "support/frames.rs"]
+mod frames;
 #[path = "support/raw_client.rs"]
 mod raw_client;
 #[path = "support/viewers.rs"]
@@ -9,31 +11,11 @@ mod viewers;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use frames::{pattern, replay_dir};
 use raw_client::RawClient;
-use viewers::{KvncServer, RgbImage, TempDir, save_png};
+use viewers::{KvncServer, RgbImage};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
-
-/// A test pattern that differs per size and per seed.
-fn pattern(width: usize, height: usize, seed: u8) -> RgbImage {
-    let mut image = RgbImage::filled(width, height, [0, 0, 0]);
-    for y in 0..height {
-        for x in 0..width {
-            let v = [(x / 7) as u8 ^ seed, (y / 5) as u8, ((x + y) / 11) as u8 ^ seed.rotate_left(3)];
-            image.set_pixel(x, y, v);
-        }
-    }
-    image
-}
-
-/// A replay directory of `frames`, played in order.
-fn replay_dir(frames: &[RgbImage]) -> TempDir {
-    let dir = TempDir::new("kvnc-pipeline-replay");
-    for (i, frame) in frames.iter().enumerate() {
-        save_png(frame, dir.path().join(format!("{i:03}.png")));
-    }
-    dir
-}
 
 fn kvnc_rss_kib(server: &KvncServer) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("kvnc status");

@@ -3,12 +3,16 @@
 //!
 //! `cargo bench -p rfb --bench encode` (fixtures from `fixtures/*.png`).
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use fixture::load;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rfb::encoders::{EncodeParams, Encoders};
 use rfb::encoding::ClientEncodings;
-use rfb::{Frame, PixelConverter, PixelFormat};
+use rfb::{PixelConverter, PixelFormat};
 
 const RUNS: usize = 7;
 const FIXTURES: &[&str] = &["post-1080p.png", "desktop-1080p.png", "photo-1080p.png", "wide-2560x1080.png"];
@@ -16,19 +20,6 @@ const FIXTURES: &[&str] = &["post-1080p.png", "desktop-1080p.png", "photo-1080p.
 /// (label, SetEncodings list as a viewer would send it).
 const CASES: &[(&str, &[i32])] =
     &[("Raw", &[0]), ("ZRLE", &[16]), ("Tight", &[7, -224]), ("Tight+JPEG q8", &[7, -224, -24])];
-
-fn load(path: &Path) -> Frame {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("fixture")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
-    let info = reader.next_frame(&mut buf).expect("png data");
-    let channels = info.color_type.samples();
-    let mut pixels = Vec::with_capacity(info.width as usize * info.height as usize * 4);
-    for px in buf[..info.buffer_size()].chunks_exact(channels) {
-        pixels.extend_from_slice(&[px[2], px[1], px[0], 0]);
-    }
-    Frame::from_pixels(info.width as u16, info.height as u16, pixels).expect("frame")
-}
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();

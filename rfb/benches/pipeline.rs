@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p rfb --bench pipeline` (sequences from `fixtures/sequences/*/`, PNG frames).
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use fixture::load;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,19 +19,6 @@ use rfb::{Frame, PixelConverter, PixelFormat, Rect};
 
 const CASES: &[(&str, &[i32])] =
     &[("Raw", &[0]), ("ZRLE", &[16]), ("Tight", &[7, -224]), ("Tight+JPEG q8", &[7, -224, -24])];
-
-fn load(path: &Path) -> Frame {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("frame")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size().expect("png size")];
-    let info = reader.next_frame(&mut buf).expect("png data");
-    let channels = info.color_type.samples();
-    let mut pixels = Vec::with_capacity(info.width as usize * info.height as usize * 4);
-    for px in buf[..info.buffer_size()].chunks_exact(channels) {
-        pixels.extend_from_slice(&[px[2], px[1], px[0], 0]);
-    }
-    Frame::from_pixels(info.width as u16, info.height as u16, pixels).expect("frame")
-}
 
 fn sequences(root: &Path) -> Vec<(String, Vec<Frame>)> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
