@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use rfb::messages::server::desktop_size;
+use rfb::region::Region;
 use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
-
-use rfb::messages::server::desktop_size;
-use rfb::region::Region;
 
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
