@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rfb::damage::DamageDetector;
+use rfb::encoders::shared::SharedRects;
 use rfb::encoders::{EncodeParams, Encoders};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
@@ -44,23 +45,26 @@ struct Figures {
     bytes_per_frame_per_viewer: usize,
 }
 
-/// Plays `frames` to `viewers` viewers: damage once per frame, then every viewer encodes it.
+/// Plays `frames` to `viewers` viewers: damage once per frame, then every viewer encodes it,
+/// sharing stateless rects (JPEG) through one cache as kvnc does.
 fn play(frames: &[Frame], list: &[i32], viewers: usize) -> Figures {
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(list.to_vec());
-    let params = EncodeParams { converter: &converter, encodings: &encodings };
+    let cache = SharedRects::default();
     let mut detector = DamageDetector::new();
     let mut encoders: Vec<Encoders> = (0..viewers).map(|_| Encoders::default()).collect();
     let mut out = Vec::new();
     // The first frame (everything new) warms the streams and is not counted.
     detector.compare(&frames[0]);
+    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((0, &cache)) };
     for encoder in &mut encoders {
         encoder.encode(&frames[0], &frames[0].bounds(), &params, &mut out);
     }
     let mut bytes = 0;
     let started = Instant::now();
-    for frame in &frames[1..] {
+    for (generation, frame) in (1..).zip(&frames[1..]) {
         let damage = detector.compare(frame);
+        let params = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((generation, &cache)) };
         for encoder in &mut encoders {
             out.clear();
             for rect in damage.rects() {

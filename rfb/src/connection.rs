@@ -251,13 +251,24 @@ impl ServerConnection {
     /// Writes one FramebufferUpdate with `rects` of `frame` (cropped to it) plus any pending
     /// pseudo-rects, in the client's pixel format and preferred encoding.
     pub fn write_update(&mut self, frame: &Frame, rects: &[Rect]) {
+        self.write_update_shared(frame, rects, None);
+    }
+
+    /// Like [`Self::write_update`], sharing stateless rects with other connections: `shared`
+    /// is the frame's generation and the server's cache.
+    pub fn write_update_shared(
+        &mut self,
+        frame: &Frame,
+        rects: &[Rect],
+        shared: Option<(u64, &dyn crate::encoders::shared::SharedEncodings)>,
+    ) {
         if self.state != State::Normal {
             return;
         }
         let bounds = frame.bounds();
         let rects: Vec<Rect> = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
         let (header_at, mut count) = self.begin_update();
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings };
+        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared };
         for rect in &rects {
             count += self.encoders.encode(frame, rect, &params, &mut self.output);
         }

@@ -208,7 +208,7 @@ impl Client {
     /// Encodes `rect` of `frame`, decodes it and checks it; returns per-method statistics.
     fn round_trip(&mut self, frame: &Frame, rect: Rect, list: &[i32]) -> Stats {
         let encodings = ClientEncodings::from_list(list.to_vec());
-        let params = EncodeParams { converter: &self.converter, encodings: &encodings };
+        let params = EncodeParams { converter: &self.converter, encodings: &encodings, shared: None };
         let mut out = Vec::new();
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         let ctx = format!("{} {list:?} {rect:?}", self.name);
@@ -457,7 +457,7 @@ fn rects_outside_the_frame_are_clipped_and_empty_ones_write_nothing() {
     let frame = ui_frame(64, 48, 3);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![TIGHT, LAST_RECT]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings };
+    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
     let mut encoder = TightEncoder::new();
     let mut out = Vec::new();
     assert_eq!(encoder.encode(&frame, &Rect::new(10, 10, 0, 5), &params, &mut out), 0);
@@ -491,7 +491,7 @@ fn jpeg_rects_are_baseline_with_the_rect_size() {
     let frame = photo_frame(700, 100, 11);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![TIGHT, quality(6)]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings };
+    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
     let mut out = Vec::new();
     let rect = Rect::new(1, 2, 333, 77);
     assert_eq!(TightEncoder::new().encode(&frame, &rect, &params, &mut out), 1);
@@ -545,4 +545,50 @@ fn decoder_reports_malformed_input() {
     last[8..12].copy_from_slice(&LAST_RECT.to_be_bytes());
     last.extend_from_slice(&[0xde, 0xad]);
     assert_eq!(TightDecoder::new(PixelFormat::NATIVE).decode_rects(&last).expect("ok").len(), 0);
+}
+
+/// Counts how often a JPEG really is compressed behind the shared cache.
+#[derive(Default)]
+struct CountingCache {
+    inner: rfb::encoders::shared::SharedRects,
+    compressions: std::sync::atomic::AtomicUsize,
+}
+
+impl rfb::encoders::shared::SharedEncodings for CountingCache {
+    fn jpeg(
+        &self,
+        key: rfb::encoders::shared::JpegKey,
+        compress: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Option<std::sync::Arc<[u8]>> {
+        self.inner.jpeg(key, &mut || {
+            self.compressions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            compress()
+        })
+    }
+}
+
+#[test]
+fn viewers_with_equal_settings_share_jpeg_rects() {
+    let frame = photo_frame(600, 300, 41);
+    let converter = PixelConverter::new(PixelFormat::NATIVE);
+    let encodings = ClientEncodings::from_list(vec![TIGHT, LAST_RECT, quality(8)]);
+    let alone = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let mut unshared = Vec::new();
+    TightEncoder::new().encode(&frame, &frame.bounds(), &alone, &mut unshared);
+
+    let cache = CountingCache::default();
+    let shared = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((7, &cache)) };
+    let mut outputs = Vec::new();
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        TightEncoder::new().encode(&frame, &frame.bounds(), &shared, &mut out);
+        outputs.push(out);
+    }
+    assert!(outputs.iter().all(|out| *out == unshared), "sharing changes no byte");
+    let jpeg_rects = tight::sub_rects(&frame.bounds()).count();
+    assert_eq!(
+        cache.compressions.load(std::sync::atomic::Ordering::Relaxed),
+        jpeg_rects,
+        "each JPEG rect compressed once for three viewers"
+    );
 }

@@ -32,6 +32,8 @@ pub enum SharedPolicy {
 pub(crate) struct Shared {
     pub config: Arc<rfb::ServerConfig>,
     pub screen: screen::Screen,
+    /// Stateless rects (JPEG) encoded once for all viewers with equal settings.
+    pub shared_rects: rfb::encoders::shared::SharedRects,
     pub input: Arc<InputRouter>,
     pub policy: SharedPolicy,
     /// Live viewers and the signal that asks each to close.
@@ -71,7 +73,14 @@ impl Server {
         policy: SharedPolicy,
     ) -> Self {
         let screen = screen::Screen::start(source);
-        let shared = Shared { config: Arc::new(config), screen, input, policy, viewers: Mutex::default() };
+        let shared = Shared {
+            config: Arc::new(config),
+            screen,
+            shared_rects: rfb::encoders::shared::SharedRects::default(),
+            input,
+            policy,
+            viewers: Mutex::default(),
+        };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
     }
 

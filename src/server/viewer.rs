@@ -68,7 +68,7 @@ where
             let current = frames.borrow_and_update().clone();
             absorb_damage(&conn, &current, shared, &mut scheduler);
             if conn.pending_output().is_empty() {
-                send_update(&mut conn, &current, &mut scheduler)?;
+                send_update(&mut conn, &current, shared, &mut scheduler)?;
             }
         }
     }
@@ -160,6 +160,7 @@ fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared
 fn send_update(
     conn: &mut ServerConnection,
     current: &SourceFrame,
+    shared: &Shared,
     scheduler: &mut UpdateScheduler,
 ) -> anyhow::Result<()> {
     if !scheduler.may_send() {
@@ -187,7 +188,7 @@ fn send_update(
         Some(Plan::Pixels(region)) => {
             tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
             if !pass_jpeg_through(conn, current, &region) {
-                conn.write_update(frame, region.rects());
+                conn.write_update_shared(frame, region.rects(), Some((current.generation, &shared.shared_rects)));
             }
             // Pushed updates are paced: the next waits until the viewer has processed this one.
             if scheduler.is_continuous() && conn.write_fence_request(&[]) {

@@ -2,6 +2,7 @@
 //! and picks one per update from what the client listed.
 
 mod raw;
+pub mod shared;
 pub mod tight;
 mod zrle;
 
@@ -19,6 +20,8 @@ pub struct EncodeParams<'a> {
     pub converter: &'a PixelConverter,
     /// The client's latest SetEncodings (allowed encodings, quality and compression levels).
     pub encodings: &'a ClientEncodings,
+    /// The frame's generation and the server's cache of shareable rects, when it has one.
+    pub shared: Option<(u64, &'a dyn shared::SharedEncodings)>,
 }
 
 pub trait Encoder: Send {

@@ -29,6 +29,7 @@ mod pixels;
 mod solid;
 mod zlib;
 
+use super::shared::{JpegKey, SharedEncodings};
 use super::{EncodeParams, Encoder};
 use crate::encoding::{RAW, TIGHT};
 use crate::frame::{Frame, Rect};
@@ -133,6 +134,7 @@ struct Settings<'a> {
     jpeg_max_colours: usize,
     /// 8 bpp clients get full colour instead of indexed rects (TigerVNC).
     indexed: bool,
+    shared: Option<(u64, &'a dyn SharedEncodings)>,
 }
 
 impl<'a> Settings<'a> {
@@ -153,6 +155,7 @@ impl<'a> Settings<'a> {
             jpeg,
             jpeg_max_colours: if compress_level.is_some_and(|l| l < 2) { 24 } else { 96 },
             indexed: format.bits_per_pixel > 8,
+            shared: params.shared,
         }
     }
 
@@ -196,7 +199,7 @@ impl TightEncoder {
             Analysis::Indexed if s.indexed => self.write_palette(frame, rect, s, out),
             Analysis::Indexed | Analysis::FullColour => {
                 if let Some((quality, subsampling)) = s.jpeg
-                    && self.write_jpeg(frame, rect, quality, subsampling, out)
+                    && self.write_jpeg(frame, rect, quality, subsampling, s, out)
                 {
                     return;
                 }
@@ -242,18 +245,33 @@ impl TightEncoder {
         self.finish_basic(frame, rect, STREAM_FULL_COLOUR, s.levels[2], s, out);
     }
 
-    /// Returns false (writing nothing) when the JPEG codec is unavailable or fails.
+    /// Returns false (writing nothing) when the JPEG codec is unavailable or fails. With a
+    /// shared cache, a rect another viewer already compressed is copied, not compressed again.
     fn write_jpeg(
         &mut self,
         frame: &Frame,
         rect: &Rect,
         quality: u8,
         subsampling: Subsampling,
+        s: &Settings,
         out: &mut Vec<u8>,
     ) -> bool {
         let compressor = self.jpeg.get_or_insert_with(|| jpeg::JpegCompressor::new().ok_or(()));
         let Ok(compressor) = compressor else { return false };
-        let Some(jpeg) = compressor.compress(frame, rect, quality, subsampling) else { return false };
+        let shared_jpeg;
+        let jpeg: &[u8] = match s.shared {
+            Some((generation, cache)) => {
+                let key = JpegKey { frame: generation, rect: *rect, quality, subsampling };
+                let mut compress = || compressor.compress(frame, rect, quality, subsampling).map(<[u8]>::to_vec);
+                let Some(bytes) = cache.jpeg(key, &mut compress) else { return false };
+                shared_jpeg = bytes;
+                &shared_jpeg
+            }
+            None => match compressor.compress(frame, rect, quality, subsampling) {
+                Some(bytes) => bytes,
+                None => return false,
+            },
+        };
         if jpeg.len() > MAX_COMPACT_LEN {
             return false;
         }
@@ -442,7 +460,7 @@ mod tests {
         let settings = |format: PixelFormat, list: Vec<i32>| {
             let converter = PixelConverter::new(format);
             let encodings = ClientEncodings::from_list(list);
-            let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings });
+            let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings, shared: None });
             (s.levels, s.divisor, s.jpeg, [256, 10, 65536].map(|area| s.max_colours(area)), s.indexed)
         };
         let native = PixelFormat::NATIVE;
@@ -475,7 +493,7 @@ mod tests {
         enc.pending_reset = 0b0101;
         let converter = PixelConverter::new(PixelFormat::NATIVE);
         let encodings = ClientEncodings::from_list(vec![TIGHT]);
-        let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings });
+        let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings, shared: None });
         let mut out = Vec::new();
         enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
         enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
