@@ -19,6 +19,7 @@ use rfb::encoders::tight::{self, TightEncoder};
 use rfb::encoders::{EncodeParams, Encoder};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
+use support::formats::true_colour;
 use support::tight_decoder::{self, DecodedRect, Method, Pixels, TightDecoder};
 
 const TIGHT: i32 = 7;
@@ -30,29 +31,14 @@ const fn compress(level: i32) -> i32 {
     -256 + level
 }
 
-fn tc(bpp: u8, depth: u8, big_endian: bool, max: [u16; 3], shift: [u8; 3]) -> PixelFormat {
-    PixelFormat {
-        bits_per_pixel: bpp,
-        depth,
-        big_endian,
-        true_colour: true,
-        red_max: max[0],
-        green_max: max[1],
-        blue_max: max[2],
-        red_shift: shift[0],
-        green_shift: shift[1],
-        blue_shift: shift[2],
-    }
-}
-
 /// `support::formats::all()` plus layouts that matter for TPIXEL in particular: 8-bit
 /// channels off byte boundaries (4-byte TPIXELs although depth is 24), 15-bit and 6-bit colour.
 fn formats() -> Vec<(&'static str, PixelFormat)> {
     let mut all = support::formats::all();
     all.extend([
-        ("32bpp-unaligned-shifts", tc(32, 24, false, [255; 3], [17, 9, 1])),
-        ("rgb555-le", tc(16, 15, false, [31, 31, 31], [10, 5, 0])),
-        ("rgb222 (noVNC)", tc(8, 6, false, [3, 3, 3], [0, 2, 4])),
+        ("32bpp-unaligned-shifts", true_colour(32, 24, false, [255; 3], [17, 9, 1])),
+        ("rgb555-le", true_colour(16, 15, false, [31, 31, 31], [10, 5, 0])),
+        ("rgb222 (noVNC)", true_colour(8, 6, false, [3, 3, 3], [0, 2, 4])),
     ]);
     all
 }
@@ -397,7 +383,9 @@ fn psnr_figures_for_the_photo_frame() {
 /// applies in place and the ones that restart a stream with its reset bit.
 #[test]
 fn compression_level_changes_keep_streams_decodable() {
-    for (name, format) in [("native", PixelFormat::NATIVE), ("rgb565", tc(16, 16, false, [31, 63, 31], [11, 5, 0]))] {
+    for (name, format) in
+        [("native", PixelFormat::NATIVE), ("rgb565", true_colour(16, 16, false, [31, 63, 31], [11, 5, 0]))]
+    {
         let mut client = Client::new(name, format);
         let mut resets_before = client.decoder.resets;
         let mut levels_before: Option<i32> = None;

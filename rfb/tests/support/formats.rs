@@ -4,7 +4,8 @@
 
 use rfb::PixelFormat;
 
-fn true_colour(bpp: u8, depth: u8, big_endian: bool, max: [u16; 3], shift: [u8; 3]) -> PixelFormat {
+/// A true-colour format from its fields.
+pub fn true_colour(bpp: u8, depth: u8, big_endian: bool, max: [u16; 3], shift: [u8; 3]) -> PixelFormat {
     PixelFormat {
         bits_per_pixel: bpp,
         depth,
