@@ -99,6 +99,11 @@ async fn follow(
             return;
         };
         detector = returned;
+        // An unchanged frame is not passed on: a still screen wakes no viewer. (A new size is
+        // always damage: the detector reports the whole new frame.)
+        if damage.is_empty() {
+            continue;
+        }
         history.lock().unwrap_or_else(PoisonError::into_inner).record(previous, frame.generation, damage);
         previous = frame.generation;
         if sender.send(frame).is_err() {

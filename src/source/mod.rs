@@ -35,20 +35,16 @@ impl FramePublisher {
         Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, frame: first, jpeg })) }
     }
 
-    /// Publishes `frame` as the next generation, unless it is identical to the current frame
-    /// (a still screen then costs viewers nothing).
+    /// Publishes `frame` as the next generation. (Whether it changed anything is found once,
+    /// by the server's damage detection.)
     pub fn publish(&self, frame: rfb::Frame) {
         self.publish_with_jpeg(frame, None);
     }
 
     /// Like [`Self::publish`], for a frame that came as `jpeg`.
     pub fn publish_with_jpeg(&self, frame: rfb::Frame, jpeg: Option<Arc<[u8]>>) {
-        self.sender.send_if_modified(|current| {
-            if current.frame == frame {
-                return false;
-            }
+        self.sender.send_modify(|current| {
             *current = Arc::new(SourceFrame { generation: current.generation + 1, frame, jpeg });
-            true
         });
     }
 
