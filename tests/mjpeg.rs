@@ -26,15 +26,7 @@ fn still_dongle_frame(dir: &TempDir) -> (String, RgbImage) {
     assert_eq!(has_dht(first).ok(), Some(false), "the fixture is DHT-less, like a cheap dongle's MJPEG");
     let path = dir.path().join("still-nodht.mjpeg");
     std::fs::write(&path, first).unwrap();
-    let frame = decode_to_frame(&ensure_dht(first).expect("tables inserted")).expect("decodes");
-    let mut image = RgbImage::filled(usize::from(frame.width()), usize::from(frame.height()), [0, 0, 0]);
-    for y in 0..frame.height() {
-        for x in 0..frame.width() {
-            let [b, g, r, _] = frame.pixel(x, y).to_le_bytes();
-            image.set_pixel(usize::from(x), usize::from(y), [r, g, b]);
-        }
-    }
-    (path.display().to_string(), image)
+    (path.display().to_string(), decoded_rgb(&ensure_dht(first).expect("tables inserted")))
 }
 
 #[test]
@@ -76,4 +68,96 @@ fn viewers_that_need_pixels_get_the_decoded_frame() {
         assert_eq!(run.canvas.diff_count(&decoded, 0), Some(0), "{name}: exact decoded pixels ({})", run.dir.display());
     }
     assert!(!server.log().contains("passed the source's JPEG through"), "{}", server.log());
+}
+
+/// A fixture PNG as RGB pixels, cropped to `w`x`h` from the top left.
+fn fixture_rgb(path: &str, w: u32, h: u32) -> Vec<u8> {
+    let image = image::open(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture").to_rgb8();
+    image::imageops::crop_imm(&image, 0, 0, w, h).to_image().into_raw()
+}
+
+/// A baseline 4:2:2 JPEG, as a dongle makes them.
+fn dongle_jpeg(rgb: &[u8], width: usize, height: usize, quality: i32) -> Vec<u8> {
+    let mut compressor = turbojpeg::Compressor::new().unwrap();
+    compressor.set_quality(quality).unwrap();
+    compressor.set_subsamp(turbojpeg::Subsamp::Sub2x1).unwrap();
+    let image = turbojpeg::Image { pixels: rgb, width, pitch: width * 3, height, format: turbojpeg::PixelFormat::RGB };
+    compressor.compress_to_vec(image).unwrap()
+}
+
+/// A JPEG frame decoded as kvnc decodes it, as RGB.
+fn decoded_rgb(jpeg: &[u8]) -> RgbImage {
+    let frame = decode_to_frame(jpeg).expect("decodes");
+    let mut image = RgbImage::filled(usize::from(frame.width()), usize::from(frame.height()), [0, 0, 0]);
+    for y in 0..frame.height() {
+        for x in 0..frame.width() {
+            let [b, g, r, _] = frame.pixel(x, y).to_le_bytes();
+            image.set_pixel(usize::from(x), usize::from(y), [r, g, b]);
+        }
+    }
+    image
+}
+
+/// kvnc decodes a JPEG frame in full only when a viewer needs its pixels: noVNC taking Tight
+/// JPEG is passed every (broadly changed) frame as it is, with no decode; vncdotool (Raw) makes
+/// kvnc decode, and gets exactly the frame it was shown.
+#[test]
+fn jpeg_frames_are_decoded_only_for_viewers_that_need_pixels() {
+    let dir = TempDir::new("kvnc-mjpeg-lazy");
+    let (w, h) = (1280, 720);
+    let frames = ["sequences/post-memtest/000.png", "sequences/desktop-moving-window/000.png"]
+        .map(|png| dongle_jpeg(&fixture_rgb(png, w, h), w as usize, h as usize, 80));
+    let path = dir.path().join("alternating.mjpeg");
+    std::fs::write(&path, frames.concat()).unwrap();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{}", path.display()), "--fps", "2"]);
+
+    let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[7]).quality(6).name("lazy-decode"));
+    run.assert_ok();
+    let shown = frames.each_ref().map(|jpeg| run.canvas.psnr(&decoded_rgb(jpeg)).unwrap_or(0.0));
+    assert!(shown.iter().any(|psnr| *psnr >= DECODERS_AGREE_PSNR), "noVNC shows a frame: {shown:?}");
+    assert!(
+        server.wait_for_log_count("passed the source's JPEG through", 2, Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    assert!(!server.log().contains("decoding a 1280x720 JPEG frame"), "decoded for noVNC:\n{}", server.log());
+
+    let captured = viewers::capture(&server.vnc_target(), None);
+    let exact = frames.each_ref().map(|jpeg| captured.diff_count(&decoded_rgb(jpeg), 0));
+    assert!(exact.contains(&Some(0)), "vncdotool gets one frame exactly: {exact:?}");
+    assert!(server.log().contains("decoding a 1280x720 JPEG frame"), "{}", server.log());
+}
+
+/// A change too small for the JPEG damage check (under its threshold at 1/8 scale) is still
+/// delivered once the stream goes quiet: a lossless viewer ends with the newest frame exactly.
+#[test]
+fn a_change_below_the_damage_threshold_reaches_lossless_viewers() {
+    let dir = TempDir::new("kvnc-mjpeg-settle");
+    let (w, h) = (320, 240);
+    let before = fixture_rgb("sequences/post-memtest/000.png", w, h);
+    let mut after = before.clone();
+    // A 2x2 patch a little brighter: a few levels of its 8x8 block's average.
+    for (x, y) in [(200, 100), (201, 100), (200, 101), (201, 101)] {
+        for c in &mut after[(y * w as usize + x) * 3..][..3] {
+            *c = c.saturating_add(40);
+        }
+    }
+    let [first, last] = [&before, &after].map(|rgb| dongle_jpeg(rgb, w as usize, h as usize, 95));
+    let mut damage = kvnc::jpeg::JpegDamage::new();
+    damage.compare(&first).unwrap();
+    assert_eq!(damage.compare(&last), Ok(kvnc::jpeg::JpegChange::NoVisibleChange), "the change is below the threshold");
+    let (first_shown, last_shown) = (decoded_rgb(&first), decoded_rgb(&last));
+    assert_ne!(first_shown.diff_count(&last_shown, 0), Some(0), "the frames differ once decoded");
+
+    // One frame, then the other over and over (identical frames, as a still HDMI picture).
+    let path = dir.path().join("settle.mjpeg");
+    std::fs::write(
+        &path,
+        [first.clone()].into_iter().chain(std::iter::repeat_n(last, 60)).collect::<Vec<_>>().concat(),
+    )
+    .unwrap();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{}", path.display()), "--fps", "5"]);
+    assert!(server.wait_for_log("settled", Duration::from_secs(10)), "{}", server.log());
+    let captured = viewers::capture(&server.vnc_target(), None);
+    assert_eq!(captured.diff_count(&last_shown, 0), Some(0), "vncdotool shows the newest frame exactly");
 }

@@ -20,7 +20,7 @@ pub use self::console::{BANNER, Console};
 pub use self::render::{render, status_text};
 pub use self::state::{DemoState, PointerState, WheelDirection};
 use crate::hid::{HidReport, InputSink};
-use crate::source::{FramePublisher, FrameSource, SourceFrame};
+use crate::source::{FramePublisher, FrameSource, Picture, SourceFrame};
 
 /// The shortest time between two frames; a burst of reports within it makes one frame.
 pub const MIN_FRAME_INTERVAL: Duration = Duration::from_millis(10);
@@ -42,7 +42,7 @@ impl DemoTarget {
         let target = Arc::new(Self {
             state: Mutex::new(state.clone()),
             changed: Arc::new(Notify::new()),
-            frames: FramePublisher::new(first, None),
+            frames: FramePublisher::new(Picture::Pixels(first)),
         });
         tokio::spawn(render_loop(Arc::downgrade(&target), target.changed.clone(), (state, clock)));
         target
@@ -93,7 +93,7 @@ async fn render_loop(target: Weak<DemoTarget>, changed: Arc<Notify>, mut shown: 
             // A full screen of text takes milliseconds (tens in debug builds): keep it off the
             // runtime's worker threads.
             let Ok(frame) = tokio::task::spawn_blocking(move || render(&state, &clock)).await else { return };
-            target.frames.publish(frame);
+            target.frames.publish(Picture::Pixels(frame));
             shown = now;
         }
     }
@@ -130,7 +130,7 @@ mod tests {
         let target = DemoTarget::start();
         let mut frames = target.frames();
         let first = frames.borrow_and_update().clone();
-        assert_eq!((first.frame.width(), first.frame.height()), (layout::WIDTH, layout::HEIGHT));
+        assert_eq!((first.width(), first.height()), (layout::WIDTH, layout::HEIGHT));
 
         let key = |keys| HidReport::Keyboard(KeyboardReport { modifiers: 0, keys });
         target.send_report(&key([0x04, 0, 0, 0, 0, 0])).unwrap();
@@ -143,7 +143,7 @@ mod tests {
         // The frame was drawn a moment ago: its clock shows now or the second before.
         let now = SystemTime::now();
         let clocks = [now, now - Duration::from_secs(1)].map(clock_text);
-        assert!(clocks.iter().any(|clock| typed.frame == render(&state, clock)));
+        assert!(clocks.iter().any(|clock| typed.pixels() == Ok(&render(&state, clock))));
         assert_eq!(target.led_state(), 0);
     }
 

@@ -12,10 +12,20 @@ use super::{JpegError, validate};
 /// by 10 or more.
 pub const DEFAULT_THRESHOLD: u8 = 3;
 
+/// A change covering at least 1/BROAD_CHANGE_DIVISOR of the frame is broad: cheaper to send as
+/// the whole JPEG than as encoded rects.
+pub const BROAD_CHANGE_DIVISOR: usize = 4;
+
 /// Pixels per scaled-down pixel in each direction.
 const BLOCK: usize = 8;
 /// Above this many rects the bounding box of the change is returned instead.
 const MAX_RECTS: usize = 64;
+/// After this many broad changes in a row the stream is in motion (a video, a scroll, a boot
+/// splash): frames are no longer decoded, as the whole frame goes out anyway.
+const MOTION_AFTER: u32 = 3;
+/// In motion, one frame in this many is decoded with the next to see whether the motion has
+/// settled into something small (a quarter second at 60 fps).
+const MOTION_PROBE_EVERY: u32 = 15;
 
 /// How a frame differs from the previous one given to [`JpegDamage::compare`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +33,27 @@ pub enum JpegChange {
     /// Byte-identical: drop it without decoding.
     Identical,
     /// Different bytes but no block's average colour moved by more than the threshold since the
-    /// block was last reported (capture noise, or a change too small to see at 1/8 scale). A
-    /// pass-through sender should still send the newest frame once things stay quiet (TigerVNC's
-    /// lossless refresh after 50 ms is a model), so such a change is never lost for good.
+    /// block was last reported (capture noise, or a change too small to see at 1/8 scale).
+    /// [`JpegDamage::settle`] reports such leftovers once things stay quiet.
     NoVisibleChange,
     /// The changed area in frame coordinates: 8x8-block aligned, one block of margin around
     /// every changed block, clipped to the frame, sorted top to bottom; never empty.
     Changed(Vec<Rect>),
+    /// The stream is in motion and the frame was not decoded: take all of it as changed.
+    Unexamined,
     /// The first frame, or one whose size differs from the previous frame: everything changed.
     Resized { width: u16, height: u16 },
+}
+
+/// Whether frames are being decoded (still) or passed on whole (in motion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Motion {
+    /// Every frame is decoded; `broad` broad changes came in a row.
+    Still { broad: u32 },
+    /// Frames are not decoded; `skipped` were passed on since the last probe.
+    Moving { skipped: u32 },
+    /// The previous frame was decoded as a fresh reference: compare the next one with it.
+    Probing,
 }
 
 /// Tracks the previous frame of a JPEG stream. A frame that fails (invalid, undecodable) is an
@@ -41,6 +63,9 @@ pub enum JpegChange {
 /// frame), so a slow drift below the threshold per frame is still reported once it adds up.
 pub struct JpegDamage {
     threshold: u8,
+    /// Whether sustained broad motion stops decoding (see [`JpegChange::Unexamined`]).
+    skip_in_motion: bool,
+    motion: Motion,
     decoder: Option<JpegDecoder>,
     /// The last good frame's bytes, for the byte-identical check.
     previous: Vec<u8>,
@@ -49,16 +74,19 @@ pub struct JpegDamage {
     /// The 1/8-scale RGB reference: each block as last reported. And its size.
     small: Vec<u8>,
     small_size: (usize, usize),
-    /// The new frame's 1/8-scale image.
+    /// The newest decoded frame's 1/8-scale image.
     scratch: Vec<u8>,
     /// Changed blocks grown by the margin, row by row.
     grown: Vec<bool>,
+    /// Sub-threshold changes came since the last report or settle.
+    unsettled: bool,
 }
 
 impl std::fmt::Debug for JpegDamage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JpegDamage")
             .field("threshold", &self.threshold)
+            .field("motion", &self.motion)
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
@@ -79,6 +107,8 @@ impl JpegDamage {
     pub fn with_threshold(threshold: u8) -> JpegDamage {
         JpegDamage {
             threshold,
+            skip_in_motion: true,
+            motion: Motion::Still { broad: 0 },
             decoder: None,
             previous: Vec::new(),
             size: None,
@@ -86,13 +116,23 @@ impl JpegDamage {
             small_size: (0, 0),
             scratch: Vec::new(),
             grown: Vec::new(),
+            unsettled: false,
         }
+    }
+
+    /// Decodes every frame, even in sustained motion (to measure what motion skipping saves,
+    /// or to see every change).
+    pub fn examining_every_frame(mut self) -> JpegDamage {
+        self.skip_in_motion = false;
+        self
     }
 
     /// Forgets the previous frame: the next one is reported as [`JpegChange::Resized`].
     pub fn reset(&mut self) {
         self.size = None;
         self.previous.clear();
+        self.motion = Motion::Still { broad: 0 };
+        self.unsettled = false;
     }
 
     /// Compares `jpeg` with the previous good frame and makes it the previous frame.
@@ -101,31 +141,87 @@ impl JpegDamage {
             return Ok(JpegChange::Identical);
         }
         let info = validate(jpeg)?;
+        let same_size = self.size == Some((info.width, info.height));
+        if let (true, Motion::Moving { skipped }) = (same_size, self.motion)
+            && skipped + 1 < MOTION_PROBE_EVERY
+        {
+            self.motion = Motion::Moving { skipped: skipped + 1 };
+            self.remember(jpeg);
+            return Ok(self.reported(JpegChange::Unexamined));
+        }
         let decoder = match &mut self.decoder {
             Some(decoder) => decoder,
             None => self.decoder.insert(JpegDecoder::new()?),
         };
         let small_size = decoder.decode_scaled_rgb(jpeg, info.width, info.height, BLOCK, &mut self.scratch)?;
+        self.remember(jpeg);
+        if !same_size || self.small_size != small_size || matches!(self.motion, Motion::Moving { .. }) {
+            // A new reference: a new size, or the probe's first frame after frames not decoded.
+            self.small.clone_from(&self.scratch);
+            self.small_size = small_size;
+            if !same_size {
+                self.size = Some((info.width, info.height));
+                self.motion = Motion::Still { broad: 0 };
+                return Ok(self.reported(JpegChange::Resized { width: info.width, height: info.height }));
+            }
+            self.motion = Motion::Probing;
+            return Ok(self.reported(JpegChange::Unexamined));
+        }
+        let rects = self.changed_rects(info.width, info.height, self.threshold);
+        let area: usize = rects.iter().map(Rect::area).sum();
+        let broad = area * BROAD_CHANGE_DIVISOR >= usize::from(info.width) * usize::from(info.height);
+        self.motion = match (self.motion, broad) {
+            (_, false) => Motion::Still { broad: 0 },
+            (Motion::Probing, true) => Motion::Moving { skipped: 0 },
+            (Motion::Still { broad }, true) if self.skip_in_motion && broad + 1 >= MOTION_AFTER => {
+                Motion::Moving { skipped: 0 }
+            }
+            (Motion::Still { broad }, true) => Motion::Still { broad: broad + 1 },
+            (moving @ Motion::Moving { .. }, true) => moving,
+        };
+        if rects.is_empty() {
+            self.unsettled = true;
+            return Ok(JpegChange::NoVisibleChange);
+        }
+        Ok(self.reported(JpegChange::Changed(rects)))
+    }
+
+    /// Whether [`Self::settle`] may have something to report: changes below the threshold
+    /// came after the last report.
+    pub fn wants_settle(&self) -> bool {
+        self.unsettled
+    }
+
+    /// What differs at all (threshold 0) between the newest frame and what was last reported,
+    /// so that viewers end up with the newest frame. Callers run it once the stream has brought
+    /// no new bytes for a while: a still screen settles once, a noisy capture (new bytes every
+    /// frame) never, rather than being re-sent over and over.
+    pub fn settle(&mut self) -> Vec<Rect> {
+        if !self.unsettled {
+            return Vec::new();
+        }
+        self.unsettled = false;
+        let Some((width, height)) = self.size else { return Vec::new() };
+        self.changed_rects(width, height, 0)
+    }
+
+    fn remember(&mut self, jpeg: &[u8]) {
         self.previous.clear();
         self.previous.extend_from_slice(jpeg);
-        let same_size = self.size == Some((info.width, info.height)) && self.small_size == small_size;
-        if !same_size {
-            std::mem::swap(&mut self.small, &mut self.scratch);
-            self.size = Some((info.width, info.height));
-            self.small_size = small_size;
-            return Ok(JpegChange::Resized { width: info.width, height: info.height });
-        }
-        let rects = self.changed_rects(info.width, info.height);
-        Ok(if rects.is_empty() { JpegChange::NoVisibleChange } else { JpegChange::Changed(rects) })
+    }
+
+    /// Notes that `change` reports everything up to this frame.
+    fn reported(&mut self, change: JpegChange) -> JpegChange {
+        self.unsettled = false;
+        change
     }
 
     /// Compares `self.scratch` (new) with the reference `self.small`, both `self.small_size`,
     /// and updates the reference where a change is reported.
-    fn changed_rects(&mut self, width: u16, height: u16) -> Vec<Rect> {
+    fn changed_rects(&mut self, width: u16, height: u16, threshold: u8) -> Vec<Rect> {
         let (w, h) = self.small_size;
         self.grown.clear();
         self.grown.resize(w * h, false);
-        let threshold = self.threshold;
         let new_rows = self.scratch.chunks_exact(w * 3);
         for (by, (new, old)) in new_rows.zip(self.small.chunks_exact(w * 3)).enumerate() {
             for (bx, (a, b)) in new.chunks_exact(3).zip(old.chunks_exact(3)).enumerate() {
@@ -281,6 +377,78 @@ mod tests {
         assert_eq!(rects, [Rect::new(0, 0, 24, 16), Rect::new(88, 48, 12, 12)]);
     }
 
+    /// Frames of a scroll: `frame(n)` is a picture shifted down by `n` * 16 pixels.
+    fn scrolled(n: usize) -> Vec<u8> {
+        let (w, h) = (128, 96);
+        let rgb = synthetic_rgb(w, h + 2048);
+        encode_rgb(&rgb[n * 16 * w * 3..][..w * h * 3], w, h, 90)
+    }
+
+    #[test]
+    fn sustained_motion_is_passed_on_undecoded_and_probed_for_its_end() {
+        let mut damage = JpegDamage::new();
+        let changes: Vec<JpegChange> = (0..40).map(|n| damage.compare(&scrolled(n)).unwrap()).collect();
+        let kinds: String = changes
+            .iter()
+            .map(|c| match c {
+                JpegChange::Resized { .. } => 'R',
+                JpegChange::Changed(_) => 'C',
+                JpegChange::Unexamined => 'U',
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Three broad changes, then 14 frames passed on, a probe (decoded, reported whole) and
+        // the frame after it compared: still broad, so back to passing on.
+        assert_eq!(&kinds[..22], "RCCCUUUUUUUUUUUUUUUCUU");
+        // The motion stops; only a small square blinks: the next probe sees that and decoding resumes.
+        let (w, h) = (128, 96);
+        let base = synthetic_rgb(w, h + 2048)[40 * 16 * w * 3..][..w * h * 3].to_vec();
+        let mut dotted = base.clone();
+        for y in 50..56 {
+            dotted[(y * w + 60) * 3..][..6 * 3].fill(255);
+        }
+        let blink = [encode_rgb(&base, w, h, 90), encode_rgb(&dotted, w, h, 90)];
+        let mut frames = 0;
+        let still = loop {
+            frames += 1;
+            match damage.compare(&blink[frames % 2]).unwrap() {
+                JpegChange::Unexamined => continue,
+                change => break change,
+            }
+        };
+        assert!(frames <= MOTION_PROBE_EVERY as usize + 1, "probed after {frames} frames");
+        assert!(matches!(&still, JpegChange::Changed(rects) if rects.len() == 1), "{still:?}");
+        // Back to still: identical frames are dropped, the next blink is decoded and compared.
+        assert_eq!(damage.compare(&blink[frames % 2]), Ok(JpegChange::Identical));
+        assert!(matches!(damage.compare(&blink[(frames + 1) % 2]), Ok(JpegChange::Changed(r)) if r.len() == 1));
+        // Measuring mode never skips.
+        let mut every = JpegDamage::new().examining_every_frame();
+        assert!((0..40).all(|n| every.compare(&scrolled(n)).unwrap() != JpegChange::Unexamined));
+    }
+
+    #[test]
+    fn a_settle_reports_what_the_threshold_hid() {
+        let (w, h) = (64, 64);
+        let frame = |level: u8| encode_rgb(&vec![level; w * h * 3], w, h, 100);
+        let mut damage = JpegDamage::with_threshold(3);
+        damage.compare(&frame(100)).unwrap();
+        assert!(!damage.wants_settle());
+        assert!(damage.settle().is_empty());
+        assert_eq!(damage.compare(&frame(102)), Ok(JpegChange::NoVisibleChange));
+        assert!(damage.wants_settle());
+        assert_eq!(damage.settle(), [Rect::new(0, 0, 64, 64)]);
+        assert!(!damage.wants_settle(), "settled");
+        // Back to the settled picture at 1/8 scale: nothing to report.
+        assert_eq!(damage.compare(&frame(101)), Ok(JpegChange::NoVisibleChange));
+        assert_eq!(damage.compare(&frame(102)), Ok(JpegChange::NoVisibleChange));
+        assert!(damage.wants_settle());
+        assert!(damage.settle().is_empty());
+        // A visible change reports everything: nothing left to settle.
+        assert_eq!(damage.compare(&frame(101)), Ok(JpegChange::NoVisibleChange));
+        assert!(matches!(damage.compare(&frame(120)), Ok(JpegChange::Changed(_))));
+        assert!(!damage.wants_settle());
+    }
+
     /// `rects` as a mask of `w`x`h` pixels.
     fn coverage(rects: &[Rect], w: usize, h: usize) -> Vec<bool> {
         let mut mask = vec![false; w * h];
@@ -313,7 +481,8 @@ mod tests {
             let dir = fixture(&format!("sequences/{sequence}"));
             let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
             files.sort();
-            let mut trackers = [JpegDamage::with_threshold(0), JpegDamage::new()];
+            let mut trackers =
+                [JpegDamage::with_threshold(0).examining_every_frame(), JpegDamage::new().examining_every_frame()];
             let mut previous: Option<(Vec<u8>, Vec<u8>)> = None;
             let mut worst_missed = [0; 2];
             for file in files {

@@ -25,7 +25,7 @@ mod dht;
 mod markers;
 mod split;
 
-pub use damage::{DEFAULT_THRESHOLD, JpegChange, JpegDamage};
+pub use damage::{BROAD_CHANGE_DIVISOR, DEFAULT_THRESHOLD, JpegChange, JpegDamage};
 pub use decode::{JpegDecoder, decode_to_frame};
 pub use dht::{STANDARD_DHT, ensure_dht, has_dht, strip_dht};
 pub use markers::jpeg_len;

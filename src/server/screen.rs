@@ -1,20 +1,27 @@
 //! The screen as viewers see it: the source's frames, plus what changed from one to the next.
 //!
-//! One task compares each new frame with the previous one (64×64 blocks, `rfb::damage`) once
-//! for all viewers, and keeps a short history of those changes so that a viewer that skipped
-//! frames can still ask "what changed since the frame I last took in?".
+//! One task compares each new frame with the previous one once for all viewers — pixels in
+//! 64×64 blocks (`rfb::damage`), JPEG frames without a full decode (`jpeg::JpegDamage`) — and
+//! keeps a short history of those changes so that a viewer that skipped frames can still ask
+//! "what changed since the frame I last took in?". Frames that change nothing are not passed on.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use rfb::damage::DamageDetector;
 use rfb::region::Region;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::source::{FrameSource, SourceFrame};
+use crate::jpeg::{JpegChange, JpegDamage};
+use crate::source::{FrameSource, Picture, SourceFrame};
 
 /// Frames of history kept; a viewer further behind is sent everything again.
 const HISTORY: usize = 64;
+/// How long a JPEG stream must bring no new frame bytes before what its damage threshold hid
+/// is sent (so viewers end up with the newest frame exactly).
+const SETTLE_AFTER: Duration = Duration::from_millis(200);
 
 pub struct Screen {
     frames: watch::Receiver<Arc<SourceFrame>>,
@@ -83,24 +90,44 @@ async fn follow(
     history: Arc<Mutex<DamageHistory>>,
     first: Arc<SourceFrame>,
 ) {
-    let mut detector = DamageDetector::new();
-    detector.compare(&first.frame);
+    let mut tracker = Tracker::default();
+    let _ = tracker.compare(&first);
     let mut previous = first.generation;
-    while source.changed().await.is_ok() {
-        let frame = source.borrow_and_update().clone();
-        let compared = frame.clone();
-        // Comparing 1080p frames takes milliseconds: keep it off the async workers.
-        let Ok((returned, damage)) = tokio::task::spawn_blocking(move || {
-            let damage = detector.compare(&compared.frame);
-            (detector, damage)
-        })
-        .await
-        else {
-            return;
+    // The newest frame not passed on (its change was below the JPEG threshold), and when to
+    // settle: SETTLE_AFTER after the last frame with new bytes.
+    let mut unsettled: Option<(Arc<SourceFrame>, Instant)> = None;
+    loop {
+        let settle_at = unsettled.as_ref().map(|(_, at)| *at);
+        let (frame, damage) = tokio::select! {
+            changed = source.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let frame = source.borrow_and_update().clone();
+                let compared = frame.clone();
+                // Comparing 1080p frames takes milliseconds: keep it off the async workers.
+                let Ok((returned, damage)) = tokio::task::spawn_blocking(move || {
+                    let damage = tracker.compare(&compared);
+                    (tracker, damage)
+                })
+                .await
+                else {
+                    return;
+                };
+                tracker = returned;
+                let Some(damage) = damage else { continue };
+                unsettled = tracker.wants_settle().then(|| (frame.clone(), Instant::now() + SETTLE_AFTER));
+                (frame, damage)
+            }
+            () = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
+                let Some((frame, _)) = unsettled.take() else { continue };
+                let damage = tracker.settle();
+                tracing::trace!("settled: {} px changed below the damage threshold", damage.area());
+                (frame, damage)
+            }
         };
-        detector = returned;
         // An unchanged frame is not passed on: a still screen wakes no viewer. (A new size is
-        // always damage: the detector reports the whole new frame.)
+        // always damage: the whole new frame.)
         if damage.is_empty() {
             continue;
         }
@@ -108,6 +135,66 @@ async fn follow(
         previous = frame.generation;
         if sender.send(frame).is_err() {
             return;
+        }
+    }
+}
+
+/// Finds what changed between consecutive frames, by the kind of frame.
+#[derive(Default)]
+enum Tracker {
+    #[default]
+    None,
+    Pixels(DamageDetector),
+    Jpeg(JpegDamage),
+}
+
+impl Tracker {
+    /// What changed from the previous frame to `frame`: `None` when it is the same frame
+    /// (nothing at all changed), an empty region for a change too small to report now, the
+    /// whole frame when the kind of frame changed (the previous one cannot be compared).
+    fn compare(&mut self, frame: &SourceFrame) -> Option<Region> {
+        let whole = Region::from_rect(frame.bounds());
+        let damage = match (&mut *self, &frame.picture) {
+            (Tracker::Pixels(detector), Picture::Pixels(pixels)) => detector.compare(pixels),
+            (Tracker::Jpeg(damage), Picture::Jpeg(jpeg)) => match damage.compare(jpeg.bytes()) {
+                Ok(JpegChange::Identical) => Region::new(),
+                Ok(JpegChange::NoVisibleChange) => return Some(Region::new()),
+                Ok(JpegChange::Changed(rects)) => Region::from_rects(&rects),
+                Ok(JpegChange::Unexamined | JpegChange::Resized { .. }) => whole,
+                Err(e) => {
+                    tracing::warn!("dropped a JPEG frame from the source: {e}");
+                    Region::new()
+                }
+            },
+            (_, Picture::Pixels(pixels)) => {
+                let mut detector = DamageDetector::new();
+                detector.compare(pixels);
+                *self = Tracker::Pixels(detector);
+                whole
+            }
+            (_, Picture::Jpeg(jpeg)) => {
+                let mut damage = JpegDamage::new();
+                // A frame that fails here is still reported whole: the next good one is then
+                // compared from scratch.
+                if let Err(e) = damage.compare(jpeg.bytes()) {
+                    tracing::warn!("JPEG frame from the source: {e}");
+                }
+                *self = Tracker::Jpeg(damage);
+                whole
+            }
+        };
+        (!damage.is_empty()).then_some(damage)
+    }
+
+    fn wants_settle(&self) -> bool {
+        matches!(self, Tracker::Jpeg(damage) if damage.wants_settle())
+    }
+
+    /// What a JPEG stream's threshold hid since the last visible change (see [`JpegDamage::settle`]).
+    fn settle(&mut self) -> Region {
+        match self {
+            Tracker::Jpeg(damage) => Region::from_rects(&damage.settle()),
+            _ => Region::new(),
         }
     }
 }

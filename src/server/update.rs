@@ -36,6 +36,8 @@ pub struct UpdateScheduler {
     continuous: Option<Rect>,
     /// A pushed update's fence is still unanswered: push nothing more until it is.
     awaiting_fence: bool,
+    /// The frame generation whose pixels could not be had: wait for a newer frame.
+    postponed_for: Option<u64>,
 }
 
 impl UpdateScheduler {
@@ -91,6 +93,21 @@ impl UpdateScheduler {
     /// Whether anything may be written now (a request is waiting, or updates are pushed).
     pub fn may_send(&self) -> bool {
         self.has_request || (self.continuous.is_some() && !self.awaiting_fence)
+    }
+
+    /// Whether an update was postponed until a frame newer than `generation` comes.
+    pub fn is_postponed(&self, generation: u64) -> bool {
+        self.postponed_for == Some(generation)
+    }
+
+    /// The update `taken` could not be written from frame `generation` (its pixels could not
+    /// be had): it stays owed and requested, and waits for a newer frame.
+    pub fn postpone(&mut self, taken: &Region, generation: u64) {
+        self.pending.union(taken);
+        self.pending.simplify(MAX_PENDING_RECTS);
+        self.requested.union(taken);
+        self.has_request = true;
+        self.postponed_for = Some(generation);
     }
 
     /// Takes in the damage of frames up to `generation`: `damage_since(g)` gives the damage
@@ -233,6 +250,18 @@ mod tests {
         s.set_continuous(None);
         s.absorb_damage(3, SCREEN, |_| Some(Region::from_rect(Rect::new(2, 2, 1, 1))));
         assert_eq!(s.take(false), None, "disabled: back to requests");
+    }
+
+    #[test]
+    fn a_postponed_update_waits_for_the_next_frame_and_stays_owed() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(taken)) = s.take(false) else { panic!("nothing to send") };
+        s.postpone(&taken, 1);
+        assert!(s.is_postponed(1) && !s.is_postponed(2));
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1))));
+        assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area(), "still owed and requested");
     }
 
     #[test]

@@ -16,11 +16,10 @@ use tokio::sync::Notify;
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
 use crate::input::ViewerId;
+use crate::jpeg::BROAD_CHANGE_DIVISOR;
 use crate::source::SourceFrame;
 
 const READ_CHUNK: usize = 64 * 1024;
-/// A change covering at least 1/BROAD_CHANGE_DIVISOR of the screen goes out as the source's JPEG.
-const BROAD_CHANGE_DIVISOR: usize = 4;
 /// How long a closing connection may take to deliver its last words (e.g. an auth failure).
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -85,7 +84,7 @@ fn handle_event(
         Event::ClientInit { shared: wants_shared, access } => {
             let (width, height) = {
                 let current = shared.screen.frames();
-                let frame = &current.borrow().frame;
+                let frame = current.borrow();
                 (frame.width(), frame.height())
             };
             conn.accept(width, height).map_err(|e| anyhow!("protocol error: {e}"))?;
@@ -151,8 +150,8 @@ fn handle_event(
 /// Takes the damage of every frame up to `current` into the viewer's pending damage, so a
 /// viewer that cannot send right now still knows what it owes.
 fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared, scheduler: &mut UpdateScheduler) {
-    if (current.frame.width(), current.frame.height()) == conn.framebuffer_size() {
-        scheduler.absorb_damage(current.generation, current.frame.bounds(), |since| shared.screen.damage_since(since));
+    if (current.width(), current.height()) == conn.framebuffer_size() {
+        scheduler.absorb_damage(current.generation, current.bounds(), |since| shared.screen.damage_since(since));
     }
 }
 
@@ -163,20 +162,16 @@ fn send_update(
     shared: &Shared,
     scheduler: &mut UpdateScheduler,
 ) -> anyhow::Result<()> {
-    if !scheduler.may_send() {
+    if !scheduler.may_send() || scheduler.is_postponed(current.generation) {
         return Ok(());
     }
-    let frame = &current.frame;
-    if (frame.width(), frame.height()) != conn.framebuffer_size() {
-        if !conn.write_resize(frame.width(), frame.height()) {
-            return Err(anyhow!(
-                "the screen changed to {}x{} and this viewer cannot follow a resize",
-                frame.width(),
-                frame.height()
-            ));
+    let (width, height) = (current.width(), current.height());
+    if (width, height) != conn.framebuffer_size() {
+        if !conn.write_resize(width, height) {
+            return Err(anyhow!("the screen changed to {width}x{height} and this viewer cannot follow a resize"));
         }
-        tracing::info!("screen resized to {}x{}", frame.width(), frame.height());
-        scheduler.resized(frame.bounds());
+        tracing::info!("screen resized to {width}x{height}");
+        scheduler.resized(current.bounds());
         return Ok(());
     }
     match scheduler.take(conn.has_pending_pseudo_rects()) {
@@ -188,7 +183,18 @@ fn send_update(
         Some(Plan::Pixels(region)) => {
             tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
             if !pass_jpeg_through(conn, current, &region) {
-                conn.write_update_shared(frame, region.rects(), Some((current.generation, &shared.shared_rects)));
+                match current.pixels() {
+                    Ok(frame) => conn.write_update_shared(
+                        frame,
+                        region.rects(),
+                        Some((current.generation, &shared.shared_rects)),
+                    ),
+                    Err(e) => {
+                        tracing::warn!("cannot send frame {}, waiting for the next: {e}", current.generation);
+                        scheduler.postpone(&region, current.generation);
+                        return Ok(());
+                    }
+                }
             }
             // Pushed updates are paced: the next waits until the viewer has processed this one.
             if scheduler.is_continuous() && conn.write_fence_request(&[]) {
@@ -202,8 +208,8 @@ fn send_update(
 /// Sends the source's own JPEG of the whole frame when the frame changed broadly and the viewer
 /// takes Tight JPEG: no decode-and-re-encode on the board. Returns whether it did.
 fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, region: &Region) -> bool {
-    let Some(jpeg) = &current.jpeg else { return false };
-    let bounds = current.frame.bounds();
+    let Some(jpeg) = current.jpeg() else { return false };
+    let bounds = current.bounds();
     // A small change is cheaper as a few encoded rects than as the whole frame's JPEG.
     if region.area() * BROAD_CHANGE_DIVISOR < bounds.area() || !conn.takes_jpeg(bounds.width) {
         return false;

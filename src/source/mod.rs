@@ -1,19 +1,101 @@
 //! The seam where a screen comes in: anything that produces frames (the demo target now,
 //! V4L2 capture and replay later) implements [`FrameSource`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
+
+use crate::jpeg::{JpegError, decode_to_frame, validate};
 
 /// One frame as published by a source. `generation` grows by at least one every time the
 /// picture (or its size) changes, so a viewer can tell "nothing new" without comparing pixels.
 #[derive(Debug)]
 pub struct SourceFrame {
     pub generation: u64,
-    pub frame: rfb::Frame,
-    /// The frame as the device's JPEG (Huffman tables included), when it came as one: viewers
-    /// that take Tight JPEG get these bytes as they are instead of a re-encode.
-    pub jpeg: Option<Arc<[u8]>>,
+    pub picture: Picture,
+}
+
+/// A frame's content: pixels, or the device's JPEG, decoded only if some viewer needs pixels.
+#[derive(Debug)]
+pub enum Picture {
+    Pixels(rfb::Frame),
+    Jpeg(JpegPicture),
+}
+
+/// A validated JPEG frame (Huffman tables included) and, once a viewer asked, its pixels.
+#[derive(Debug)]
+pub struct JpegPicture {
+    bytes: Arc<[u8]>,
+    width: u16,
+    height: u16,
+    /// Decoded at most once, by the first viewer that needs pixels; a failure is kept too, so
+    /// a broken frame is not decoded again by every viewer.
+    decoded: OnceLock<Result<rfb::Frame, JpegError>>,
+}
+
+impl JpegPicture {
+    /// Checks the frame's structure (no decoding).
+    pub fn new(bytes: Arc<[u8]>) -> Result<Self, JpegError> {
+        let info = validate(&bytes)?;
+        Ok(Self { bytes, width: info.width, height: info.height, decoded: OnceLock::new() })
+    }
+
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        &self.bytes
+    }
+
+    /// Whether some viewer has needed (and so decoded) the pixels.
+    pub fn is_decoded(&self) -> bool {
+        self.decoded.get().is_some()
+    }
+}
+
+impl SourceFrame {
+    pub fn width(&self) -> u16 {
+        match &self.picture {
+            Picture::Pixels(frame) => frame.width(),
+            Picture::Jpeg(jpeg) => jpeg.width,
+        }
+    }
+
+    pub fn height(&self) -> u16 {
+        match &self.picture {
+            Picture::Pixels(frame) => frame.height(),
+            Picture::Jpeg(jpeg) => jpeg.height,
+        }
+    }
+
+    pub fn bounds(&self) -> rfb::Rect {
+        rfb::Rect::new(0, 0, self.width(), self.height())
+    }
+
+    /// The frame as the device's JPEG, when it came as one: viewers that take Tight JPEG get
+    /// these bytes as they are instead of a re-encode.
+    pub fn jpeg(&self) -> Option<&Arc<[u8]>> {
+        match &self.picture {
+            Picture::Pixels(_) => None,
+            Picture::Jpeg(jpeg) => Some(&jpeg.bytes),
+        }
+    }
+
+    /// The pixels, decoding a JPEG frame the first time they are asked for (blocks for the
+    /// decode: tens of milliseconds at 1080p on a Pi).
+    pub fn pixels(&self) -> Result<&rfb::Frame, JpegError> {
+        match &self.picture {
+            Picture::Pixels(frame) => Ok(frame),
+            Picture::Jpeg(jpeg) => {
+                let decoded = jpeg.decoded.get_or_init(|| {
+                    tracing::debug!(
+                        "decoding a {}x{} JPEG frame for viewers that need pixels",
+                        jpeg.width,
+                        jpeg.height
+                    );
+                    decode_to_frame(&jpeg.bytes)
+                });
+                decoded.as_ref().map_err(Clone::clone)
+            }
+        }
+    }
 }
 
 pub trait FrameSource: Send + Sync + 'static {
@@ -31,20 +113,15 @@ pub struct FramePublisher {
 }
 
 impl FramePublisher {
-    pub fn new(first: rfb::Frame, jpeg: Option<Arc<[u8]>>) -> Self {
-        Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, frame: first, jpeg })) }
+    pub fn new(first: Picture) -> Self {
+        Self { sender: watch::Sender::new(Arc::new(SourceFrame { generation: 0, picture: first })) }
     }
 
-    /// Publishes `frame` as the next generation. (Whether it changed anything is found once,
+    /// Publishes `picture` as the next generation. (Whether it changed anything is found once,
     /// by the server's damage detection.)
-    pub fn publish(&self, frame: rfb::Frame) {
-        self.publish_with_jpeg(frame, None);
-    }
-
-    /// Like [`Self::publish`], for a frame that came as `jpeg`.
-    pub fn publish_with_jpeg(&self, frame: rfb::Frame, jpeg: Option<Arc<[u8]>>) {
+    pub fn publish(&self, picture: Picture) {
         self.sender.send_modify(|current| {
-            *current = Arc::new(SourceFrame { generation: current.generation + 1, frame, jpeg });
+            *current = Arc::new(SourceFrame { generation: current.generation + 1, picture });
         });
     }
 

@@ -10,8 +10,7 @@ use anyhow::{Context, bail};
 use tokio::sync::watch;
 
 use super::mjpeg::{MjpegFile, is_mjpeg_path};
-use super::{FramePublisher, FrameSource, SourceFrame};
-use crate::jpeg::decode_to_frame;
+use super::{FramePublisher, FrameSource, JpegPicture, Picture, SourceFrame};
 
 pub struct ReplaySource {
     publisher: FramePublisher,
@@ -49,19 +48,12 @@ impl Recording {
         }
     }
 
-    /// Frame `index` decoded, with its JPEG bytes when it is one.
-    fn load(&self, index: usize) -> anyhow::Result<(rfb::Frame, Option<Arc<[u8]>>)> {
+    /// Frame `index`: an image file decoded, or a JPEG as it is (decoded only if a viewer
+    /// needs its pixels).
+    fn load(&self, index: usize) -> anyhow::Result<Picture> {
         match self {
-            Self::Files(files) => Ok((load_frame(&files[index])?, None)),
-            Self::Mjpeg(frames) => Ok((decode_to_frame(&frames[index])?, Some(frames[index].clone()))),
-        }
-    }
-
-    /// Whether frame `index` is byte for byte the one before it (then it is not even decoded).
-    fn repeats_previous(&self, index: usize) -> bool {
-        match self {
-            Self::Files(_) => false,
-            Self::Mjpeg(frames) => index > 0 && frames[index] == frames[index - 1],
+            Self::Files(files) => Ok(Picture::Pixels(load_frame(&files[index])?)),
+            Self::Mjpeg(frames) => Ok(Picture::Jpeg(JpegPicture::new(frames[index].clone())?)),
         }
     }
 }
@@ -71,8 +63,8 @@ impl ReplaySource {
     /// Must be called inside a tokio runtime.
     pub fn open(path: &Path, fps: u32) -> anyhow::Result<Arc<Self>> {
         let recording = Arc::new(Recording::open(path)?);
-        let (first, jpeg) = recording.load(0)?;
-        let source = Arc::new(Self { publisher: FramePublisher::new(first, jpeg) });
+        let first = recording.load(0)?;
+        let source = Arc::new(Self { publisher: FramePublisher::new(first) });
         if recording.len() > 1 {
             let period = Duration::from_secs(1) / fps.max(1);
             tokio::spawn(play(Arc::downgrade(&source), recording, period));
@@ -90,12 +82,9 @@ async fn play(source: std::sync::Weak<ReplaySource>, recording: Arc<Recording>, 
     for index in (0..recording.len()).cycle().skip(1) {
         ticks.tick().await;
         let Some(source) = source.upgrade() else { return };
-        if recording.repeats_previous(index) {
-            continue;
-        }
         let recording = recording.clone();
         match tokio::task::spawn_blocking(move || recording.load(index)).await {
-            Ok(Ok((frame, jpeg))) => source.publisher.publish_with_jpeg(frame, jpeg),
+            Ok(Ok(picture)) => source.publisher.publish(picture),
             Ok(Err(e)) => tracing::warn!("replay: skipping frame {index}: {e:#}"),
             Err(e) => tracing::warn!("replay: frame loader failed: {e}"),
         }
