@@ -24,8 +24,8 @@ const MAX_RECTS: usize = 64;
 /// splash): frames are no longer decoded, as the whole frame goes out anyway.
 const MOTION_AFTER: u32 = 3;
 /// In motion, one frame in this many is decoded with the next to see whether the motion has
-/// settled into something small (a quarter second at 60 fps).
-const MOTION_PROBE_EVERY: u32 = 15;
+/// settled into something small (half a second at 60 fps; a probe costs two 1/8-scale decodes).
+const MOTION_PROBE_EVERY: u32 = 30;
 
 /// How a frame differs from the previous one given to [`JpegDamage::compare`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn sustained_motion_is_passed_on_undecoded_and_probed_for_its_end() {
         let mut damage = JpegDamage::new();
-        let changes: Vec<JpegChange> = (0..40).map(|n| damage.compare(&scrolled(n)).unwrap()).collect();
+        let changes: Vec<JpegChange> = (0..70).map(|n| damage.compare(&scrolled(n)).unwrap()).collect();
         let kinds: String = changes
             .iter()
             .map(|c| match c {
@@ -397,12 +397,13 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        // Three broad changes, then 14 frames passed on, a probe (decoded, reported whole) and
-        // the frame after it compared: still broad, so back to passing on.
-        assert_eq!(&kinds[..22], "RCCCUUUUUUUUUUUUUUUCUU");
+        // Three broad changes, then frames passed on, a probe (decoded, reported whole) and the
+        // frame after it compared: still broad, so back to passing on.
+        let passed_on = "U".repeat(MOTION_PROBE_EVERY as usize - 1);
+        assert_eq!(&kinds[..4 + 2 * (passed_on.len() + 2)], format!("RCCC{passed_on}UC{passed_on}UC"));
         // The motion stops; only a small square blinks: the next probe sees that and decoding resumes.
         let (w, h) = (128, 96);
-        let base = synthetic_rgb(w, h + 2048)[40 * 16 * w * 3..][..w * h * 3].to_vec();
+        let base = synthetic_rgb(w, h + 2048)[70 * 16 * w * 3..][..w * h * 3].to_vec();
         let mut dotted = base.clone();
         for y in 50..56 {
             dotted[(y * w + 60) * 3..][..6 * 3].fill(255);
@@ -423,7 +424,7 @@ mod tests {
         assert!(matches!(damage.compare(&blink[(frames + 1) % 2]), Ok(JpegChange::Changed(r)) if r.len() == 1));
         // Measuring mode never skips.
         let mut every = JpegDamage::new().examining_every_frame();
-        assert!((0..40).all(|n| every.compare(&scrolled(n)).unwrap() != JpegChange::Unexamined));
+        assert!((0..70).all(|n| every.compare(&scrolled(n)).unwrap() != JpegChange::Unexamined));
     }
 
     #[test]
