@@ -13,11 +13,13 @@
 //!    its value when last reported; one that moved by more than a threshold (default 3, for
 //!    capture noise) marks its 8x8 block, plus one block of margin all round (chroma
 //!    upsampling, the neighbouring blocks of a 4:2:2 or 4:2:0 MCU), as changed.
+//! 3. While the stream is in sustained broad motion (a video, a scroll), frames are not decoded
+//!    at all: they are reported as wholly changed, and one in 30 is decoded (with the next) to
+//!    see whether the motion has died down.
 //!
-//! A change that keeps every block's average colour (within the threshold) is missed; callers
-//! that pass JPEGs through should still send the newest frame now and then (see
-//! [`JpegChange::NoVisibleChange`]). A full decode ([`JpegDecoder`]) is needed only for viewers
-//! that take pixels rather than the JPEG.
+//! A change that keeps every block's average colour (within the threshold) is held back until
+//! the caller asks for a settle ([`JpegDamage::settle`]) once the stream has gone quiet. A full
+//! decode ([`JpegDecoder`]) is needed only for viewers that take pixels rather than the JPEG.
 
 mod damage;
 mod decode;
