@@ -285,17 +285,20 @@ impl ServerConnection {
             && width <= tight::MAX_RECT_WIDTH
     }
 
-    /// Writes one update whose pixels for `rect` are `jpeg`, unchanged (MJPEG pass-through),
-    /// plus pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing is written on error.
-    pub fn write_jpeg_update(&mut self, rect: &Rect, jpeg: &[u8]) -> Result<(), PassthroughError> {
-        if !self.takes_jpeg(rect.width) {
-            return Err(PassthroughError::TooWide(rect.width));
+    /// Writes one update whose pixels are JPEGs sent unchanged (MJPEG pass-through), each
+    /// covering its rect, plus pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing
+    /// is written on error.
+    pub fn write_jpeg_update(&mut self, jpegs: &[(Rect, &[u8])]) -> Result<(), PassthroughError> {
+        let mut rect_bytes = Vec::with_capacity(jpegs.iter().map(|(_, jpeg)| jpeg.len() + 20).sum());
+        for (rect, jpeg) in jpegs {
+            if !self.takes_jpeg(rect.width) {
+                return Err(PassthroughError::TooWide(rect.width));
+            }
+            passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?;
         }
-        let mut rect_bytes = Vec::with_capacity(jpeg.len() + 20);
-        passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?;
         let (header_at, count) = self.begin_update();
         self.output.extend_from_slice(&rect_bytes);
-        self.finish_update(header_at, count + 1);
+        self.finish_update(header_at, count + jpegs.len());
         Ok(())
     }
 

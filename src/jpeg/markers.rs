@@ -148,6 +148,8 @@ pub struct FrameHeader {
     pub width: u16,
     pub height: u16,
     pub components: u8,
+    /// The MCU's size in pixels (8 × the largest sampling factors; 8×8 for one component).
+    pub mcu: (u16, u16),
 }
 
 /// What comes before the first scan.
@@ -189,6 +191,10 @@ fn parse_sof(data: &[u8], segment: &Segment) -> Result<FrameHeader, JpegError> {
     if rest.len() < 3 * usize::from(components) {
         return Err(bad_length());
     }
+    // Each component: id, sampling factors (horizontal << 4 | vertical), quantisation table.
+    let sampling = rest.chunks_exact(3).take(usize::from(components)).map(|c| (c[1] >> 4, c[1] & 0x0f));
+    let (h, v) = sampling.fold((1, 1), |(h, v), (ch, cv)| (h.max(ch), v.max(cv)));
+    let mcu = if components == 1 { (8, 8) } else { (8 * u16::from(h), 8 * u16::from(v)) };
     Ok(FrameHeader {
         marker: segment.marker,
         start: segment.start,
@@ -196,6 +202,7 @@ fn parse_sof(data: &[u8], segment: &Segment) -> Result<FrameHeader, JpegError> {
         width: u16::from_be_bytes([w0, w1]),
         height: u16::from_be_bytes([h0, h1]),
         components,
+        mcu,
     })
 }
 

@@ -21,6 +21,7 @@
 //! the caller asks for a settle ([`JpegDamage::settle`]) once the stream has gone quiet. A full
 //! decode ([`JpegDecoder`]) is needed only for viewers that take pixels rather than the JPEG.
 
+pub mod crop;
 mod damage;
 mod decode;
 mod dht;
@@ -81,6 +82,8 @@ pub struct JpegInfo {
     pub height: u16,
     /// Whether a Huffman table segment comes before the first scan (see [`ensure_dht`]).
     pub has_dht: bool,
+    /// The MCU's size in pixels: where a lossless crop may start (see [`crop`]).
+    pub mcu: (u16, u16),
 }
 
 /// Checks that `jpeg` is one complete frame that viewers can decode: at least 128 bytes, SOI
@@ -113,7 +116,7 @@ pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, JpegError> {
     if len != jpeg.len() {
         return Err(JpegError::TrailingData(jpeg.len() - len));
     }
-    Ok(JpegInfo { width: sof.width, height: sof.height, has_dht: headers.dht })
+    Ok(JpegInfo { width: sof.width, height: sof.height, has_dht: headers.dht, mcu: sof.mcu })
 }
 
 #[cfg(test)]
@@ -172,9 +175,9 @@ mod tests {
     #[test]
     fn validates_a_real_frame() {
         let jpeg = encode_png("desktop-1080p.png", 80);
-        assert_eq!(validate(&jpeg), Ok(JpegInfo { width: 1920, height: 1080, has_dht: true }));
+        assert_eq!(validate(&jpeg), Ok(JpegInfo { width: 1920, height: 1080, has_dht: true, mcu: (16, 8) }));
         let nodht = strip_dht(&jpeg).unwrap();
-        assert_eq!(validate(&nodht), Ok(JpegInfo { width: 1920, height: 1080, has_dht: false }));
+        assert_eq!(validate(&nodht), Ok(JpegInfo { width: 1920, height: 1080, has_dht: false, mcu: (16, 8) }));
     }
 
     #[test]

@@ -205,18 +205,40 @@ fn send_update(
     Ok(())
 }
 
-/// Sends the source's own JPEG of the whole frame when the frame changed broadly and the viewer
-/// takes Tight JPEG: no decode-and-re-encode on the board. Returns whether it did.
+/// Sends the source's own JPEG when the viewer takes Tight JPEG: the whole frame for a broad
+/// change, lossless crops of it for a small one. No decode-and-re-encode on the board, and the
+/// viewer sees the source's quality. Returns whether it did.
 fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, region: &Region) -> bool {
-    let Some(jpeg) = current.jpeg() else { return false };
+    let Some(picture) = current.jpeg() else { return false };
     let bounds = current.bounds();
-    // A small change is cheaper as a few encoded rects than as the whole frame's JPEG.
-    if region.area() * BROAD_CHANGE_DIVISOR < bounds.area() || !conn.takes_jpeg(bounds.width) {
+    if !conn.takes_jpeg(bounds.width.min(rfb::encoders::tight::MAX_RECT_WIDTH)) {
         return false;
     }
-    match conn.write_jpeg_update(&bounds, jpeg) {
+    let jpegs = if region.area() * BROAD_CHANGE_DIVISOR >= bounds.area() {
+        vec![(bounds, picture.bytes().clone())]
+    } else if picture.is_decoded() {
+        // Another viewer needed the pixels: encoding the small change from them is cheaper
+        // than a crop (a pass over the whole frame).
+        return false;
+    } else {
+        match picture.crops(region) {
+            None => return false,
+            Some(Ok(crops)) => crops,
+            Some(Err(e)) => {
+                tracing::debug!("cannot crop the source's JPEG ({e}); encoding instead");
+                return false;
+            }
+        }
+    };
+    let rects: Vec<(rfb::Rect, &[u8])> = jpegs.iter().map(|(rect, jpeg)| (*rect, &jpeg[..])).collect();
+    match conn.write_jpeg_update(&rects) {
         Ok(()) => {
-            tracing::trace!("passed the source's JPEG through ({} bytes)", jpeg.len());
+            let bytes: usize = rects.iter().map(|(_, jpeg)| jpeg.len()).sum();
+            if rects[0].0 == bounds {
+                tracing::trace!("passed the source's JPEG through ({bytes} bytes)");
+            } else {
+                tracing::trace!("passed {} crops of the source's JPEG through ({bytes} bytes)", rects.len());
+            }
             true
         }
         Err(e) => {

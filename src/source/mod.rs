@@ -1,11 +1,13 @@
 //! The seam where a screen comes in: anything that produces frames (the demo target now,
 //! V4L2 capture and replay later) implements [`FrameSource`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use rfb::Rect;
+use rfb::region::Region;
 use tokio::sync::watch;
 
-use crate::jpeg::{JpegError, decode_to_frame, validate};
+use crate::jpeg::{JpegError, crop, decode_to_frame, validate};
 
 /// One frame as published by a source. `generation` grows by at least one every time the
 /// picture (or its size) changes, so a viewer can tell "nothing new" without comparing pixels.
@@ -22,22 +24,36 @@ pub enum Picture {
     Jpeg(JpegPicture),
 }
 
-/// A validated JPEG frame (Huffman tables included) and, once a viewer asked, its pixels.
+/// A validated JPEG frame (Huffman tables included) and, once viewers asked, its pixels and
+/// lossless crops of it.
 #[derive(Debug)]
 pub struct JpegPicture {
     bytes: Arc<[u8]>,
     width: u16,
     height: u16,
+    mcu: (u16, u16),
     /// Decoded at most once, by the first viewer that needs pixels; a failure is kept too, so
     /// a broken frame is not decoded again by every viewer.
     decoded: OnceLock<Result<rfb::Frame, JpegError>>,
+    /// Crops made for viewers, kept for the others (viewers usually ask for the same rects).
+    crops: Mutex<Vec<JpegCrop>>,
 }
+
+/// A lossless crop of a JPEG frame and the rect it covers.
+pub type JpegCrop = (Rect, Arc<[u8]>);
 
 impl JpegPicture {
     /// Checks the frame's structure (no decoding).
     pub fn new(bytes: Arc<[u8]>) -> Result<Self, JpegError> {
         let info = validate(&bytes)?;
-        Ok(Self { bytes, width: info.width, height: info.height, decoded: OnceLock::new() })
+        Ok(Self {
+            bytes,
+            width: info.width,
+            height: info.height,
+            mcu: info.mcu,
+            decoded: OnceLock::new(),
+            crops: Mutex::default(),
+        })
     }
 
     pub fn bytes(&self) -> &Arc<[u8]> {
@@ -47,6 +63,24 @@ impl JpegPicture {
     /// Whether some viewer has needed (and so decoded) the pixels.
     pub fn is_decoded(&self) -> bool {
         self.decoded.get().is_some()
+    }
+
+    /// `region` as at most [`crop::MAX_CROPS`] lossless crops of this JPEG, each with its rect;
+    /// `None` when the region does not reduce to so few rects.
+    pub fn crops(&self, region: &Region) -> Option<Result<Vec<JpegCrop>, JpegError>> {
+        let rects = crop::crop_rects(region, self.mcu, self.width, self.height)?;
+        Some(rects.into_iter().map(|rect| Ok((rect, self.crop(rect)?))).collect())
+    }
+
+    fn crop(&self, rect: Rect) -> Result<Arc<[u8]>, JpegError> {
+        let cached = |crops: &Vec<JpegCrop>| crops.iter().find(|(r, _)| *r == rect).map(|(_, c)| c.clone());
+        if let Some(jpeg) = cached(&self.crops.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(jpeg);
+        }
+        // Cropped outside the lock: another viewer may crop the same rect meanwhile (rare, harmless).
+        let jpeg: Arc<[u8]> = crop::crop(&self.bytes, rect)?.into();
+        self.crops.lock().unwrap_or_else(PoisonError::into_inner).push((rect, jpeg.clone()));
+        Ok(jpeg)
     }
 }
 
@@ -70,11 +104,11 @@ impl SourceFrame {
     }
 
     /// The frame as the device's JPEG, when it came as one: viewers that take Tight JPEG get
-    /// these bytes as they are instead of a re-encode.
-    pub fn jpeg(&self) -> Option<&Arc<[u8]>> {
+    /// these bytes (or crops of them) as they are instead of a re-encode.
+    pub fn jpeg(&self) -> Option<&JpegPicture> {
         match &self.picture {
             Picture::Pixels(_) => None,
-            Picture::Jpeg(jpeg) => Some(&jpeg.bytes),
+            Picture::Jpeg(jpeg) => Some(jpeg),
         }
     }
 

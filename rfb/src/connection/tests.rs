@@ -357,9 +357,18 @@ fn jpeg_pass_through_only_to_tight_clients_with_a_quality_level() {
     assert!(!conn.takes_jpeg(2049), "wider than a Tight rect");
     take_output(&mut conn);
     let jpeg = [0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
-    conn.write_jpeg_update(&Rect::new(0, 0, 64, 32), &jpeg).unwrap();
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 64, 32), &jpeg)]).unwrap();
     let out = take_output(&mut conn);
     let expected =
         [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 64, 0, 32, 0, 0, 0, 7, 0x90, jpeg.len() as u8], jpeg.to_vec()].concat();
     assert_eq!(out, expected);
+    // Two crops in one update.
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(32, 16, 16, 8), &jpeg)]).unwrap();
+    let out = take_output(&mut conn);
+    let rect =
+        |x: u8, y: u8| [vec![0, x, 0, y, 0, 16, 0, 8, 0, 0, 0, 7, 0x90, jpeg.len() as u8], jpeg.to_vec()].concat();
+    assert_eq!(out, [vec![0, 0, 0, 2], rect(0, 0), rect(32, 16)].concat());
+    // A rect too wide for Tight: nothing is written.
+    assert!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 2049, 8), &jpeg)]).is_err());
+    assert!(take_output(&mut conn).is_empty());
 }
