@@ -180,3 +180,21 @@ fn a_change_below_the_damage_threshold_reaches_lossless_viewers() {
     let captured = viewers::capture(&server.vnc_target(), None);
     assert_eq!(captured.diff_count(&last_shown, 0), Some(0), "vncdotool shows the newest frame exactly");
 }
+
+/// A frame wider than a Tight rect allows (2048 px) cannot pass through whole: noVNC gets it
+/// encoded from the decoded pixels instead, and shows it.
+#[test]
+fn frames_wider_than_a_tight_rect_are_encoded_instead() {
+    let dir = TempDir::new("kvnc-mjpeg-wide");
+    let (w, h) = (2560, 1080);
+    let jpeg = dongle_jpeg(&fixture_rgb("wide-2560x1080.png", w, h), w as usize, h as usize, 90);
+    let path = dir.path().join("wide.mjpeg");
+    std::fs::write(&path, &jpeg).unwrap();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{}", path.display())]);
+    let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[7]).quality(8).name("wide-jpeg"));
+    run.assert_ok();
+    let psnr = run.canvas.psnr(&decoded_rgb(&jpeg)).unwrap_or(0.0);
+    assert!(psnr >= 30.0, "noVNC shows the wide frame: {psnr:.1} dB ({})", run.dir.display());
+    assert!(!server.log().contains("passed the source's JPEG through"), "{}", server.log());
+    assert!(server.log().contains("decoding a 2560x1080 JPEG frame"), "{}", server.log());
+}
