@@ -211,26 +211,32 @@ fn send_update(
 fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, region: &Region) -> bool {
     let Some(picture) = current.jpeg() else { return false };
     let bounds = current.bounds();
-    if !conn.takes_jpeg(bounds.width.min(rfb::encoders::tight::MAX_RECT_WIDTH)) {
-        return false;
-    }
-    let jpegs = if region.area() * BROAD_CHANGE_DIVISOR >= bounds.area() {
-        vec![(bounds, picture.bytes().clone())]
+    let rects = if region.area() * BROAD_CHANGE_DIVISOR >= bounds.area() {
+        vec![bounds]
     } else if picture.is_decoded() {
         // Another viewer needed the pixels: encoding the small change from them is cheaper
         // than a crop (a pass over the whole frame).
         return false;
     } else {
-        match picture.crops(region) {
+        match picture.crop_rects(region) {
+            Some(rects) => rects,
             None => return false,
-            Some(Ok(crops)) => crops,
-            Some(Err(e)) => {
-                tracing::debug!("cannot crop the source's JPEG ({e}); encoding instead");
-                return false;
-            }
         }
     };
-    let rects: Vec<(rfb::Rect, &[u8])> = jpegs.iter().map(|(rect, jpeg)| (*rect, &jpeg[..])).collect();
+    // Also false for a frame wider than a Tight rect: it is encoded instead.
+    if !rects.iter().all(|rect| conn.takes_jpeg(rect.width)) {
+        return false;
+    }
+    let jpegs =
+        rects.iter().map(|rect| if *rect == bounds { Ok(picture.bytes().clone()) } else { picture.crop(*rect) });
+    let jpegs = match jpegs.collect::<Result<Vec<_>, _>>() {
+        Ok(jpegs) => jpegs,
+        Err(e) => {
+            tracing::debug!("cannot crop the source's JPEG ({e}); encoding instead");
+            return false;
+        }
+    };
+    let rects: Vec<(rfb::Rect, &[u8])> = rects.iter().copied().zip(jpegs.iter().map(|jpeg| &jpeg[..])).collect();
     match conn.write_jpeg_update(&rects) {
         Ok(()) => {
             let bytes: usize = rects.iter().map(|(_, jpeg)| jpeg.len()).sum();

@@ -36,11 +36,8 @@ pub struct JpegPicture {
     /// a broken frame is not decoded again by every viewer.
     decoded: OnceLock<Result<rfb::Frame, JpegError>>,
     /// Crops made for viewers, kept for the others (viewers usually ask for the same rects).
-    crops: Mutex<Vec<JpegCrop>>,
+    crops: Mutex<Vec<(Rect, Arc<[u8]>)>>,
 }
-
-/// A lossless crop of a JPEG frame and the rect it covers.
-pub type JpegCrop = (Rect, Arc<[u8]>);
 
 impl JpegPicture {
     /// Checks the frame's structure (no decoding).
@@ -65,15 +62,15 @@ impl JpegPicture {
         self.decoded.get().is_some()
     }
 
-    /// `region` as at most [`crop::MAX_CROPS`] lossless crops of this JPEG, each with its rect;
-    /// `None` when the region does not reduce to so few rects.
-    pub fn crops(&self, region: &Region) -> Option<Result<Vec<JpegCrop>, JpegError>> {
-        let rects = crop::crop_rects(region, self.mcu, self.width, self.height)?;
-        Some(rects.into_iter().map(|rect| Ok((rect, self.crop(rect)?))).collect())
+    /// The rects of at most [`crop::MAX_CROPS`] lossless crops of this JPEG that cover
+    /// `region`; `None` when the region does not reduce to so few rects.
+    pub fn crop_rects(&self, region: &Region) -> Option<Vec<Rect>> {
+        crop::crop_rects(region, self.mcu, self.width, self.height)
     }
 
-    fn crop(&self, rect: Rect) -> Result<Arc<[u8]>, JpegError> {
-        let cached = |crops: &Vec<JpegCrop>| crops.iter().find(|(r, _)| *r == rect).map(|(_, c)| c.clone());
+    /// A lossless crop to `rect` (one of [`Self::crop_rects`]), made once per frame and rect.
+    pub fn crop(&self, rect: Rect) -> Result<Arc<[u8]>, JpegError> {
+        let cached = |crops: &Vec<(Rect, Arc<[u8]>)>| crops.iter().find(|(r, _)| *r == rect).map(|(_, c)| c.clone());
         if let Some(jpeg) = cached(&self.crops.lock().unwrap_or_else(PoisonError::into_inner)) {
             return Ok(jpeg);
         }
