@@ -35,21 +35,10 @@ impl Sub {
     }
 }
 
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u32
-    }
-}
-
 /// Smooth colour gradients with sine ripples and per-pixel noise, like a photo or video frame.
 fn photo_frame() -> Vec<u8> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // Fixed seeds, so runs are comparable.
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
     let mut px = Vec::with_capacity(WIDTH * HEIGHT * 4);
     for y in 0..HEIGHT {
         for x in 0..WIDTH {
@@ -57,7 +46,7 @@ fn photo_frame() -> Vec<u8> {
             let r = 128.0 + 100.0 * (fx / 173.0).sin() * (fy / 211.0).cos();
             let g = 128.0 + 90.0 * ((fx + fy) / 301.0).sin();
             let b = 110.0 + 80.0 * (fy / 97.0).sin() + 30.0 * (fx / 57.0).cos();
-            let n = (rng.next() % 25) as f32 - 12.0;
+            let n = f32::from(rng.u8(..25)) - 12.0;
             let c = |v: f32| (v + n).clamp(0.0, 255.0) as u8;
             px.extend_from_slice(&[c(b), c(g), c(r), 0]);
         }
@@ -67,7 +56,7 @@ fn photo_frame() -> Vec<u8> {
 
 /// Flat backgrounds, window frames, buttons and dark text-like glyph strokes.
 fn desktop_frame() -> Vec<u8> {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
     let mut px = vec![0u8; WIDTH * HEIGHT * 4];
     let fill = |x0: usize, y0: usize, w: usize, h: usize, rgb: u32, px: &mut Vec<u8>| {
         for y in y0..(y0 + h).min(HEIGHT) {
@@ -86,16 +75,16 @@ fn desktop_frame() -> Vec<u8> {
             let mut x = wx + 10;
             let y = wy + 40 + line * 18;
             while x < wx + ww - 20 {
-                let word = 3 + (rng.next() % 8) as usize;
+                let word = 3 + rng.usize(..8);
                 for _ in 0..word {
                     // A glyph: a few random vertical and horizontal strokes in a 7x12 cell.
                     for _ in 0..3 {
-                        let sx = x + (rng.next() % 6) as usize;
-                        let sy = y + (rng.next() % 8) as usize;
-                        if rng.next().is_multiple_of(2) {
-                            fill(sx, sy, 1, 4 + (rng.next() % 5) as usize, 0x101010, &mut px);
+                        let sx = x + rng.usize(..6);
+                        let sy = y + rng.usize(..8);
+                        if rng.bool() {
+                            fill(sx, sy, 1, 4 + rng.usize(..5), 0x101010, &mut px);
                         } else {
-                            fill(sx, sy, 2 + (rng.next() % 4) as usize, 1, 0x101010, &mut px);
+                            fill(sx, sy, 2 + rng.usize(..4), 1, 0x101010, &mut px);
                         }
                     }
                     x += 8;

@@ -128,21 +128,6 @@ fn strip_mask(new: &[u8], old: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u16) -> u16 {
-            (self.next() % u64::from(n)) as u16
-        }
-    }
-
     /// A frame with some texture, so that unchanged is not all zero.
     fn textured(width: u16, height: u16) -> Frame {
         let mut frame = Frame::new(width, height);
@@ -240,7 +225,7 @@ mod tests {
 
     #[test]
     fn random_changes_match_the_reference() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
         for (width, height) in [(333, 201), (259, 130), (64, 64), (65, 1), (1, 130), (128, 128)] {
             let mut detector = DamageDetector::new();
             let mut frame = textured(width, height);
@@ -249,9 +234,9 @@ mod tests {
                 let before = frame.clone();
                 let changes = [0, 1, 3, 20, 200][round % 5];
                 for _ in 0..changes {
-                    let (x, y) = (rng.below(width), rng.below(height));
-                    let (w, h) = (rng.below(20) + 1, rng.below(20) + 1);
-                    frame.fill_rect(&Rect::new(x, y, w, h), rng.next() as u32 & 0x00ff_ffff);
+                    let (x, y) = (rng.u16(..width), rng.u16(..height));
+                    let (w, h) = (rng.u16(1..=20), rng.u16(1..=20));
+                    frame.fill_rect(&Rect::new(x, y, w, h), rng.u32(..=0x00ff_ffff));
                 }
                 let damage = detector.compare(&frame);
                 assert_eq!(damage, reference(&before, &frame), "{width}x{height} round {round}");

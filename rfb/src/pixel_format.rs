@@ -38,32 +38,32 @@ pub enum InvalidPixelFormat {
 
 impl PixelFormat {
     /// What frames hold: 32 bpp little-endian `0x00RRGGBB` (TigerVNC's viewer buffer format).
-    pub const NATIVE: PixelFormat = PixelFormat {
-        bits_per_pixel: 32,
-        depth: 24,
-        big_endian: false,
-        true_colour: true,
-        red_max: 255,
-        green_max: 255,
-        blue_max: 255,
-        red_shift: 16,
-        green_shift: 8,
-        blue_shift: 0,
-    };
+    pub const NATIVE: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 255, 255], [16, 8, 0]);
 
     /// Served instead of a colour map, as TigerVNC does; see [`PixelFormat::bgr233_colour_map`].
-    pub const BGR233: PixelFormat = PixelFormat {
-        bits_per_pixel: 8,
-        depth: 8,
-        big_endian: false,
-        true_colour: true,
-        red_max: 7,
-        green_max: 7,
-        blue_max: 3,
-        red_shift: 0,
-        green_shift: 3,
-        blue_shift: 6,
-    };
+    pub const BGR233: PixelFormat = PixelFormat::true_colour(8, 8, false, [7, 7, 3], [0, 3, 6]);
+
+    /// A true-colour format from its fields: red, green, blue maxima and shifts.
+    pub const fn true_colour(
+        bits_per_pixel: u8,
+        depth: u8,
+        big_endian: bool,
+        max: [u16; 3],
+        shift: [u8; 3],
+    ) -> PixelFormat {
+        PixelFormat {
+            bits_per_pixel,
+            depth,
+            big_endian,
+            true_colour: true,
+            red_max: max[0],
+            green_max: max[1],
+            blue_max: max[2],
+            red_shift: shift[0],
+            green_shift: shift[1],
+            blue_shift: shift[2],
+        }
+    }
 
     pub const WIRE_LEN: usize = 16;
 
@@ -373,18 +373,7 @@ mod tests {
     use super::*;
 
     fn tc(bpp: u8, depth: u8, big_endian: bool, max: [u16; 3], shift: [u8; 3]) -> PixelFormat {
-        PixelFormat {
-            bits_per_pixel: bpp,
-            depth,
-            big_endian,
-            true_colour: true,
-            red_max: max[0],
-            green_max: max[1],
-            blue_max: max[2],
-            red_shift: shift[0],
-            green_shift: shift[1],
-            blue_shift: shift[2],
-        }
+        PixelFormat::true_colour(bpp, depth, big_endian, max, shift)
     }
 
     fn rgb565(big_endian: bool) -> PixelFormat {

@@ -381,30 +381,14 @@ mod tests {
 
     const SIDE: usize = 96;
 
-    /// A small xorshift generator: deterministic, no dependency.
-    struct Rng(u64);
+    /// Mostly inside a 64×64 canvas, sometimes sticking out of it, sometimes empty.
+    fn rect(rng: &mut fastrand::Rng) -> Rect {
+        Rect::new(rng.u16(..64), rng.u16(..64), rng.u16(..24), rng.u16(..24))
+    }
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u16 {
-            (self.next() % n) as u16
-        }
-
-        /// Mostly inside a 64×64 canvas, sometimes sticking out of it, sometimes empty.
-        fn rect(&mut self) -> Rect {
-            Rect::new(self.below(64), self.below(64), self.below(24), self.below(24))
-        }
-
-        fn rects(&mut self) -> Vec<Rect> {
-            let n = self.below(8) as usize;
-            (0..n).map(|_| self.rect()).collect()
-        }
+    fn rects(rng: &mut fastrand::Rng) -> Vec<Rect> {
+        let n = rng.usize(..8);
+        (0..n).map(|_| rect(rng)).collect()
     }
 
     /// One bit per pixel, a u128 per row.
@@ -466,9 +450,9 @@ mod tests {
 
     #[test]
     fn random_operations_match_a_bitmap() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
         for _ in 0..5000 {
-            let (ra, rb) = (rng.rects(), rng.rects());
+            let (ra, rb) = (rects(&mut rng), rects(&mut rng));
             let (pa, pb) = (paint(&ra), paint(&rb));
 
             let mut a = Region::new();
@@ -498,7 +482,7 @@ mod tests {
             assert_eq!(check(&diff), expected);
             assert_eq!(diff.area(), area(&expected));
 
-            let clip = rng.rect();
+            let clip = rect(&mut rng);
             let inter = a.intersect_rect(clip);
             let pc = paint(&[clip]);
             let expected = zip(&pa, &pc, |x, y| x & y);
@@ -514,11 +498,11 @@ mod tests {
             assert_eq!(bbox, expected);
 
             for _ in 0..4 {
-                let (x, y) = (rng.below(SIDE as u64), rng.below(SIDE as u64));
+                let (x, y) = (rng.u16(..SIDE as u16), rng.u16(..SIDE as u16));
                 assert_eq!(a.contains(x, y), pa[usize::from(y)] >> x & 1 == 1);
             }
 
-            let max = usize::from(rng.below(6));
+            let max = rng.usize(..6);
             let mut simple = union.clone();
             simple.simplify(max);
             let bits = check(&simple);

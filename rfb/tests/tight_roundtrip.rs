@@ -19,7 +19,6 @@ use rfb::encoders::tight::{self, TightEncoder};
 use rfb::encoders::{EncodeParams, Encoder};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
-use support::formats::true_colour;
 use support::tight_decoder::{self, DecodedRect, Method, Pixels, TightDecoder};
 
 const TIGHT: i32 = 7;
@@ -36,27 +35,11 @@ const fn compress(level: i32) -> i32 {
 fn formats() -> Vec<(&'static str, PixelFormat)> {
     let mut all = support::formats::all();
     all.extend([
-        ("32bpp-unaligned-shifts", true_colour(32, 24, false, [255; 3], [17, 9, 1])),
-        ("rgb555-le", true_colour(16, 15, false, [31, 31, 31], [10, 5, 0])),
-        ("rgb222 (noVNC)", true_colour(8, 6, false, [3, 3, 3], [0, 2, 4])),
+        ("32bpp-unaligned-shifts", PixelFormat::true_colour(32, 24, false, [255; 3], [17, 9, 1])),
+        ("rgb555-le", PixelFormat::true_colour(16, 15, false, [31, 31, 31], [10, 5, 0])),
+        ("rgb222 (noVNC)", PixelFormat::true_colour(8, 6, false, [3, 3, 3], [0, 2, 4])),
     ]);
     all
-}
-
-/// Deterministic xorshift.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 32) as u32
-    }
-
-    fn below(&mut self, n: u32) -> u32 {
-        self.next() % n
-    }
 }
 
 fn frame_from(width: u16, height: u16, pixel: impl Fn(u32, u32) -> u32) -> Frame {
@@ -72,28 +55,28 @@ fn frame_from(width: u16, height: u16, pixel: impl Fn(u32, u32) -> u32) -> Frame
 /// Black glyph strokes on white, with red underlines if `red`: 2 or 3 colours.
 fn text_frame(width: u16, height: u16, seed: u64, red: bool) -> Frame {
     let mut frame = frame_from(width, height, |_, _| 0xffffff);
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed | 1);
     let mut y = 4;
     while y + 12 < height {
         let mut x = 4;
         while x + 8 < width {
-            let word = 2 + rng.below(8) as u16;
+            let word = 2 + rng.u16(..8);
             for _ in 0..word {
                 if x + 8 >= width {
                     break;
                 }
                 for _ in 0..3 {
-                    let (sx, sy) = (x + rng.below(6) as u16, y + rng.below(7) as u16);
-                    let stroke = if rng.below(2) == 0 {
-                        Rect::new(sx, sy, 1, 3 + rng.below(5) as u16)
+                    let (sx, sy) = (x + rng.u16(..6), y + rng.u16(..7));
+                    let stroke = if rng.bool() {
+                        Rect::new(sx, sy, 1, 3 + rng.u16(..5))
                     } else {
-                        Rect::new(sx, sy, 2 + rng.below(4) as u16, 1)
+                        Rect::new(sx, sy, 2 + rng.u16(..4), 1)
                     };
                     frame.fill_rect(&stroke, 0x000000);
                 }
                 x += 7;
             }
-            if red && rng.below(9) == 0 {
+            if red && rng.u8(..9) == 0 {
                 frame.fill_rect(&Rect::new(x.saturating_sub(20), y + 11, 20, 1), 0xcc0000);
             }
             x += 6;
@@ -106,18 +89,18 @@ fn text_frame(width: u16, height: u16, seed: u64, red: bool) -> Frame {
 /// Panels, buttons with borders, a stepped title bar and small icons: a few to ~40 colours.
 fn ui_frame(width: u16, height: u16, seed: u64) -> Frame {
     let mut frame = frame_from(width, height, |x, y| if (x / 8 + y / 8) % 2 == 0 { 0xd4d0c8 } else { 0xc8c4bc });
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed | 1);
     frame.fill_rect(&Rect::new(0, 0, width, 22.min(height)), 0x000080);
     for step in 0..8u16 {
         let x = width / 8 * step;
         frame.fill_rect(&Rect::new(x, 0, width / 8, 20.min(height)), 0x000080 + u32::from(step) * 0x101010);
     }
     for _ in 0..12 {
-        let (w, h) = (20 + rng.below(80) as u16, 12 + rng.below(30) as u16);
-        let (x, y) = (rng.below(u32::from(width.max(1))) as u16, rng.below(u32::from(height.max(1))) as u16);
+        let (w, h) = (20 + rng.u16(..80), 12 + rng.u16(..30));
+        let (x, y) = (rng.u16(..width.max(1)), rng.u16(..height.max(1)));
         frame.fill_rect(&Rect::new(x, y, w, h), 0x404040);
         frame.fill_rect(&Rect::new(x.saturating_add(1), y.saturating_add(1), w - 2, h - 2), 0xe0e0e0);
-        let icon = 0x200000 * rng.below(8) + 0x2000 * rng.below(8) + 0x20 * rng.below(8);
+        let icon = 0x200000 * rng.u32(..8) + 0x2000 * rng.u32(..8) + 0x20 * rng.u32(..8);
         frame.fill_rect(&Rect::new(x.saturating_add(3), y.saturating_add(3), 6, 6), icon);
     }
     frame
@@ -125,11 +108,11 @@ fn ui_frame(width: u16, height: u16, seed: u64) -> Frame {
 
 /// Smooth gradients, ripples and noise: thousands of colours.
 fn photo_frame(width: u16, height: u16, seed: u64) -> Frame {
-    let noise = Rng(seed | 1);
+    let noise = fastrand::Rng::with_seed(seed | 1);
     let noise = std::cell::RefCell::new(noise);
     frame_from(width, height, |x, y| {
         let (fx, fy) = (x as f32, y as f32);
-        let n = noise.borrow_mut().below(17) as f32 - 8.0;
+        let n = f32::from(noise.borrow_mut().u8(..17)) - 8.0;
         let c = |v: f32| (v + n).clamp(0.0, 255.0) as u32;
         let r = c(128.0 + 100.0 * (fx / 53.0).sin() * (fy / 71.0).cos());
         let g = c(128.0 + 90.0 * ((fx + fy) / 97.0).sin());
@@ -384,7 +367,7 @@ fn psnr_figures_for_the_photo_frame() {
 #[test]
 fn compression_level_changes_keep_streams_decodable() {
     for (name, format) in
-        [("native", PixelFormat::NATIVE), ("rgb565", true_colour(16, 16, false, [31, 63, 31], [11, 5, 0]))]
+        [("native", PixelFormat::NATIVE), ("rgb565", PixelFormat::true_colour(16, 16, false, [31, 63, 31], [11, 5, 0]))]
     {
         let mut client = Client::new(name, format);
         let mut resets_before = client.decoder.resets;

@@ -19,18 +19,6 @@ use support::zrle_decoder::{
 /// byte free), so it marks pixels no rect wrote.
 const UNTOUCHED: u32 = u32::MAX;
 
-/// Deterministic pseudo-random numbers (xorshift32).
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> u32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 17;
-        self.0 ^= self.0 << 5;
-        self.0
-    }
-}
-
 fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32) -> Frame {
     let mut bytes = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
     for y in 0..height {
@@ -44,11 +32,11 @@ fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32
 /// Dark glyph-like strokes on white in 8x16 cells, every fifth line in a link colour.
 fn text_frame(width: u16, height: u16) -> Frame {
     let cells_per_row = usize::from(width / 8 + 1);
-    let mut rng = Rng(0x1234_5678);
+    let mut rng = fastrand::Rng::with_seed(0x1234_5678);
     // One 8-bit row mask per cell row; about one cell in five is blank.
     let glyphs: Vec<u8> = (0..cells_per_row * usize::from(height / 16 + 1) * 16)
         .map(|_| {
-            let r = rng.next();
+            let r = rng.u32(..);
             if r.is_multiple_of(5) { 0 } else { (r >> 8) as u8 & 0x7e }
         })
         .collect();
@@ -68,9 +56,9 @@ fn text_frame(width: u16, height: u16) -> Frame {
 /// Smooth gradients plus noise: almost every pixel differs from its neighbours. The padding byte
 /// is garbage, which encoders must ignore.
 fn photo_frame(width: u16, height: u16) -> Frame {
-    let mut rng = Rng(0x9e37_79b9);
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9);
     frame_from_fn(width, height, |x, y| {
-        let noise = rng.next();
+        let noise = rng.u32(..);
         let r = (u32::from(x) * 255 / u32::from(width.max(1)) + (noise & 15)) & 0xff;
         let g = (u32::from(y) * 255 / u32::from(height.max(1)) + (noise >> 4 & 15)) & 0xff;
         let b = ((u32::from(x) ^ u32::from(y)) + (noise >> 8 & 31)) & 0xff;
@@ -101,7 +89,7 @@ fn level_colour(k: u32) -> u32 {
 /// and 4 bits), 20 colours in mixed short runs (palette RLE), 256 colours in runs of 16 (plain
 /// RLE), noise (raw), and a text tile.
 fn mixed_frame() -> Frame {
-    let mut rng = Rng(42);
+    let mut rng = fastrand::Rng::with_seed(42);
     let text = text_frame(64, 64);
     frame_from_fn(256, 128, |x, y| {
         let (tx, ty, lx, ly) = (x / 64, y / 64, u32::from(x % 64), u32::from(y % 64));
@@ -114,7 +102,7 @@ fn mixed_frame() -> Frame {
             // Runs alternately 1 and 5 long, cycling through 20 colours.
             (0, 1) => level_colour((i / 6 * 2 + u32::from(i % 6 != 0)) % 20 * 3),
             (1, 1) => level_colour(i / 16),
-            (2, 1) => rng.next() & 0xffffff,
+            (2, 1) => rng.u32(..=0xffffff),
             _ => text.pixel(x % 64, y % 64),
         }
     })
@@ -294,15 +282,7 @@ fn first_level_is_the_clients() {
 }
 
 fn true_colour(bpp: u8, depth: u8, big_endian: bool, shift: [u8; 3]) -> PixelFormat {
-    PixelFormat {
-        bits_per_pixel: bpp,
-        depth,
-        big_endian,
-        red_shift: shift[0],
-        green_shift: shift[1],
-        blue_shift: shift[2],
-        ..PixelFormat::NATIVE
-    }
+    PixelFormat::true_colour(bpp, depth, big_endian, [255; 3], shift)
 }
 
 /// The uncompressed bytes of a 1x1 rect of colour 0x123456: subencoding and CPIXEL.
@@ -418,14 +398,14 @@ fn test_decoder_rejects_malformed_data() {
     assert_eq!(decode(r, &[0, 0, 0, 9, 1]), Err(DecodeError::Truncated("zrle data")));
     assert_eq!(decode(r, &[0, 0]), Err(DecodeError::Truncated("zrle length")));
     // Random garbage never panics.
-    let mut rng = Rng(7);
+    let mut rng = fastrand::Rng::with_seed(7);
     for len in 0..300 {
-        let mut plain: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let mut plain: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
         if let Some(first) = plain.first_mut() {
             *first = [0, 1, 2, 5, 16, 128, 130, 200][len % 8];
         }
         let _ = decode(Rect::new(0, 0, 9, 7), &zlib(&plain));
-        let garbage: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let garbage: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
         let _ = decode(Rect::new(0, 0, 9, 7), &garbage);
     }
 }

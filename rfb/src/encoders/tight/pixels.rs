@@ -67,18 +67,7 @@ mod tests {
     use super::*;
 
     fn format(bpp: u8, depth: u8, big_endian: bool, max: u16, shifts: [u8; 3]) -> PixelFormat {
-        PixelFormat {
-            bits_per_pixel: bpp,
-            depth,
-            big_endian,
-            true_colour: true,
-            red_max: max,
-            green_max: max,
-            blue_max: max,
-            red_shift: shifts[0],
-            green_shift: shifts[1],
-            blue_shift: shifts[2],
-        }
+        PixelFormat::true_colour(bpp, depth, big_endian, [max; 3], shifts)
     }
 
     #[test]
