@@ -12,9 +12,13 @@
 //! Figures per frame: CPU (one thread, median of several passes), share of one core at 60 fps,
 //! bytes per viewer. `cargo bench --bench passthrough`.
 
+#[path = "../tests/support/dongle.rs"]
+mod dongle;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dongle::dongle_jpeg;
 use image::imageops::{FilterType, resize};
 use image::{RgbImage, imageops};
 use kvnc::jpeg::{BROAD_CHANGE_DIVISOR, JpegChange, JpegDamage, crop, decode_to_frame, validate};
@@ -34,19 +38,8 @@ fn fixture(path: &str) -> RgbImage {
 }
 
 /// A dongle's JPEG of `image`: baseline 4:2:2, quality 80.
-fn dongle_jpeg(image: &RgbImage) -> Arc<[u8]> {
-    let mut compressor = turbojpeg::Compressor::new().expect("compressor");
-    compressor.set_quality(80).expect("quality");
-    compressor.set_subsamp(turbojpeg::Subsamp::Sub2x1).expect("subsampling");
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    let pixels = turbojpeg::Image {
-        pixels: image.as_raw().as_slice(),
-        width,
-        pitch: width * 3,
-        height,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    compressor.compress_to_vec(pixels).expect("compress").into()
+fn dongle_jpeg_of(image: &RgbImage) -> Arc<[u8]> {
+    dongle_jpeg(image.as_raw(), image.width() as usize, image.height() as usize, 80).into()
 }
 
 /// A 720p fixture sequence scaled to 1080p, as a dongle would capture that screen.
@@ -58,7 +51,7 @@ fn upscaled_sequence(name: &str) -> Vec<Arc<[u8]>> {
         .iter()
         .map(|file| {
             let frame = image::open(file).expect("frame").to_rgb8();
-            dongle_jpeg(&resize(&frame, WIDTH, HEIGHT, FilterType::Triangle))
+            dongle_jpeg_of(&resize(&frame, WIDTH, HEIGHT, FilterType::Triangle))
         })
         .collect()
 }
@@ -83,7 +76,7 @@ fn scrolling_photo(frames: usize) -> Vec<Arc<[u8]>> {
                 0,
                 i64::from(HEIGHT - shift),
             );
-            dongle_jpeg(&frame)
+            dongle_jpeg_of(&frame)
         })
         .collect()
 }
@@ -215,7 +208,7 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let still = {
-        let frame = dongle_jpeg(&fixture("desktop-1080p.png"));
+        let frame = dongle_jpeg_of(&fixture("desktop-1080p.png"));
         vec![frame; 30]
     };
     let sequences = [

@@ -2,6 +2,8 @@
 //! take Tight JPEG get the frame's own JPEG passed through and decode it (noVNC needs the
 //! tables kvnc inserts); viewers that need pixels get the decoded frame losslessly.
 
+#[path = "support/dongle.rs"]
+mod dongle;
 #[path = "support/novnc.rs"]
 mod novnc;
 #[path = "support/viewers.rs"]
@@ -9,6 +11,7 @@ mod viewers;
 
 use std::time::Duration;
 
+use dongle::dongle_jpeg;
 use kvnc::jpeg::{decode_to_frame, ensure_dht, has_dht, split_mjpeg};
 use novnc::{NoVncOptions, run_novnc};
 use viewers::{KvncServer, RgbImage, TempDir, TigerViewer};
@@ -74,15 +77,6 @@ fn viewers_that_need_pixels_get_the_decoded_frame() {
 fn fixture_rgb(path: &str, w: u32, h: u32) -> Vec<u8> {
     let image = image::open(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture").to_rgb8();
     image::imageops::crop_imm(&image, 0, 0, w, h).to_image().into_raw()
-}
-
-/// A baseline 4:2:2 JPEG, as a dongle makes them.
-fn dongle_jpeg(rgb: &[u8], width: usize, height: usize, quality: i32) -> Vec<u8> {
-    let mut compressor = turbojpeg::Compressor::new().unwrap();
-    compressor.set_quality(quality).unwrap();
-    compressor.set_subsamp(turbojpeg::Subsamp::Sub2x1).unwrap();
-    let image = turbojpeg::Image { pixels: rgb, width, pitch: width * 3, height, format: turbojpeg::PixelFormat::RGB };
-    compressor.compress_to_vec(image).unwrap()
 }
 
 /// A JPEG frame decoded as kvnc decodes it, as RGB.

@@ -90,8 +90,7 @@ async fn follow(
     history: Arc<Mutex<DamageHistory>>,
     first: Arc<SourceFrame>,
 ) {
-    let mut tracker = Tracker::default();
-    let _ = tracker.compare(&first);
+    let mut tracker = Tracker::start(&first);
     let mut previous = first.generation;
     // The newest frame not passed on (its change was below the JPEG threshold), and when to
     // settle: SETTLE_AFTER after the last frame with new bytes.
@@ -140,15 +139,32 @@ async fn follow(
 }
 
 /// Finds what changed between consecutive frames, by the kind of frame.
-#[derive(Default)]
 enum Tracker {
-    #[default]
-    None,
     Pixels(DamageDetector),
     Jpeg(JpegDamage),
 }
 
 impl Tracker {
+    /// A tracker for frames of `first`'s kind, with `first` as the previous frame.
+    fn start(first: &SourceFrame) -> Tracker {
+        match &first.picture {
+            Picture::Pixels(pixels) => {
+                let mut detector = DamageDetector::new();
+                detector.compare(pixels);
+                Tracker::Pixels(detector)
+            }
+            Picture::Jpeg(jpeg) => {
+                let mut damage = JpegDamage::new();
+                // A frame that fails here is still taken as the first: the next good one is
+                // then compared from scratch.
+                if let Err(e) = damage.compare(jpeg.bytes()) {
+                    tracing::warn!("JPEG frame from the source: {e}");
+                }
+                Tracker::Jpeg(damage)
+            }
+        }
+    }
+
     /// What changed from the previous frame to `frame`: `None` when it is the same frame
     /// (nothing at all changed), an empty region for a change too small to report now, the
     /// whole frame when the kind of frame changed (the previous one cannot be compared).
@@ -166,20 +182,8 @@ impl Tracker {
                     Region::new()
                 }
             },
-            (_, Picture::Pixels(pixels)) => {
-                let mut detector = DamageDetector::new();
-                detector.compare(pixels);
-                *self = Tracker::Pixels(detector);
-                whole
-            }
-            (_, Picture::Jpeg(jpeg)) => {
-                let mut damage = JpegDamage::new();
-                // A frame that fails here is still reported whole: the next good one is then
-                // compared from scratch.
-                if let Err(e) = damage.compare(jpeg.bytes()) {
-                    tracing::warn!("JPEG frame from the source: {e}");
-                }
-                *self = Tracker::Jpeg(damage);
+            _ => {
+                *self = Tracker::start(frame);
                 whole
             }
         };
@@ -194,7 +198,7 @@ impl Tracker {
     fn settle(&mut self) -> Region {
         match self {
             Tracker::Jpeg(damage) => Region::from_rects(&damage.settle()),
-            _ => Region::new(),
+            Tracker::Pixels(_) => Region::new(),
         }
     }
 }
