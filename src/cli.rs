@@ -1,4 +1,4 @@
-//! The command line: `kvnc serve ...`.
+//! The command line: `kvnc serve ...`, `kvnc gadget up|down|status`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,9 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::demo::DemoTarget;
-use crate::hid::InputSink;
 use crate::hid::discard::DiscardSink;
-use crate::input::InputRouter;
+use crate::hid::gadget::{self, GadgetConfig};
+use crate::hid::hidg::HidgSink;
+use crate::hid::router::InputRouter;
+use crate::hid::{InputSink, Role};
 use crate::server::{Server, SharedPolicy};
 use crate::source::FrameSource;
 use crate::source::replay::ReplaySource;
@@ -26,6 +28,79 @@ pub struct Cli {
 pub enum Command {
     /// Serve the target's screen and input to VNC viewers.
     Serve(ServeArgs),
+    /// Set up, remove or show the USB gadget (keyboard, absolute pointer, boot mouse) that
+    /// plugs into the target. Needs root and configfs.
+    Gadget {
+        #[command(subcommand)]
+        action: GadgetAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GadgetAction {
+    /// Create the gadget (or keep the one already there) and bind it to a UDC.
+    Up(GadgetArgs),
+    /// Unbind and remove the gadget: the target sees the keyboard and mouse unplugged.
+    Down {
+        /// The gadget's configfs name.
+        #[arg(long, default_value = "kvnc")]
+        gadget_name: String,
+    },
+    /// Show the gadget's UDC, its state (configured, suspended, not attached) and device nodes.
+    Status {
+        /// The gadget's configfs name.
+        #[arg(long, default_value = "kvnc")]
+        gadget_name: String,
+    },
+}
+
+/// Who the gadget says it is, and where it plugs in.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GadgetArgs {
+    /// The gadget's configfs name (under /sys/kernel/config/usb_gadget).
+    #[arg(long, default_value = "kvnc")]
+    pub gadget_name: String,
+    /// The USB device controller to bind to (default: the first in /sys/class/udc).
+    #[arg(long, value_name = "NAME")]
+    pub udc: Option<String>,
+    /// USB vendor ID, e.g. 0x1d6b.
+    #[arg(long, value_parser = parse_u16, default_value = "0x1d6b")]
+    pub usb_vendor_id: u16,
+    /// USB product ID, e.g. 0x0104.
+    #[arg(long, value_parser = parse_u16, default_value = "0x0104")]
+    pub usb_product_id: u16,
+    #[arg(long, default_value = "kvnc")]
+    pub usb_manufacturer: String,
+    #[arg(long, default_value = "kvnc Composite KVM Device")]
+    pub usb_product: String,
+    #[arg(long, default_value = "kvnc-0001")]
+    pub usb_serial: String,
+}
+
+impl GadgetArgs {
+    fn config(&self) -> GadgetConfig {
+        GadgetConfig {
+            name: self.gadget_name.clone(),
+            vendor_id: self.usb_vendor_id,
+            product_id: self.usb_product_id,
+            manufacturer: self.usb_manufacturer.clone(),
+            product: self.usb_product.clone(),
+            serial: self.usb_serial.clone(),
+            udc: self.udc.clone(),
+        }
+    }
+}
+
+/// Where keyboard and mouse reports go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HidMode {
+    /// The demo target (needs `--source demo`).
+    Demo,
+    /// The USB gadget: set it up (`kvnc gadget up`) and write to its /dev/hidgN, or write to
+    /// the nodes given with `--hid-device`.
+    Gadget,
+    /// Nowhere: viewers can watch but their input is dropped.
+    None,
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +113,16 @@ pub struct ServeArgs {
     /// looping; input is discarded).
     #[arg(long, default_value = "demo", value_parser = parse_source)]
     pub source: SourceSpec,
+    /// Where keyboard and mouse go: `demo`, `gadget` or `none` (default: `demo` with the demo
+    /// source, `gadget` with `--hid-device`, else `none`).
+    #[arg(long, value_enum)]
+    pub hid: Option<HidMode>,
+    /// Write reports to existing nodes instead of setting up the gadget:
+    /// `keyboard=PATH,pointer=PATH,mouse=PATH` (any subset; /dev/hidgN nodes, or FIFOs).
+    #[arg(long, value_name = "ROLE=PATH,...", value_parser = parse_hid_devices)]
+    pub hid_device: Option<HidDevices>,
+    #[command(flatten)]
+    pub gadget: GadgetArgs,
     /// Frames per second for `replay:` directories.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
@@ -69,6 +154,35 @@ pub enum SourceSpec {
     Replay(PathBuf),
 }
 
+fn parse_u16(value: &str) -> Result<u16, String> {
+    let parsed = match value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => value.parse(),
+    };
+    parsed.map_err(|e| format!("{value:?} is not a 16-bit number: {e}"))
+}
+
+/// `--hid-device` paths by role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HidDevices(pub Vec<(Role, PathBuf)>);
+
+fn parse_hid_devices(value: &str) -> Result<HidDevices, String> {
+    let mut devices: Vec<(Role, PathBuf)> = Vec::new();
+    for item in value.split(',') {
+        let (name, path) = item.split_once('=').ok_or_else(|| format!("{item:?} is not ROLE=PATH"))?;
+        let role = Role::from_name(name)
+            .ok_or_else(|| format!("unknown HID device {name:?}: use keyboard, pointer or mouse"))?;
+        if path.is_empty() {
+            return Err(format!("no path for the {name}"));
+        }
+        if devices.iter().any(|(seen, _)| *seen == role) {
+            return Err(format!("the {name} is given twice"));
+        }
+        devices.push((role, PathBuf::from(path)));
+    }
+    Ok(HidDevices(devices))
+}
+
 fn parse_source(value: &str) -> Result<SourceSpec, String> {
     match value.split_once(':') {
         None if value == "demo" => Ok(SourceSpec::Demo),
@@ -80,17 +194,61 @@ fn parse_source(value: &str) -> Result<SourceSpec, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
+    }
+}
+
+fn gadget_command(action: GadgetAction) -> anyhow::Result<()> {
+    match action {
+        GadgetAction::Up(args) => {
+            let status = gadget::up(&args.config())?;
+            print!("{status}");
+        }
+        GadgetAction::Down { gadget_name } => {
+            if gadget::down(&gadget_name)? {
+                println!("removed gadget {gadget_name}");
+            } else {
+                println!("no gadget {gadget_name}");
+            }
+        }
+        GadgetAction::Status { gadget_name } => match gadget::status(&gadget_name)? {
+            Some(status) => print!("{status}"),
+            None => bail!("no gadget {gadget_name} (`kvnc gadget up` creates it)"),
+        },
+    }
+    Ok(())
+}
+
+impl ServeArgs {
+    /// `--hid`, or what it means when not given.
+    fn hid_mode(&self) -> anyhow::Result<HidMode> {
+        let mode = self.hid.unwrap_or(match (&self.source, &self.hid_device) {
+            (_, Some(_)) => HidMode::Gadget,
+            (SourceSpec::Demo, None) => HidMode::Demo,
+            _ => HidMode::None,
+        });
+        if self.hid_device.is_some() && mode != HidMode::Gadget {
+            bail!("--hid-device writes gadget reports: it needs --hid gadget");
+        }
+        if mode == HidMode::Demo && self.source != SourceSpec::Demo {
+            bail!("--hid demo needs --source demo: the demo target is both screen and input");
+        }
+        Ok(mode)
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = server_config(&args)?;
-    let (source, sink): (Arc<dyn FrameSource>, Arc<dyn InputSink>) = match &args.source {
-        SourceSpec::Demo => {
-            let demo = DemoTarget::start();
-            (demo.clone(), demo)
-        }
-        SourceSpec::Replay(path) => (ReplaySource::open(path, args.fps)?, Arc::new(DiscardSink)),
+    let hid_mode = args.hid_mode()?;
+    let mut demo = None;
+    let source: Arc<dyn FrameSource> = match &args.source {
+        SourceSpec::Demo => demo.insert(DemoTarget::start()).clone(),
+        SourceSpec::Replay(path) => ReplaySource::open(path, args.fps)?,
+    };
+    let sink: Arc<dyn InputSink> = match (hid_mode, demo) {
+        (HidMode::Demo, Some(demo)) => demo,
+        (HidMode::Gadget, _) => gadget_sink(&args).await?,
+        _ => Arc::new(DiscardSink::new()),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -103,6 +261,29 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes to `--hid-device`, or sets up the gadget and writes to its nodes.
+async fn gadget_sink(args: &ServeArgs) -> anyhow::Result<Arc<dyn InputSink>> {
+    let paths = match &args.hid_device {
+        Some(HidDevices(paths)) => paths.clone(),
+        None => {
+            let config = args.gadget.config();
+            let status = tokio::task::spawn_blocking(move || gadget::up(&config)).await??;
+            if let Some(udc) = &status.udc {
+                tracing::info!(
+                    "USB gadget {} on {udc}: the target's host is {}",
+                    status.name,
+                    status.udc_state.as_deref().unwrap_or("in an unknown state")
+                );
+            }
+            status.device_paths()?
+        }
+    };
+    for (role, path) in &paths {
+        tracing::info!("{} reports go to {}", role.name(), path.display());
+    }
+    Ok(HidgSink::start(&paths)?)
 }
 
 fn server_config(args: &ServeArgs) -> anyhow::Result<rfb::ServerConfig> {
@@ -145,6 +326,7 @@ mod tests {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Serve(args) => args,
+            other => panic!("not serve: {other:?}"),
         }
     }
 
@@ -163,6 +345,34 @@ mod tests {
         for bad in ["replay:", "v4l2:/dev/video0", "demox"] {
             assert!(Cli::try_parse_from(["kvnc", "serve", "--source", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn hid_mode_follows_the_source_unless_given() {
+        assert_eq!(args(&[]).hid_mode().unwrap(), HidMode::Demo);
+        assert_eq!(args(&["--source", "replay:/x"]).hid_mode().unwrap(), HidMode::None);
+        assert_eq!(args(&["--hid", "gadget"]).hid_mode().unwrap(), HidMode::Gadget);
+        assert_eq!(args(&["--hid-device", "keyboard=/dev/hidg0"]).hid_mode().unwrap(), HidMode::Gadget);
+        assert!(args(&["--source", "replay:/x", "--hid", "demo"]).hid_mode().is_err());
+        assert!(args(&["--hid", "none", "--hid-device", "keyboard=/k"]).hid_mode().is_err());
+    }
+
+    #[test]
+    fn hid_devices_by_role() {
+        let devices = args(&["--hid-device", "keyboard=/run/k,mouse=/dev/hidg2"]).hid_device.unwrap();
+        assert_eq!(devices.0, [(Role::Keyboard, "/run/k".into()), (Role::Mouse, "/dev/hidg2".into())]);
+        for bad in ["keyboard", "joystick=/x", "keyboard=", "keyboard=/a,keyboard=/b"] {
+            assert!(Cli::try_parse_from(["kvnc", "serve", "--hid-device", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn gadget_identity() {
+        let config =
+            args(&["--usb-vendor-id", "0x1209", "--usb-product-id", "4660", "--udc", "dummy_udc.0"]).gadget.config();
+        assert_eq!((config.vendor_id, config.product_id, config.udc.as_deref()), (0x1209, 4660, Some("dummy_udc.0")));
+        assert_eq!(args(&[]).gadget.config(), GadgetConfig { udc: None, ..GadgetConfig::default() });
+        assert!(Cli::try_parse_from(["kvnc", "serve", "--usb-vendor-id", "0x10000"]).is_err());
     }
 
     #[test]

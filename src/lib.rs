@@ -7,7 +7,6 @@
 pub mod cli;
 pub mod demo;
 pub mod hid;
-pub mod input;
 pub mod jpeg;
 pub mod server;
 pub mod source;

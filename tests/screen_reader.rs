@@ -81,7 +81,7 @@ fn pointer_status_and_leds() {
     // The pointer's tip on the 'y': that cell no longer matches any glyph.
     let (x, y) = (CONSOLE_X + CELL + 2, CONSOLE_Y + 2 * CELL + 2);
     let to_hid = |pixel: u16, size: u16| (u32::from(pixel) * u32::from(POINTER_MAX) / u32::from(size - 1)) as u16;
-    let report = PointerReport { buttons: 1, x: to_hid(x, WIDTH), y: to_hid(y, HEIGHT), wheel: -1 };
+    let report = PointerReport { buttons: 1, x: to_hid(x, WIDTH), y: to_hid(y, HEIGHT), wheel: -1, hwheel: 0 };
     state.apply(&HidReport::Pointer(report));
     let rgb = screenshot(&state);
     assert_eq!(read_status_pointer(&rgb, SIZE.0, SIZE.1), Some((x, y)));

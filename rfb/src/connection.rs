@@ -70,7 +70,10 @@ pub enum Event {
         keycode: u32,
     },
     Pointer {
-        buttons: u8,
+        /// Bit 0 left, 1 middle, 2 right, 3/4 wheel up/down, 5/6 wheel left/right (one step =
+        /// press and release), 7 back, 8 forward. Forward exists only once the client uses
+        /// ExtendedMouseButtons; back is bit 7 in both forms.
+        buttons: u16,
         x: u16,
         y: u16,
     },
@@ -95,6 +98,26 @@ pub enum Event {
         width: u16,
         height: u16,
     },
+}
+
+/// An empty pseudo-rect that tells the client it may now use an extension, sent once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmation {
+    /// The client has never listed the extension.
+    NotOwed,
+    /// Listed: goes out with the next update.
+    Owed,
+    /// Sent: the client may use the extension from now on.
+    Sent,
+}
+
+impl Confirmation {
+    /// Called on every SetEncodings; only the first listing makes it owed.
+    fn listed(&mut self, listed: bool) {
+        if listed && *self == Self::NotOwed {
+            *self = Self::Owed;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +149,12 @@ pub struct ServerConnection {
     converter: PixelConverter,
     encodings: ClientEncodings,
     encoders: Encoders,
-    qemu_ack_pending: bool,
-    qemu_ack_sent: bool,
+    qemu_key_events: Confirmation,
+    extended_mouse_buttons: Confirmation,
+    /// The target's keyboard LEDs ([`server::led`] bits); None until the caller first says.
+    led_state: Option<u8>,
+    /// The LED state this client last got; None until it got one.
+    led_state_sent: Option<u8>,
     /// EndOfContinuousUpdates went out once: the client may now use EnableContinuousUpdates.
     continuous_updates_confirmed: bool,
     /// Our first fence went out: the client may now send fences.
@@ -155,8 +182,10 @@ impl ServerConnection {
             converter: PixelConverter::new(PixelFormat::NATIVE),
             encodings: ClientEncodings::default(),
             encoders: Encoders::default(),
-            qemu_ack_pending: false,
-            qemu_ack_sent: false,
+            qemu_key_events: Confirmation::NotOwed,
+            extended_mouse_buttons: Confirmation::NotOwed,
+            led_state: None,
+            led_state_sent: None,
             continuous_updates_confirmed: false,
             fences_announced: false,
             sync_next_fence: None,
@@ -245,7 +274,25 @@ impl ServerConnection {
 
     /// Whether an update must go out even with no pixels (a pending pseudo-rect).
     pub fn has_pending_pseudo_rects(&self) -> bool {
-        self.qemu_ack_pending
+        self.qemu_key_events == Confirmation::Owed
+            || self.extended_mouse_buttons == Confirmation::Owed
+            || self.led_state_owed().is_some()
+    }
+
+    /// Tells the connection the target's keyboard LEDs: bit 0 Scroll Lock, bit 1 Num Lock,
+    /// bit 2 Caps Lock ([`server::led`]; RFB's order, which is not HID's). Call it whenever
+    /// they may have changed; repeating a value is harmless. A client that listed an LED
+    /// state pseudo-encoding gets the state in its next update when it differs from what it
+    /// last got (see [`Self::has_pending_pseudo_rects`]).
+    pub fn set_led_state(&mut self, leds: u8) {
+        // Reserved bits would only cost updates that change nothing the client shows.
+        self.led_state = Some(leds & server::led::ALL);
+    }
+
+    /// The LED state the next update must carry, if any.
+    fn led_state_owed(&self) -> Option<u8> {
+        let listed = self.encodings.qemu_led_state || self.encodings.vmware_led_state;
+        self.led_state.filter(|_| listed && self.led_state != self.led_state_sent)
     }
 
     /// Writes one FramebufferUpdate with `rects` of `frame` (cropped to it) plus any pending
@@ -308,10 +355,24 @@ impl ServerConnection {
         let header_at = self.output.len();
         server::write_framebuffer_update_header(&mut self.output, u16::MAX);
         let mut count = 0;
-        if self.qemu_ack_pending {
-            server::write_rect_header(&mut self.output, &Rect::default(), encoding::QEMU_EXTENDED_KEY_EVENT);
-            self.qemu_ack_pending = false;
-            self.qemu_ack_sent = true;
+        for (confirmation, encoding) in [
+            (&mut self.qemu_key_events, encoding::QEMU_EXTENDED_KEY_EVENT),
+            (&mut self.extended_mouse_buttons, encoding::EXTENDED_MOUSE_BUTTONS),
+        ] {
+            if *confirmation == Confirmation::Owed {
+                server::write_rect_header(&mut self.output, &Rect::default(), encoding);
+                *confirmation = Confirmation::Sent;
+                count += 1;
+            }
+        }
+        if let Some(leds) = self.led_state_owed() {
+            // QEMU's form when listed, as TigerVNC prefers it; VMware's otherwise.
+            if self.encodings.qemu_led_state {
+                server::write_qemu_led_state(&mut self.output, leds);
+            } else {
+                server::write_vmware_led_state(&mut self.output, leds);
+            }
+            self.led_state_sent = Some(leds);
             count += 1;
         }
         (header_at, count)
@@ -499,9 +560,10 @@ impl ServerConnection {
     fn process_message(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         let ctx = ParseContext {
             max_cut_text: self.config.max_cut_text,
-            qemu_key_events: self.qemu_ack_sent,
+            qemu_key_events: self.qemu_key_events == Confirmation::Sent,
             continuous_updates: self.continuous_updates_confirmed,
             fences: self.fences_announced,
+            extended_mouse_buttons: self.extended_mouse_buttons == Confirmation::Sent,
             set_desktop_size: self.encodings.extended_desktop_size,
         };
         let Some((message, mut used)) = client::parse(buf, &ctx)? else {
@@ -514,9 +576,8 @@ impl ServerConnection {
             ClientMessage::SetPixelFormat(format) => self.set_pixel_format(format)?,
             ClientMessage::SetEncodings(list) => {
                 self.encodings = ClientEncodings::from_list(list);
-                if self.encodings.qemu_key_events && !self.qemu_ack_sent {
-                    self.qemu_ack_pending = true;
-                }
+                self.qemu_key_events.listed(self.encodings.qemu_key_events);
+                self.extended_mouse_buttons.listed(self.encodings.extended_mouse_buttons);
                 // Confirm fences and continuous updates the first time the client lists them.
                 if self.encodings.fence && !self.fences_announced {
                     server::write_server_fence(&mut self.output, fence::REQUEST, &[0]);

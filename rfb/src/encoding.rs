@@ -10,9 +10,15 @@ pub const ZRLE: i32 = 16;
 pub const DESKTOP_SIZE: i32 = -223;
 pub const LAST_RECT: i32 = -224;
 pub const QEMU_EXTENDED_KEY_EVENT: i32 = -258;
+/// Keyboard LED state as a U8 (QEMU).
+pub const QEMU_LED_STATE: i32 = -261;
+/// Keyboard LED state as a U32 with the same bits (VMware; TigerVNC's fallback).
+pub const VMWARE_LED_STATE: i32 = 0x574d_5668;
 pub const EXTENDED_DESKTOP_SIZE: i32 = -308;
 pub const FENCE: i32 = -312;
 pub const CONTINUOUS_UPDATES: i32 = -313;
+/// PointerEvent may carry back/forward in an extra byte.
+pub const EXTENDED_MOUSE_BUTTONS: i32 = -316;
 
 /// Quality level pseudo-encodings -32 (level 0) ..= -23 (level 9).
 pub const QUALITY_LEVEL_0: i32 = -32;
@@ -33,6 +39,9 @@ pub struct ClientEncodings {
     pub desktop_size: bool,
     pub extended_desktop_size: bool,
     pub qemu_key_events: bool,
+    pub qemu_led_state: bool,
+    pub vmware_led_state: bool,
+    pub extended_mouse_buttons: bool,
     pub fence: bool,
     /// Advertised only together with Fence (the fences pace pushed updates).
     pub continuous_updates: bool,
@@ -52,6 +61,9 @@ impl ClientEncodings {
             desktop_size: list.contains(&DESKTOP_SIZE),
             extended_desktop_size: list.contains(&EXTENDED_DESKTOP_SIZE),
             qemu_key_events: list.contains(&QEMU_EXTENDED_KEY_EVENT),
+            qemu_led_state: list.contains(&QEMU_LED_STATE),
+            vmware_led_state: list.contains(&VMWARE_LED_STATE),
+            extended_mouse_buttons: list.contains(&EXTENDED_MOUSE_BUTTONS),
             fence: list.contains(&FENCE),
             continuous_updates: list.contains(&CONTINUOUS_UPDATES) && list.contains(&FENCE),
             quality_level: level(QUALITY_LEVEL_0),

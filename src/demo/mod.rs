@@ -30,6 +30,8 @@ pub struct DemoTarget {
     /// Wakes the render task after a report changed the state.
     changed: Arc<Notify>,
     frames: FramePublisher,
+    /// The LEDs the simulated host sets, as a real host would through SET_REPORT.
+    leds: watch::Sender<Option<u8>>,
 }
 
 impl DemoTarget {
@@ -43,6 +45,7 @@ impl DemoTarget {
             state: Mutex::new(state.clone()),
             changed: Arc::new(Notify::new()),
             frames: FramePublisher::new(Picture::Pixels(first)),
+            leds: watch::channel(Some(0)).0,
         });
         tokio::spawn(render_loop(Arc::downgrade(&target), target.changed.clone(), (state, clock)));
         target
@@ -67,13 +70,18 @@ impl FrameSource for DemoTarget {
 
 impl InputSink for DemoTarget {
     fn send_report(&self, report: &HidReport) -> anyhow::Result<()> {
-        self.lock_state().apply(report);
+        let leds = {
+            let mut state = self.lock_state();
+            state.apply(report);
+            state.leds()
+        };
+        self.leds.send_if_modified(|current| current.replace(leds) != Some(leds));
         self.changed.notify_one();
         Ok(())
     }
 
-    fn led_state(&self) -> u8 {
-        self.lock_state().leds()
+    fn leds(&self) -> watch::Receiver<Option<u8>> {
+        self.leds.subscribe()
     }
 }
 

@@ -32,6 +32,8 @@ pub fn status_text(state: &DemoState) -> String {
     let wheel = match pointer.last_wheel {
         Some(WheelDirection::Up) => "up",
         Some(WheelDirection::Down) => "down",
+        Some(WheelDirection::Left) => "left",
+        Some(WheelDirection::Right) => "right",
         None => "-",
     };
     let (left, middle, right) =
@@ -221,7 +223,7 @@ mod tests {
     fn pointer_is_drawn_on_top_and_reported_in_the_status_line() {
         let mut state = DemoState::new();
         assert_eq!(status_text(&state), "pointer -  buttons ---  wheel -");
-        let report = PointerReport { buttons: hid_button::LEFT | hid_button::MIDDLE, x: 0, y: 0, wheel: 1 };
+        let report = PointerReport { buttons: hid_button::LEFT | hid_button::MIDDLE, x: 0, y: 0, wheel: 1, hwheel: 0 };
         state.apply(&HidReport::Pointer(report));
         assert_eq!(status_text(&state), "pointer 0,0  buttons LM-  wheel up");
         let frame = render(&state, "00:00:00");
@@ -233,7 +235,7 @@ mod tests {
     #[test]
     fn pointer_at_the_corner_is_clipped() {
         let mut state = DemoState::new();
-        let corner = PointerReport { buttons: 0, x: u16::MAX, y: u16::MAX, wheel: 0 };
+        let corner = PointerReport { buttons: 0, x: u16::MAX, y: u16::MAX, wheel: 0, hwheel: 0 };
         state.apply(&HidReport::Pointer(corner));
         let frame = render(&state, "");
         assert_eq!(frame.pixel(WIDTH - 1, HEIGHT - 1), POINTER_OUTLINE);

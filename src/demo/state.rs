@@ -6,7 +6,7 @@ use super::layout::{HEIGHT, WIDTH};
 use super::us_layout;
 use crate::hid::keymap::usage;
 use crate::hid::pointer::hid_button;
-use crate::hid::{HidReport, KeyboardReport, POINTER_MAX, PointerReport, led};
+use crate::hid::{HidReport, KeyboardReport, MouseReport, POINTER_MAX, PointerReport, led};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DemoState {
@@ -31,6 +31,8 @@ pub struct PointerState {
 pub enum WheelDirection {
     Up,
     Down,
+    Left,
+    Right,
 }
 
 impl PointerState {
@@ -65,6 +67,7 @@ impl DemoState {
         match report {
             HidReport::Keyboard(report) => self.keyboard_report(*report),
             HidReport::Pointer(report) => self.pointer_report(report),
+            HidReport::Mouse(report) => self.mouse_report(report),
         }
     }
 
@@ -103,11 +106,27 @@ impl DemoState {
         let y = from_hid_coordinate(report.y, HEIGHT);
         self.pointer.position = Some((x, y));
         self.pointer.buttons = report.buttons & (hid_button::LEFT | hid_button::RIGHT | hid_button::MIDDLE);
-        match report.wheel {
-            1.. => self.pointer.last_wheel = Some(WheelDirection::Up),
-            ..0 => self.pointer.last_wheel = Some(WheelDirection::Down),
-            0 => {}
-        }
+        self.wheel(report.wheel, report.hwheel);
+    }
+
+    /// The boot mouse moves the pointer relative to where it is (from the centre at first).
+    fn mouse_report(&mut self, report: &MouseReport) {
+        let (x, y) = self.pointer.position.unwrap_or((WIDTH / 2, HEIGHT / 2));
+        let moved = |at: u16, by: i8, size: u16| at.saturating_add_signed(by.into()).min(size - 1);
+        self.pointer.position = Some((moved(x, report.dx, WIDTH), moved(y, report.dy, HEIGHT)));
+        self.pointer.buttons = report.buttons & (hid_button::LEFT | hid_button::RIGHT | hid_button::MIDDLE);
+        self.wheel(report.wheel, 0);
+    }
+
+    fn wheel(&mut self, wheel: i8, hwheel: i8) {
+        let direction = match (wheel, hwheel) {
+            (1.., _) => WheelDirection::Up,
+            (..0, _) => WheelDirection::Down,
+            (0, 1..) => WheelDirection::Right,
+            (0, ..0) => WheelDirection::Left,
+            (0, 0) => return,
+        };
+        self.pointer.last_wheel = Some(direction);
     }
 }
 
@@ -207,13 +226,13 @@ mod tests {
     fn pointer_position_buttons_and_wheel() {
         let mut state = DemoState::new();
         assert_eq!(state.pointer().position, None);
-        let report = PointerReport { buttons: hid_button::RIGHT, x: POINTER_MAX, y: 0, wheel: -1 };
+        let report = PointerReport { buttons: hid_button::RIGHT, x: POINTER_MAX, y: 0, wheel: -1, hwheel: 0 };
         state.apply(&HidReport::Pointer(report));
         let pointer = *state.pointer();
         assert_eq!(pointer.position, Some((WIDTH - 1, 0)));
         assert!(pointer.is_pressed(hid_button::RIGHT) && !pointer.is_pressed(hid_button::MIDDLE));
         assert_eq!(pointer.last_wheel, Some(WheelDirection::Down));
-        let report = PointerReport { buttons: 0, x: u16::MAX, y: POINTER_MAX, wheel: 0 };
+        let report = PointerReport { buttons: 0, x: u16::MAX, y: POINTER_MAX, wheel: 0, hwheel: 0 };
         state.apply(&HidReport::Pointer(report));
         assert_eq!(state.pointer().position, Some((WIDTH - 1, HEIGHT - 1)), "clamped");
         assert_eq!(state.pointer().last_wheel, Some(WheelDirection::Down), "a still wheel keeps the last direction");

@@ -7,12 +7,19 @@
 use super::{POINTER_MAX, PointerReport};
 
 /// Bits of an RFB PointerEvent button mask.
+///
+/// The mask is 16 bits wide because ExtendedMouseButtons (-316) adds back and forward above
+/// the classic eight bits (`rfb::Event::Pointer`).
 pub mod rfb_button {
-    pub const LEFT: u8 = 1 << 0;
-    pub const MIDDLE: u8 = 1 << 1;
-    pub const RIGHT: u8 = 1 << 2;
-    pub const WHEEL_UP: u8 = 1 << 3;
-    pub const WHEEL_DOWN: u8 = 1 << 4;
+    pub const LEFT: u16 = 1 << 0;
+    pub const MIDDLE: u16 = 1 << 1;
+    pub const RIGHT: u16 = 1 << 2;
+    pub const WHEEL_UP: u16 = 1 << 3;
+    pub const WHEEL_DOWN: u16 = 1 << 4;
+    pub const WHEEL_LEFT: u16 = 1 << 5;
+    pub const WHEEL_RIGHT: u16 = 1 << 6;
+    pub const BACK: u16 = 1 << 7;
+    pub const FORWARD: u16 = 1 << 8;
 }
 
 /// Bits of [`PointerReport::buttons`]; note that middle and right are swapped relative to RFB.
@@ -20,15 +27,19 @@ pub mod hid_button {
     pub const LEFT: u8 = 1 << 0;
     pub const RIGHT: u8 = 1 << 1;
     pub const MIDDLE: u8 = 1 << 2;
+    pub const BACK: u8 = 1 << 3;
+    pub const FORWARD: u8 = 1 << 4;
 }
 
 /// The HID buttons held in an RFB button mask (wheel bits are not buttons: see [`WheelClicks`]).
-pub fn hid_buttons(rfb_mask: u8) -> u8 {
+pub fn hid_buttons(rfb_mask: u16) -> u8 {
     let mut buttons = 0;
     for (rfb, hid) in [
         (rfb_button::LEFT, hid_button::LEFT),
         (rfb_button::MIDDLE, hid_button::MIDDLE),
         (rfb_button::RIGHT, hid_button::RIGHT),
+        (rfb_button::BACK, hid_button::BACK),
+        (rfb_button::FORWARD, hid_button::FORWARD),
     ] {
         if rfb_mask & rfb != 0 {
             buttons |= hid;
@@ -55,13 +66,20 @@ pub fn to_hid_coordinate(coordinate: u16, size: u16) -> u16 {
 pub struct WheelClicks {
     pub up: bool,
     pub down: bool,
+    pub left: bool,
+    pub right: bool,
 }
 
 impl WheelClicks {
     /// The clicks in going from one viewer's `previous_mask` to its new `mask`.
-    pub fn between(previous_mask: u8, mask: u8) -> Self {
+    pub fn between(previous_mask: u16, mask: u16) -> Self {
         let pressed = mask & !previous_mask;
-        Self { up: pressed & rfb_button::WHEEL_UP != 0, down: pressed & rfb_button::WHEEL_DOWN != 0 }
+        Self {
+            up: pressed & rfb_button::WHEEL_UP != 0,
+            down: pressed & rfb_button::WHEEL_DOWN != 0,
+            left: pressed & rfb_button::WHEEL_LEFT != 0,
+            right: pressed & rfb_button::WHEEL_RIGHT != 0,
+        }
     }
 }
 
@@ -81,14 +99,20 @@ impl Pointer {
     /// Returns the reports to send: one if buttons or position changed, plus one per wheel click.
     pub fn update(&mut self, buttons: u8, x: u16, y: u16, wheel: WheelClicks) -> PointerReports {
         let mut reports = PointerReports::default();
-        let report = PointerReport { buttons, x, y, wheel: 0 };
+        let report = PointerReport { buttons, x, y, wheel: 0, hwheel: 0 };
         if self.last != Some(report) {
             reports.push(report);
             self.last = Some(report);
         }
-        for (clicked, step) in [(wheel.up, 1), (wheel.down, -1)] {
+        let steps = [
+            (wheel.up, PointerReport { wheel: 1, ..report }),
+            (wheel.down, PointerReport { wheel: -1, ..report }),
+            (wheel.left, PointerReport { hwheel: -1, ..report }),
+            (wheel.right, PointerReport { hwheel: 1, ..report }),
+        ];
+        for (clicked, step) in steps {
             if clicked {
-                reports.push(PointerReport { wheel: step, ..report });
+                reports.push(step);
             }
         }
         reports
@@ -106,10 +130,11 @@ impl Pointer {
     }
 }
 
-/// The at most three reports one update produces (move, wheel up, wheel down), without allocating.
+/// The at most five reports one update produces (move, then a step per wheel direction),
+/// without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct PointerReports {
-    reports: [PointerReport; 3],
+    reports: [PointerReport; 5],
     len: usize,
 }
 
@@ -137,7 +162,8 @@ mod tests {
         assert_eq!(hid_buttons(rfb_button::RIGHT), hid_button::RIGHT);
         assert_eq!(hid_buttons(0b0000_0010), 0b0000_0100);
         assert_eq!(hid_buttons(0b0000_0100), 0b0000_0010);
-        assert_eq!(hid_buttons(0xFF), 0b0000_0111, "wheel and extra bits are not buttons");
+        assert_eq!(hid_buttons(0x7F), 0b0000_0111, "wheel bits are not buttons");
+        assert_eq!(hid_buttons(rfb_button::BACK | rfb_button::FORWARD), hid_button::BACK | hid_button::FORWARD);
     }
 
     #[test]
@@ -154,10 +180,10 @@ mod tests {
 
     #[test]
     fn wheel_clicks_are_press_edges() {
-        assert_eq!(WheelClicks::between(0, rfb_button::WHEEL_UP), WheelClicks { up: true, down: false });
+        assert_eq!(WheelClicks::between(0, rfb_button::WHEEL_UP), WheelClicks { up: true, ..Default::default() });
         assert_eq!(WheelClicks::between(rfb_button::WHEEL_UP, rfb_button::WHEEL_UP), WheelClicks::default());
         assert_eq!(WheelClicks::between(rfb_button::WHEEL_UP, 0), WheelClicks::default());
-        assert_eq!(WheelClicks::between(0, rfb_button::WHEEL_DOWN), WheelClicks { up: false, down: true });
+        assert_eq!(WheelClicks::between(0, rfb_button::WHEEL_DOWN), WheelClicks { down: true, ..Default::default() });
     }
 
     #[test]
@@ -167,17 +193,17 @@ mod tests {
         assert_eq!(first.as_slice(), &[PointerReport::default()], "the first report always goes out");
         assert!(pointer.update(0, 0, 0, WheelClicks::default()).as_slice().is_empty());
         let moved = pointer.update(hid_button::LEFT, 100, 200, WheelClicks::default());
-        assert_eq!(moved.as_slice(), &[PointerReport { buttons: 1, x: 100, y: 200, wheel: 0 }]);
+        assert_eq!(moved.as_slice(), &[PointerReport { buttons: 1, x: 100, y: 200, wheel: 0, hwheel: 0 }]);
     }
 
     #[test]
     fn wheel_clicks_add_reports_at_the_current_position() {
         let mut pointer = Pointer::new();
         pointer.update(0, 10, 20, WheelClicks::default());
-        let both = pointer.update(0, 10, 20, WheelClicks { up: true, down: true });
-        let at = PointerReport { buttons: 0, x: 10, y: 20, wheel: 0 };
+        let both = pointer.update(0, 10, 20, WheelClicks { up: true, down: true, ..Default::default() });
+        let at = PointerReport { buttons: 0, x: 10, y: 20, wheel: 0, hwheel: 0 };
         assert_eq!(both.as_slice(), &[PointerReport { wheel: 1, ..at }, PointerReport { wheel: -1, ..at }]);
-        let moved_and_scrolled = pointer.update(0, 11, 20, WheelClicks { up: false, down: true });
+        let moved_and_scrolled = pointer.update(0, 11, 20, WheelClicks { down: true, ..Default::default() });
         let at = PointerReport { x: 11, ..at };
         assert_eq!(moved_and_scrolled.as_slice(), &[at, PointerReport { wheel: -1, ..at }]);
     }
@@ -187,7 +213,7 @@ mod tests {
         let mut pointer = Pointer::new();
         assert_eq!(pointer.set_buttons(0), None, "nothing was ever sent");
         pointer.update(hid_button::RIGHT, 5, 6, WheelClicks::default());
-        assert_eq!(pointer.set_buttons(0), Some(PointerReport { buttons: 0, x: 5, y: 6, wheel: 0 }));
+        assert_eq!(pointer.set_buttons(0), Some(PointerReport { buttons: 0, x: 5, y: 6, wheel: 0, hwheel: 0 }));
         assert_eq!(pointer.set_buttons(0), None);
     }
 }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::input::{InputRouter, ViewerId};
+use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;
 
 /// What to do with the ClientInit "shared" flag.

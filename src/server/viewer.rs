@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
-use crate::input::ViewerId;
+use crate::hid::router::ViewerId;
 use crate::jpeg::BROAD_CHANGE_DIVISOR;
 use crate::source::SourceFrame;
 
@@ -33,6 +33,8 @@ where
     getrandom::fill(&mut challenge).map_err(|e| anyhow!("no randomness for the auth challenge: {e}"))?;
     let mut conn = ServerConnection::new(shared.config.clone(), challenge);
     let mut frames = shared.screen.frames();
+    let mut leds = shared.input.leds();
+    let mut leds_reported = true;
     let mut scheduler = UpdateScheduler::default();
     let mut buf = vec![0u8; READ_CHUNK];
 
@@ -56,6 +58,10 @@ where
             changed = frames.changed() => {
                 changed.map_err(|_| anyhow!("the frame source stopped"))?;
             }
+            changed = leds.changed(), if leds_reported => {
+                // A sink that stops reporting LEDs leaves the last state standing.
+                leds_reported = changed.is_ok();
+            }
             () = kick.notified() => {
                 return Ok("another viewer took exclusive access".into());
             }
@@ -64,6 +70,10 @@ where
             handle_event(event, id, shared, &mut conn, &mut scheduler)?;
         }
         if conn.is_ready() {
+            // Only changes go out, to viewers that asked for LED state (rfb decides).
+            if let Some(state) = *leds.borrow_and_update() {
+                conn.set_led_state(crate::hid::led::to_rfb(state));
+            }
             let current = frames.borrow_and_update().clone();
             absorb_damage(&conn, &current, shared, &mut scheduler);
             if conn.pending_output().is_empty() {

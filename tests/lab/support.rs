@@ -144,6 +144,7 @@ pub mod input {
     pub const KEY_LEFTCTRL: u16 = 29;
     pub const KEY_A: u16 = 30;
     pub const KEY_B: u16 = 48;
+    pub const KEY_X: u16 = 45;
     pub const KEY_LEFTSHIFT: u16 = 42;
     pub const KEY_CAPSLOCK: u16 = 58;
     pub const BTN_LEFT: u16 = 0x110;
@@ -151,6 +152,7 @@ pub mod input {
     pub const BTN_MIDDLE: u16 = 0x112;
     pub const REL_X: u16 = 0x00;
     pub const REL_Y: u16 = 0x01;
+    pub const REL_HWHEEL: u16 = 0x06;
     pub const REL_WHEEL: u16 = 0x08;
     pub const ABS_X: u16 = 0x00;
     pub const ABS_Y: u16 = 0x01;
@@ -249,19 +251,6 @@ impl Drop for EvdevRecorder<'_> {
 // USB gadgets
 // ---------------------------------------------------------------------------------------------
 
-/// The boot keyboard report descriptor (hardware.md §4, from kvmd): 8-byte reports
-/// `[modifiers, 0, key1..key6]`, 1-byte LED output report, key usages 0..=255.
-pub const BOOT_KEYBOARD_REPORT_DESC: [u8; 65] = [
-    0x05, 0x01, 0x09, 0x06, 0xA1, 0x01, // Generic Desktop / Keyboard / Application
-    0x05, 0x07, 0x19, 0xE0, 0x29, 0xE7, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x08, 0x81, 0x02, // modifiers
-    0x95, 0x01, 0x75, 0x08, 0x81, 0x01, // reserved byte
-    0x95, 0x05, 0x75, 0x01, 0x05, 0x08, 0x19, 0x01, 0x29, 0x05, 0x91, 0x02, // 5 LEDs
-    0x95, 0x01, 0x75, 0x03, 0x91, 0x01, // LED padding
-    0x95, 0x06, 0x75, 0x08, 0x15, 0x00, 0x26, 0xFF, 0x00, 0x05, 0x07, 0x19, 0x00, 0x2A, 0xFF, 0x00, 0x81,
-    0x00, // 6 keys
-    0xC0,
-];
-
 /// One HID function of a gadget (configfs `functions/hid.<instance>`).
 #[derive(Debug, Clone)]
 pub struct HidFunction {
@@ -275,14 +264,15 @@ pub struct HidFunction {
 }
 
 impl HidFunction {
-    /// A boot keyboard (subclass 1, protocol 1, 8-byte reports).
+    /// The boot keyboard kvnc ships (its descriptor from `kvnc::hid::descriptor`).
     pub fn boot_keyboard(instance: &str) -> Self {
+        let product = &kvnc::hid::descriptor::KEYBOARD;
         HidFunction {
             instance: instance.to_string(),
-            subclass: 1,
-            protocol: 1,
-            report_length: 8,
-            report_desc: BOOT_KEYBOARD_REPORT_DESC.to_vec(),
+            subclass: product.sub_class,
+            protocol: product.protocol,
+            report_length: product.report_len as u16,
+            report_desc: product.report_desc.to_vec(),
             no_out_endpoint: false,
         }
     }
@@ -783,10 +773,31 @@ impl Lab {
         }
     }
 
+    /// Waits for the input device of USB interface `interface` of the gadget on the guest's
+    /// dummy_hcd (all interfaces of one gadget share a name; the physical path tells them
+    /// apart); returns its /dev/input/eventN.
+    #[track_caller]
+    pub fn wait_gadget_input(&self, interface: usize, timeout: Duration) -> String {
+        let script = find_input_by_phys_script(&format!("usb-dummy_hcd.0-1/input{interface}"));
+        if !self.wait_until(&format!("[ -n \"$({script})\" ]"), timeout) {
+            panic!(
+                "no input device for interface {interface}; the guest has:\n{}",
+                self.read_file("/proc/bus/input/devices")
+            );
+        }
+        self.run_ok_in(Root::Initramfs, &script).trim().to_string()
+    }
+
     /// Starts recording the events of input device `name` (which must exist).
     #[track_caller]
     pub fn evdev_recorder(&self, name: &str) -> EvdevRecorder<'_> {
         let device = self.input_device(name).unwrap_or_else(|| panic!("no input device {name:?} to record"));
+        self.evdev_recorder_of(device)
+    }
+
+    /// Starts recording the events of /dev/input/eventN `device`.
+    #[track_caller]
+    pub fn evdev_recorder_of(&self, device: String) -> EvdevRecorder<'_> {
         let file = format!("/run/lab/evdev-{}.bin", unique_name("rec"));
         // Return only once cat holds the device open: events before that would be lost.
         let script = format!(
@@ -1046,6 +1057,14 @@ fn find_input_device_script(name: &str) -> String {
     format!(
         "for e in /sys/class/input/event*; do [ \"$(cat $e/device/name 2>/dev/null)\" = {} ] && echo /dev/input/${{e##*/}}; done; true",
         quote(name)
+    )
+}
+
+/// The shell pipeline printing /dev/input/eventN of the device whose physical path is `phys`.
+fn find_input_by_phys_script(phys: &str) -> String {
+    format!(
+        "for e in /sys/class/input/event*; do [ \"$(cat $e/device/phys 2>/dev/null)\" = {} ] && echo /dev/input/${{e##*/}}; done; true",
+        quote(phys)
     )
 }
 

@@ -6,6 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// QEMU LED state pseudo-encoding: one byte, bit 0 Scroll, 1 Num, 2 Caps Lock.
+pub const QEMU_LED_STATE: i32 = -261;
+
 pub struct RawClient {
     pub stream: TcpStream,
     pub width: u16,
@@ -50,6 +53,49 @@ impl RawClient {
             stream,
             width: u16::from_be_bytes([init[0], init[1]]),
             height: u16::from_be_bytes([init[2], init[3]]),
+        }
+    }
+
+    /// SetEncodings with `encodings` (replacing the [Raw] sent at connect).
+    pub fn set_encodings(&mut self, encodings: &[i32]) {
+        let count = u16::try_from(encodings.len()).unwrap().to_be_bytes();
+        let mut message = vec![2, 0, count[0], count[1]];
+        message.extend(encodings.iter().flat_map(|encoding| encoding.to_be_bytes()));
+        self.stream.write_all(&message).unwrap();
+    }
+
+    /// Reads updates (asking for incremental ones) until one carries a rect with `encoding`;
+    /// returns that rect's payload. Only Raw rects and payload-free pseudo-rects may come
+    /// before it, besides QEMU LED state (one byte).
+    pub fn wait_for_pseudo_rect(&mut self, encoding: i32, payload_len: usize) -> Vec<u8> {
+        loop {
+            self.request_update(true);
+            let mut header = [0u8; 4];
+            self.stream.read_exact(&mut header).expect("update header");
+            assert_eq!(header[0], 0, "FramebufferUpdate");
+            let rects = u16::from_be_bytes([header[2], header[3]]);
+            let mut found = None;
+            for _ in 0..rects {
+                let mut rect = [0u8; 12];
+                self.stream.read_exact(&mut rect).unwrap();
+                let w = usize::from(u16::from_be_bytes([rect[4], rect[5]]));
+                let h = usize::from(u16::from_be_bytes([rect[6], rect[7]]));
+                let this = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
+                let len = match this {
+                    0 => w * h * 4,
+                    _ if this == encoding => payload_len,
+                    QEMU_LED_STATE => 1,
+                    _ => 0,
+                };
+                let mut data = vec![0u8; len];
+                self.stream.read_exact(&mut data).unwrap();
+                if this == encoding {
+                    found = Some(data);
+                }
+            }
+            if let Some(data) = found {
+                return data;
+            }
         }
     }
 

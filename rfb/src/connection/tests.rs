@@ -372,3 +372,169 @@ fn jpeg_pass_through_only_to_tight_clients_with_a_quality_level() {
     assert!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 2049, 8), &jpeg)]).is_err());
     assert!(take_output(&mut conn).is_empty());
 }
+
+/// A FramebufferUpdate with no pixels, as written for `set_encodings` lists without LastRect:
+/// the header with the exact count, then `rects`.
+fn pseudo_update(rects: &[Vec<u8>]) -> Vec<u8> {
+    [vec![0, 0, 0, rects.len() as u8], rects.concat()].concat()
+}
+
+fn qemu_led_rect(leds: u8) -> Vec<u8> {
+    [vec![0; 8], (-261i32).to_be_bytes().to_vec(), vec![leds]].concat()
+}
+
+fn vmware_led_rect(leds: u8) -> Vec<u8> {
+    [vec![0; 8], vec![0x57, 0x4d, 0x56, 0x68], be32(u32::from(leds))].concat()
+}
+
+/// Lets `conn` write an update with no pixels and returns what it wrote.
+fn flush_update(conn: &mut ServerConnection) -> Vec<u8> {
+    conn.write_update(&Frame::new(1, 1), &[]);
+    take_output(conn)
+}
+
+#[test]
+fn led_state_sent_once_per_change() {
+    let mut conn = ready(1, 1);
+    set_encodings(&mut conn, &[0, -261]);
+    take_output(&mut conn);
+    assert!(!conn.has_pending_pseudo_rects(), "state not known yet");
+    conn.set_led_state(server::led::CAPS_LOCK);
+    assert!(conn.has_pending_pseudo_rects());
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[qemu_led_rect(4)]));
+    assert!(!conn.has_pending_pseudo_rects());
+    // Only the latest of several changes goes out.
+    conn.set_led_state(server::led::NUM_LOCK);
+    conn.set_led_state(server::led::NUM_LOCK | server::led::SCROLL_LOCK);
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[qemu_led_rect(3)]));
+    // Reserved bits are not a change.
+    conn.set_led_state(0x80 | server::led::NUM_LOCK | server::led::SCROLL_LOCK);
+    assert!(!conn.has_pending_pseudo_rects());
+}
+
+#[test]
+fn led_state_not_resent_for_equal_state() {
+    let mut conn = ready(1, 1);
+    take_output(&mut conn);
+    set_encodings(&mut conn, &[0, -261]);
+    conn.set_led_state(2);
+    assert_eq!(flush_update(&mut conn)[4..], qemu_led_rect(2));
+    conn.set_led_state(2);
+    assert!(!conn.has_pending_pseudo_rects());
+    // Changed and changed back before an update: the client already shows it.
+    conn.set_led_state(0);
+    conn.set_led_state(2);
+    assert!(!conn.has_pending_pseudo_rects());
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[]));
+    // Listing it again is not a reason to resend what the client has.
+    set_encodings(&mut conn, &[0, -261]);
+    take_output(&mut conn);
+    assert!(!conn.has_pending_pseudo_rects());
+}
+
+#[test]
+fn led_state_u32_form_for_vmware_only_clients() {
+    let mut conn = ready(1, 1);
+    set_encodings(&mut conn, &[0, 0x574d5668]);
+    take_output(&mut conn);
+    conn.set_led_state(server::led::CAPS_LOCK | server::led::NUM_LOCK);
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[vmware_led_rect(6)]));
+}
+
+#[test]
+fn led_state_u8_form_preferred_when_both_listed() {
+    let mut conn = ready(1, 1);
+    // TigerVNC's order: VMware's after QEMU's; either order gets the U8 form.
+    for (list, leds) in [([-261, 0x574d5668], 1), ([0x574d5668, -261], 5)] {
+        set_encodings(&mut conn, &list);
+        take_output(&mut conn);
+        conn.set_led_state(leds);
+        assert_eq!(flush_update(&mut conn), pseudo_update(&[qemu_led_rect(leds)]));
+    }
+}
+
+#[test]
+fn led_state_not_sent_to_clients_that_did_not_list_it() {
+    let mut conn = ready(1, 1);
+    conn.set_led_state(server::led::CAPS_LOCK);
+    assert!(!conn.has_pending_pseudo_rects());
+    set_encodings(&mut conn, &[0, -258]);
+    take_output(&mut conn);
+    conn.set_led_state(server::led::NUM_LOCK);
+    let ack = [vec![0; 8], (-258i32).to_be_bytes().to_vec()].concat();
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[ack]));
+    assert!(!conn.has_pending_pseudo_rects());
+}
+
+#[test]
+fn led_state_sent_when_first_listed_after_state_known() {
+    let mut conn = ready(1, 1);
+    conn.set_led_state(server::led::SCROLL_LOCK);
+    set_encodings(&mut conn, &[0]);
+    take_output(&mut conn);
+    assert!(!conn.has_pending_pseudo_rects());
+    // Listed with LastRect now: the LED rect comes before it and the count is open.
+    set_encodings(&mut conn, &[0, -224, -261]);
+    assert_eq!(take_output(&mut conn), [] as [u8; 0], "only inside a FramebufferUpdate");
+    assert!(conn.has_pending_pseudo_rects());
+    let last_rect = [vec![0; 8], (-224i32).to_be_bytes().to_vec()].concat();
+    assert_eq!(flush_update(&mut conn), [vec![0, 0, 0xff, 0xff], qemu_led_rect(1), last_rect].concat());
+}
+
+#[test]
+fn led_state_goes_before_pixels() {
+    let mut conn = ready(1, 1);
+    set_encodings(&mut conn, &[0, -261]);
+    take_output(&mut conn);
+    conn.set_led_state(server::led::CAPS_LOCK);
+    let frame = Frame::new(1, 1);
+    conn.write_update(&frame, &[frame.bounds()]);
+    let out = take_output(&mut conn);
+    assert_eq!(out[..4], [0, 0, 0, 2]);
+    assert_eq!(out[4..17], qemu_led_rect(4));
+    assert_eq!(out[17..29], [0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0], "then the Raw rect");
+}
+
+fn extended_mouse_ack() -> Vec<u8> {
+    [vec![0; 8], (-316i32).to_be_bytes().to_vec()].concat()
+}
+
+#[test]
+fn extended_mouse_buttons_ack_sent_once() {
+    let mut conn = ready(1, 1);
+    take_output(&mut conn);
+    set_encodings(&mut conn, &[0, -316]);
+    assert_eq!(take_output(&mut conn), [] as [u8; 0], "only inside a FramebufferUpdate");
+    assert!(conn.has_pending_pseudo_rects());
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[extended_mouse_ack()]));
+    assert!(!conn.has_pending_pseudo_rects());
+    set_encodings(&mut conn, &[0]);
+    set_encodings(&mut conn, &[0, -316]);
+    assert!(!conn.has_pending_pseudo_rects(), "confirmed only once");
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[]));
+}
+
+#[test]
+fn extended_pointer_decoded_only_after_ack() {
+    let mut conn = ready(10, 10);
+    take_output(&mut conn);
+    // Never listed: bit 7 is back and the message is 6 bytes (the key event follows at once).
+    conn.read(&[5, 0x81, 0, 1, 0, 2, 4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x81, x: 1, y: 2 }));
+    assert_eq!(conn.poll_event(), Some(Event::Key { down: true, keysym: 0x61 }));
+    // Listed but not yet confirmed: still the classic form.
+    set_encodings(&mut conn, &[0, -316]);
+    assert_eq!(conn.poll_event(), Some(Event::EncodingsChanged));
+    conn.read(&[5, 0x80, 0, 3, 0, 4]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x80, x: 3, y: 4 }));
+    assert_eq!(flush_update(&mut conn), pseudo_update(&[extended_mouse_ack()]));
+    // Confirmed: marker plus extra byte, fed one byte at a time. Forward + left, then back.
+    let wire = [[5, 0x81, 0, 5, 0, 6, 0x02].as_slice(), &[5, 0x80, 0, 7, 0, 8, 0x01], &[5, 0x04, 0, 9, 0, 9]].concat();
+    for byte in &wire {
+        conn.read(std::slice::from_ref(byte)).unwrap();
+    }
+    assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x101, x: 5, y: 6 }));
+    assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x80, x: 7, y: 8 }));
+    assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x04, x: 9, y: 9 }));
+    assert_eq!(conn.poll_event(), None);
+}

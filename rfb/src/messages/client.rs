@@ -16,6 +16,8 @@ pub const CLIENT_FENCE: u8 = 248;
 pub const SET_DESKTOP_SIZE: u8 = 251;
 pub const QEMU: u8 = 255;
 const QEMU_EXTENDED_KEY_EVENT: u8 = 0;
+/// In the first byte of an extended PointerEvent: one more byte of buttons follows.
+const POINTER_EXTENDED_MARKER: u8 = 0x80;
 
 /// Longest fence payload the protocol allows.
 pub const MAX_FENCE_PAYLOAD: usize = 64;
@@ -35,8 +37,9 @@ pub enum ClientMessage {
         down: bool,
         keysym: u32,
     },
+    /// `buttons` as in [`crate::Event::Pointer`].
     PointerEvent {
-        buttons: u8,
+        buttons: u16,
         x: u16,
         y: u16,
     },
@@ -78,6 +81,8 @@ pub struct ParseContext {
     /// Messages 150 and 248 are legal only after the server confirmed those extensions.
     pub continuous_updates: bool,
     pub fences: bool,
+    /// PointerEvent has the extended form only after the server sent the ExtendedMouseButtons ack.
+    pub extended_mouse_buttons: bool,
     /// Message 251 is legal only for clients that listed ExtendedDesktopSize.
     pub set_desktop_size: bool,
 }
@@ -129,7 +134,18 @@ pub fn parse(buf: &[u8], ctx: &ParseContext) -> Result<Option<(ClientMessage, us
             if !fixed(6) {
                 return Ok(None);
             }
-            (ClientMessage::PointerEvent { buttons: buf[1], x: u16_at(2), y: u16_at(4) }, 6)
+            let low = buf[1];
+            let (buttons, len) = if ctx.extended_mouse_buttons && low & POINTER_EXTENDED_MARKER != 0 {
+                if !fixed(7) {
+                    return Ok(None);
+                }
+                // The marker bit's place goes to the extra byte, as TigerVNC decodes it: back
+                // stays at bit 7 where the classic mask has it, forward lands at bit 8.
+                ((u16::from(buf[6]) << 7) | u16::from(low & !POINTER_EXTENDED_MARKER), 7)
+            } else {
+                (u16::from(low), 6)
+            };
+            (ClientMessage::PointerEvent { buttons, x: u16_at(2), y: u16_at(4) }, len)
         }
         CLIENT_CUT_TEXT => {
             if !fixed(8) {
@@ -210,6 +226,7 @@ mod tests {
         qemu_key_events: true,
         continuous_updates: true,
         fences: true,
+        extended_mouse_buttons: true,
         set_desktop_size: true,
     };
 
@@ -231,6 +248,11 @@ mod tests {
             ),
             (vec![4, 1, 0, 0, 0, 0, 0xff, 0x0d], ClientMessage::KeyEvent { down: true, keysym: 0xff0d }),
             (vec![5, 0x05, 0x01, 0x00, 0x00, 0x10], ClientMessage::PointerEvent { buttons: 5, x: 256, y: 16 }),
+            // Extended form: marker plus left, then forward and back in the extra byte.
+            (
+                vec![5, 0x81, 0x01, 0x00, 0x00, 0x10, 0x03],
+                ClientMessage::PointerEvent { buttons: 0x181, x: 256, y: 16 },
+            ),
             (vec![6, 0, 0, 0, 0, 0, 0, 3, b'h', 0xe9, b'!'], ClientMessage::ClientCutText("hé!".into())),
             (vec![6, 0, 0, 0, 0, 0, 0, 17], ClientMessage::ClientCutTextSkipped { len: 17, extended: false }),
             (vec![6, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc], ClientMessage::ClientCutTextSkipped { len: 4, extended: true }),
@@ -254,16 +276,37 @@ mod tests {
         ]
     }
 
+    /// Every strict prefix of `wire` is "need more bytes"; the whole of it, followed by the
+    /// start of another message, parses to `expected` and uses exactly `wire`.
+    fn assert_parses_split_at_every_byte(wire: &[u8], expected: ClientMessage, ctx: &ParseContext) {
+        for split in 0..wire.len() {
+            assert_eq!(parse(&wire[..split], ctx).unwrap(), None, "{expected:?} cut at {split}");
+        }
+        let with_tail = [wire, &[4, 0]].concat();
+        assert_eq!(parse(&with_tail, ctx).unwrap(), Some((expected, wire.len())));
+    }
+
     #[test]
     fn every_message_split_at_every_byte_boundary() {
         for (wire, expected) in samples() {
-            for split in 0..wire.len() {
-                assert_eq!(parse(&wire[..split], &CTX).unwrap(), None, "{expected:?} cut at {split}");
-            }
-            let mut with_tail = wire.clone();
-            with_tail.extend_from_slice(&[4, 0]);
-            assert_eq!(parse(&with_tail, &CTX).unwrap(), Some((expected, wire.len())));
+            assert_parses_split_at_every_byte(&wire, expected, &CTX);
         }
+    }
+
+    #[test]
+    fn extended_pointer_event_only_once_confirmed() {
+        let ctx = ParseContext { extended_mouse_buttons: false, ..CTX };
+        // Unconfirmed: bit 7 is back (the spec's classic table) and no extra byte follows.
+        let classic = ClientMessage::PointerEvent { buttons: 0x81, x: 1, y: 2 };
+        assert_parses_split_at_every_byte(&[5, 0x81, 0, 1, 0, 2], classic, &ctx);
+        // Confirmed: the extra byte's bit 0 (back) lands at bit 7, bit 1 (forward) at bit 8.
+        let back = ClientMessage::PointerEvent { buttons: 0x80, x: 1, y: 2 };
+        assert_parses_split_at_every_byte(&[5, 0x80, 0, 1, 0, 2, 0x01], back, &CTX);
+        let forward = ClientMessage::PointerEvent { buttons: 0x104, x: 1, y: 2 };
+        assert_parses_split_at_every_byte(&[5, 0x84, 0, 1, 0, 2, 0x02], forward, &CTX);
+        // Confirmed but without the marker: still the 6-byte form.
+        let plain = ClientMessage::PointerEvent { buttons: 0x7f, x: 1, y: 2 };
+        assert_parses_split_at_every_byte(&[5, 0x7f, 0, 1, 0, 2], plain, &CTX);
     }
 
     #[test]

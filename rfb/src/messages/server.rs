@@ -27,6 +27,15 @@ pub mod desktop_size {
     pub const RESULT_PROHIBITED: u16 = 1;
 }
 
+/// Keyboard LED bits, as both LED state pseudo-encodings carry them.
+pub mod led {
+    pub const SCROLL_LOCK: u8 = 1 << 0;
+    pub const NUM_LOCK: u8 = 1 << 1;
+    pub const CAPS_LOCK: u8 = 1 << 2;
+    /// The bits with a meaning; the rest are reserved.
+    pub const ALL: u8 = SCROLL_LOCK | NUM_LOCK | CAPS_LOCK;
+}
+
 pub fn write_server_init(out: &mut Vec<u8>, width: u16, height: u16, format: &PixelFormat, name: &str) {
     out.extend_from_slice(&width.to_be_bytes());
     out.extend_from_slice(&height.to_be_bytes());
@@ -95,6 +104,18 @@ pub fn write_extended_desktop_size(out: &mut Vec<u8>, reason: u16, result: u16, 
     out.extend_from_slice(&0u32.to_be_bytes());
 }
 
+/// A QEMU LED state pseudo-rect: the [`led`] bits as a U8.
+pub fn write_qemu_led_state(out: &mut Vec<u8>, leds: u8) {
+    write_rect_header(out, &Rect::default(), crate::encoding::QEMU_LED_STATE);
+    out.push(leds);
+}
+
+/// A VMware LED state pseudo-rect: the same [`led`] bits as a U32.
+pub fn write_vmware_led_state(out: &mut Vec<u8>, leds: u8) {
+    write_rect_header(out, &Rect::default(), crate::encoding::VMWARE_LED_STATE);
+    out.extend_from_slice(&u32::from(leds).to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +146,11 @@ mod tests {
         ]
         .concat();
         assert_eq!(out, expected);
+        out.clear();
+        write_qemu_led_state(&mut out, led::CAPS_LOCK | led::SCROLL_LOCK);
+        assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xfe, 0xfb, 5]);
+        out.clear();
+        write_vmware_led_state(&mut out, led::NUM_LOCK);
+        assert_eq!(out, [0, 0, 0, 0, 0, 0, 0, 0, 0x57, 0x4d, 0x56, 0x68, 0, 0, 0, 2]);
     }
 }

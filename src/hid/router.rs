@@ -49,10 +49,15 @@ impl InputRouter {
     }
 
     /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees.
-    pub fn pointer(&self, viewer: ViewerId, mask: u8, x: u16, y: u16, width: u16, height: u16) {
+    pub fn pointer(&self, viewer: ViewerId, mask: u16, x: u16, y: u16, width: u16, height: u16) {
         let x = pointer::to_hid_coordinate(x, width);
         let y = pointer::to_hid_coordinate(y, height);
         self.lock().pointer(viewer, mask, x, y, self.sink.as_ref());
+    }
+
+    /// The target's keyboard LEDs (see [`crate::hid::led`]), for viewers to show.
+    pub fn leds(&self) -> tokio::sync::watch::Receiver<Option<u8>> {
+        self.sink.leds()
     }
 
     /// Releases every key and button `viewer` holds; call it when the viewer disconnects, or the
@@ -83,7 +88,7 @@ struct RouterState {
 struct Viewer {
     keys: Vec<HeldKey>,
     /// The button mask of this viewer's last pointer event.
-    buttons: u8,
+    buttons: u16,
 }
 
 struct HeldKey {
@@ -139,7 +144,7 @@ impl RouterState {
         self.sync_shift(sink);
     }
 
-    fn pointer(&mut self, viewer: ViewerId, mask: u8, x: u16, y: u16, sink: &dyn InputSink) {
+    fn pointer(&mut self, viewer: ViewerId, mask: u16, x: u16, y: u16, sink: &dyn InputSink) {
         let held = self.viewers.entry(viewer).or_default();
         let wheel = WheelClicks::between(held.buttons, mask);
         held.buttons = mask;
@@ -216,7 +221,7 @@ fn send(sink: &dyn InputSink, report: HidReport) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
     use crate::hid::pointer::{hid_button, rfb_button};
@@ -225,7 +230,7 @@ mod tests {
     #[derive(Default)]
     struct RecordingSink {
         reports: Mutex<Vec<HidReport>>,
-        leds: AtomicU8,
+        leds: tokio::sync::watch::Sender<Option<u8>>,
         failing: AtomicBool,
     }
 
@@ -238,8 +243,8 @@ mod tests {
             Ok(())
         }
 
-        fn led_state(&self) -> u8 {
-            self.leds.load(Ordering::Relaxed)
+        fn leds(&self) -> tokio::sync::watch::Receiver<Option<u8>> {
+            self.leds.subscribe()
         }
     }
 
@@ -311,7 +316,7 @@ mod tests {
     fn release_undoes_what_the_press_did_even_if_caps_lock_changed() {
         let (sink, router) = router();
         router.key(1, u32::from(b'A'), true);
-        sink.leds.store(led::CAPS_LOCK, Ordering::Relaxed);
+        sink.leds.send_replace(Some(led::CAPS_LOCK));
         router.key(1, u32::from(b'A'), false);
         assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
     }
@@ -326,7 +331,7 @@ mod tests {
     #[test]
     fn caps_lock_on_the_target_inverts_shift_for_letters_only() {
         let (sink, router) = router();
-        sink.leds.store(led::CAPS_LOCK, Ordering::Relaxed);
+        sink.leds.send_replace(Some(led::CAPS_LOCK));
         tap(&router, 1, u32::from(b'a'));
         assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
         tap(&router, 1, u32::from(b'A'));
@@ -371,7 +376,7 @@ mod tests {
         router.pointer(1, rfb_button::LEFT | rfb_button::RIGHT, 0, 0, 100, 100);
         sink.take();
         router.release_viewer(1);
-        let released = PointerReport { buttons: 0, x: 0, y: 0, wheel: 0 };
+        let released = PointerReport { buttons: 0, x: 0, y: 0, wheel: 0, hwheel: 0 };
         assert_eq!(sink.take(), [keys(0, &[]), HidReport::Pointer(released)]);
         router.release_viewer(1);
         assert!(sink.take().is_empty());
@@ -411,7 +416,7 @@ mod tests {
     }
 
     fn at(buttons: u8, x: u16, y: u16, wheel: i8) -> HidReport {
-        HidReport::Pointer(PointerReport { buttons, x, y, wheel })
+        HidReport::Pointer(PointerReport { buttons, x, y, wheel, hwheel: 0 })
     }
 
     #[test]
