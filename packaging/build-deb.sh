@@ -33,12 +33,14 @@ install -D -m 0644 "$ROOT/packaging/debian/default" "$STAGE/etc/default/kvnc"
 install -D -m 0644 "$ROOT/README.md" "$STAGE/usr/share/doc/kvnc/README.md"
 mkdir -p "$STAGE/DEBIAN"
 echo /etc/default/kvnc >"$STAGE/DEBIAN/conffiles"
+# libxkbcommon0: kvnc links it (>= 1.0 for xkb_keymap_key_get_mods_for_level);
+# xkb-data: the keyboard layouts it compiles for the target.
 cat >"$STAGE/DEBIAN/control" <<CONTROL
 Package: kvnc
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: kvnc developers <kvnc@localhost>
-Depends: libc6 (>= 2.31)
+Depends: libc6 (>= 2.31), libxkbcommon0 (>= 1.0), xkb-data
 Section: net
 Priority: optional
 Installed-Size: $(du -sk "$STAGE/usr" | cut -f1)

@@ -11,6 +11,7 @@ use crate::demo::DemoTarget;
 use crate::hid::discard::DiscardSink;
 use crate::hid::gadget::{self, GadgetConfig};
 use crate::hid::hidg::HidgSink;
+use crate::hid::layout::Layout;
 use crate::hid::router::InputRouter;
 use crate::hid::{InputSink, Role};
 use crate::server::{Server, SharedPolicy};
@@ -121,6 +122,11 @@ pub struct ServeArgs {
     /// `keyboard=PATH,pointer=PATH,mouse=PATH` (any subset; /dev/hidgN nodes, or FIFOs).
     #[arg(long, value_name = "ROLE=PATH,...", value_parser = parse_hid_devices)]
     pub hid_device: Option<HidDevices>,
+    /// The target's keyboard layout, for viewers that send characters (keysyms) rather than
+    /// scancodes: an XKB name such as `us`, `de`, `fr`, `gb`, `de(nodeadkeys)` (layouts other
+    /// than `us` need libxkbcommon and xkb-data).
+    #[arg(long, default_value = "us")]
+    pub layout: String,
     #[command(flatten)]
     pub gadget: GadgetArgs,
     /// Frames per second for `replay:` directories.
@@ -253,7 +259,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let server = Server::new(config, source, Arc::new(InputRouter::new(sink)), args.shared_policy);
+    let layout = Layout::load(&args.layout).with_context(|| format!("keyboard layout {:?}", args.layout))?;
+    tracing::info!("keysyms are typed for the target's {} keyboard layout", layout.name());
+    let server = Server::new(config, source, Arc::new(InputRouter::new(sink, layout)), args.shared_policy);
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {

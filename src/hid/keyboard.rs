@@ -3,14 +3,19 @@
 use super::KeyboardReport;
 use super::keymap::usage;
 
-/// Modifier bits plus up to six pressed usages, oldest press first.
+/// Keyboard usage 0x01: in every key slot, it says "more keys are down than a report holds".
+pub const ERROR_ROLL_OVER: u8 = 0x01;
+
+/// Modifier bits plus the pressed keys, oldest press first.
 ///
-/// A seventh simultaneous key lets go of the oldest one (as if it had been released) so that the
-/// newest press always reaches the target; a later release of the dropped key changes nothing.
-/// (The HID alternative, ErrorRollOver in every slot, would swallow the new key instead.)
+/// A boot report has six key slots. With a seventh key down, every slot says ErrorRollOver
+/// (HID 1.11, appendix C): the host then keeps its previous key state until the report is
+/// sensible again, instead of seeing a key released that is still held.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyboard {
-    report: KeyboardReport,
+    modifiers: u8,
+    /// Pressed non-modifier usages (at most one of each: 256 possible).
+    keys: Vec<u8>,
 }
 
 impl Keyboard {
@@ -20,18 +25,24 @@ impl Keyboard {
 
     /// The report describing the current state.
     pub fn report(&self) -> KeyboardReport {
-        self.report
+        let mut slots = [0; 6];
+        if self.keys.len() > slots.len() {
+            slots = [ERROR_ROLL_OVER; 6];
+        } else {
+            slots[..self.keys.len()].copy_from_slice(&self.keys);
+        }
+        KeyboardReport { modifiers: self.modifiers, keys: slots }
     }
 
     pub fn modifiers(&self) -> u8 {
-        self.report.modifiers
+        self.modifiers
     }
 
     pub fn is_pressed(&self, usage: u8) -> bool {
         if usage::is_modifier(usage) {
-            self.report.modifiers & usage::modifier_bit(usage) != 0
+            self.modifiers & usage::modifier_bit(usage) != 0
         } else {
-            usage != 0 && self.report.keys.contains(&usage)
+            usage != 0 && self.keys.contains(&usage)
         }
     }
 
@@ -41,16 +52,11 @@ impl Keyboard {
             return None;
         }
         if usage::is_modifier(usage) {
-            self.report.modifiers |= usage::modifier_bit(usage);
+            self.modifiers |= usage::modifier_bit(usage);
         } else {
-            let keys = &mut self.report.keys;
-            let free = keys.iter().position(|&key| key == 0).unwrap_or_else(|| {
-                keys.rotate_left(1);
-                keys.len() - 1
-            });
-            keys[free] = usage;
+            self.keys.push(usage);
         }
-        Some(self.report)
+        Some(self.report())
     }
 
     /// Releases `usage`; returns the report to send if the state changed.
@@ -59,25 +65,21 @@ impl Keyboard {
             return None;
         }
         if usage::is_modifier(usage) {
-            self.report.modifiers &= !usage::modifier_bit(usage);
+            self.modifiers &= !usage::modifier_bit(usage);
         } else {
-            let keys = &mut self.report.keys;
-            if let Some(slot) = keys.iter().position(|&key| key == usage) {
-                // Keep the remaining keys in press order with the empty slots at the end.
-                keys[slot..].rotate_left(1);
-                keys[keys.len() - 1] = 0;
-            }
+            // Keep the remaining keys in press order.
+            self.keys.retain(|&key| key != usage);
         }
-        Some(self.report)
+        Some(self.report())
     }
 
     /// Replaces the whole modifier byte; returns the report to send if it changed.
     pub fn set_modifiers(&mut self, modifiers: u8) -> Option<KeyboardReport> {
-        if self.report.modifiers == modifiers {
+        if self.modifiers == modifiers {
             return None;
         }
-        self.report.modifiers = modifiers;
-        Some(self.report)
+        self.modifiers = modifiers;
+        Some(self.report())
     }
 }
 
@@ -115,15 +117,17 @@ mod tests {
     }
 
     #[test]
-    fn a_seventh_key_pushes_out_the_oldest() {
+    fn a_seventh_key_rolls_over_until_one_is_released() {
         let mut keyboard = Keyboard::new();
+        keyboard.press(usage::LEFT_SHIFT);
         for key in 0x04..0x0A {
             keyboard.press(key);
         }
-        assert_eq!(keyboard.press(0x0A), Some(report(0, &[0x05, 0x06, 0x07, 0x08, 0x09, 0x0A])));
-        assert!(!keyboard.is_pressed(0x04));
-        assert_eq!(keyboard.release(0x04), None);
-        assert_eq!(keyboard.release(0x07), Some(report(0, &[0x05, 0x06, 0x08, 0x09, 0x0A])));
+        assert_eq!(keyboard.press(0x0A), Some(report(0x02, &[ERROR_ROLL_OVER; 6])), "modifiers still count");
+        assert!(keyboard.is_pressed(0x04) && keyboard.is_pressed(0x0A));
+        assert_eq!(keyboard.press(0x0B), Some(report(0x02, &[ERROR_ROLL_OVER; 6])));
+        keyboard.release(0x0B);
+        assert_eq!(keyboard.release(0x04), Some(report(0x02, &[0x05, 0x06, 0x07, 0x08, 0x09, 0x0A])));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod gadget;
 pub mod hidg;
 pub mod keyboard;
 pub mod keymap;
+pub mod layout;
 pub mod pointer;
 pub mod router;
 pub mod scancode;

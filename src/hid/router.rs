@@ -11,44 +11,73 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::hid::keyboard::Keyboard;
-use crate::hid::keymap::{self, KeyUsage, usage};
+use crate::hid::keymap::usage;
+use crate::hid::layout::{KeyStroke, Layout};
 use crate::hid::pointer::{self, Pointer, WheelClicks};
-use crate::hid::{HidReport, InputSink, led};
+use crate::hid::{HidReport, InputSink, led, scancode};
 
 /// Identifies one viewer connection.
 pub type ViewerId = u64;
 
 const LEFT_SHIFT_BIT: u8 = usage::modifier_bit(usage::LEFT_SHIFT);
 const SHIFT_BITS: u8 = LEFT_SHIFT_BIT | usage::modifier_bit(usage::RIGHT_SHIFT);
+/// AltGr is the right Alt key (usage 0xE6) on every layout that has it.
+const ALTGR_USAGE: u8 = 0xE6;
+const ALTGR_BIT: u8 = usage::modifier_bit(ALTGR_USAGE);
 
 /// Shared by all viewer connections.
 pub struct InputRouter {
     sink: Arc<dyn InputSink>,
+    layout: Layout,
     state: Mutex<RouterState>,
 }
 
 impl InputRouter {
-    pub fn new(sink: Arc<dyn InputSink>) -> Self {
-        Self { sink, state: Mutex::new(RouterState::default()) }
+    /// A router typing keysyms as they are produced on the target's `layout`.
+    pub fn new(sink: Arc<dyn InputSink>, layout: Layout) -> Self {
+        Self { sink, layout, state: Mutex::new(RouterState::default()) }
     }
 
-    /// An RFB KeyEvent. Keysyms with no key on the US layout are ignored.
+    /// An RFB KeyEvent: a keysym, typed as the target's layout produces it. Keysyms the layout
+    /// cannot produce are logged once each and dropped.
     pub fn key(&self, viewer: ViewerId, keysym: u32, down: bool) {
-        let Some(key) = keymap::keysym_to_usage(keysym) else {
-            tracing::debug!(keysym = format_args!("{keysym:#x}"), "no US key for keysym; ignored");
+        let sink = self.sink.as_ref();
+        if !down {
+            // Released by the key it pressed, whatever keysym the release carries.
+            let same_key = self.layout.stroke(keysym).map(|stroke| stroke.usage);
+            self.lock().release(viewer, KeyId::Keysym(keysym), same_key, sink);
+            return;
+        }
+        let Some(stroke) = self.layout.stroke(keysym) else {
+            self.lock().unknown_keysym(keysym, self.layout.name());
+            return;
+        };
+        // Asked before locking: the sink has its own lock and nothing here needs to hold ours.
+        let caps_lock = stroke.caps_sensitive && sink.led_state() & led::CAPS_LOCK != 0;
+        self.lock().press(viewer, KeyId::Keysym(keysym), Press::Stroke(stroke, caps_lock), sink);
+    }
+
+    /// A QEMU extended key event: `qnum` names the physical key (XT scancode, see
+    /// [`scancode::usage_for_qnum`]), so no layout is involved and nothing is faked: the viewer
+    /// sends its own Shift and AltGr. A code with no key falls back to the keysym.
+    pub fn scancode_key(&self, viewer: ViewerId, qnum: u32, keysym: u32, down: bool) {
+        let Some(usage) = scancode::usage_for_qnum(qnum) else {
+            tracing::debug!(qnum = format_args!("{qnum:#x}"), "no HID key for scancode; using the keysym");
+            if keysym != 0 {
+                self.key(viewer, keysym, down);
+            }
             return;
         };
         let sink = self.sink.as_ref();
         if down {
-            // Asked before locking: the sink has its own lock and nothing here needs to hold ours.
-            let caps_lock = usage::is_letter(key.usage) && sink.led_state() & led::CAPS_LOCK != 0;
-            self.lock().press(viewer, keysym, key, caps_lock, sink);
+            self.lock().press(viewer, KeyId::Scancode(qnum), Press::Usage(usage), sink);
         } else {
-            self.lock().release(viewer, keysym, sink);
+            self.lock().release(viewer, KeyId::Scancode(qnum), Some(usage), sink);
         }
     }
 
-    /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees.
+    /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees;
+    /// `mask` as in `rfb::Event::Pointer` (see [`pointer::rfb_button`]).
     pub fn pointer(&self, viewer: ViewerId, mask: u16, x: u16, y: u16, width: u16, height: u16) {
         let x = pointer::to_hid_coordinate(x, width);
         let y = pointer::to_hid_coordinate(y, height);
@@ -73,6 +102,21 @@ impl InputRouter {
     }
 }
 
+/// How a viewer names the physical key it pressed: by keysym (what it typed) or by scancode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyId {
+    Keysym(u32),
+    Scancode(u32),
+}
+
+/// What a key press asks for.
+enum Press {
+    /// A keysym's stroke on the layout; `caps_lock` when the target's Caps Lock flips its Shift.
+    Stroke(KeyStroke, bool),
+    /// A physical key, as it is.
+    Usage(u8),
+}
+
 /// Everything behind the router's lock. Reports are sent while it is held, so that reports from
 /// different viewers reach the target in the order the state changed (sinks do not block).
 #[derive(Default)]
@@ -82,6 +126,8 @@ struct RouterState {
     viewers: HashMap<ViewerId, Viewer>,
     /// Counts presses, to tell which held key is the most recent.
     presses: u64,
+    /// Keysyms already reported as untypeable (each is logged once).
+    unknown_keysyms: std::collections::HashSet<u32>,
 }
 
 #[derive(Default)]
@@ -92,56 +138,99 @@ struct Viewer {
 }
 
 struct HeldKey {
-    keysym: u32,
+    id: KeyId,
     /// Remembered so the release lifts the same key even if Shift changed in between.
     usage: u8,
     /// Shift as this key forced it: `Some(true)` fake-pressed, `Some(false)` lifted.
     forced_shift: Option<bool>,
+    /// AltGr likewise.
+    forced_altgr: Option<bool>,
     press: u64,
 }
 
-fn is_shift(usage: u8) -> bool {
-    usage::modifier_bit(usage) & SHIFT_BITS != 0
+/// A modifier the router may fake or lift around a key: Shift or AltGr.
+#[derive(Clone, Copy)]
+struct Faked {
+    /// The modifier-byte bits of the real keys (both Shifts, or AltGr).
+    bits: u8,
+    /// The bit pressed when faking it.
+    fake_bit: u8,
+    forced: fn(&HeldKey) -> Option<bool>,
+}
+
+const SHIFT: Faked = Faked { bits: SHIFT_BITS, fake_bit: LEFT_SHIFT_BIT, forced: |key| key.forced_shift };
+const ALTGR: Faked = Faked { bits: ALTGR_BIT, fake_bit: ALTGR_BIT, forced: |key| key.forced_altgr };
+
+fn is_faked_modifier(usage: u8) -> bool {
+    usage::modifier_bit(usage) & (SHIFT_BITS | ALTGR_BIT) != 0
 }
 
 impl RouterState {
-    fn press(&mut self, viewer: ViewerId, keysym: u32, key: KeyUsage, caps_lock: bool, sink: &dyn InputSink) {
+    fn unknown_keysym(&mut self, keysym: u32, layout: &str) {
+        if self.unknown_keysyms.insert(keysym) {
+            tracing::info!(
+                keysym = format_args!("{keysym:#x}"),
+                "the {layout} layout has no key for this keysym; dropped"
+            );
+        }
+    }
+
+    fn press(&mut self, viewer: ViewerId, id: KeyId, press: Press, sink: &dyn InputSink) {
+        let modifiers = self.keyboard.modifiers();
         let held = self.viewers.entry(viewer).or_default();
-        if held.keys.iter().any(|key| key.keysym == keysym) {
+        if held.keys.iter().any(|key| key.id == id) {
             // Autorepeat from the viewer: the key is still down, and the target repeats by itself.
             return;
         }
-        // With Caps Lock on, the target flips letters' case, so Shift must be flipped too.
-        let wants_shift = key.shift != caps_lock;
-        let shift_held = self.keyboard.modifiers() & SHIFT_BITS != 0;
-        // A Shift the viewer holds is never lifted for a letter: it is part of a shortcut
-        // (Ctrl+Shift+T) or of a script's "shift-a", where the viewer sent the unshifted keysym.
-        let keeps_held_shift = shift_held && usage::is_letter(key.usage);
-        let forced_shift =
-            (!usage::is_modifier(key.usage) && wants_shift != shift_held && !keeps_held_shift).then_some(wants_shift);
+        let (usage, forced_shift, forced_altgr) = match press {
+            Press::Usage(usage) => (usage, None, None),
+            Press::Stroke(stroke, caps_lock) => {
+                // With Caps Lock on, the target flips the case of caps-sensitive keys, so Shift
+                // must be flipped too.
+                let wants_shift = stroke.shift != caps_lock;
+                let shift_held = modifiers & SHIFT_BITS != 0;
+                // A Shift the viewer holds is never lifted for a letter: it is part of a shortcut
+                // (Ctrl+Shift+T) or of a script's "shift-a", where the viewer sent the unshifted keysym.
+                let keeps_held_shift = shift_held && stroke.caps_sensitive;
+                let is_modifier = usage::is_modifier(stroke.usage);
+                let forced_shift =
+                    (!is_modifier && wants_shift != shift_held && !keeps_held_shift).then_some(wants_shift);
+                // AltGr is faked when needed but never lifted: a held right Alt is Alt in shortcuts
+                // on layouts without AltGr, and a viewer holding AltGr sends the keysym it makes.
+                let altgr_held = modifiers & ALTGR_BIT != 0;
+                let forced_altgr = (!is_modifier && stroke.altgr && !altgr_held).then_some(true);
+                (stroke.usage, forced_shift, forced_altgr)
+            }
+        };
         self.presses += 1;
-        held.keys.push(HeldKey { keysym, usage: key.usage, forced_shift, press: self.presses });
-        self.sync_shift(sink);
-        if let Some(report) = self.keyboard.press(key.usage) {
+        held.keys.push(HeldKey { id, usage, forced_shift, forced_altgr, press: self.presses });
+        self.sync_faked(sink);
+        if let Some(report) = self.keyboard.press(usage) {
             send(sink, HidReport::Keyboard(report));
         }
     }
 
-    fn release(&mut self, viewer: ViewerId, keysym: u32, sink: &dyn InputSink) {
+    /// Releases the key `id` pressed; failing that (a viewer that pressed `H` and releases `h`),
+    /// the key this viewer holds on the same physical key, `same_key`.
+    fn release(&mut self, viewer: ViewerId, id: KeyId, same_key: Option<u8>, sink: &dyn InputSink) {
         let Some(held) = self.viewers.get_mut(&viewer) else { return };
-        let Some(index) = held.keys.iter().position(|key| key.keysym == keysym) else {
-            tracing::debug!(viewer, keysym = format_args!("{keysym:#x}"), "release of a key not held; ignored");
+        let index = held.keys.iter().position(|key| key.id == id).or_else(|| {
+            let usage = same_key?;
+            held.keys.iter().position(|key| key.usage == usage)
+        });
+        let Some(index) = index else {
+            tracing::debug!(viewer, ?id, "release of a key not held; ignored");
             return;
         };
         let key = held.keys.remove(index);
-        // Shift keys are settled by sync_shift, which knows whether a held key still wants Shift.
-        if !is_shift(key.usage)
+        // Shift and AltGr are settled by sync_faked, which knows whether a held key still wants them.
+        if !is_faked_modifier(key.usage)
             && !self.is_held(key.usage)
             && let Some(report) = self.keyboard.release(key.usage)
         {
             send(sink, HidReport::Keyboard(report));
         }
-        self.sync_shift(sink);
+        self.sync_faked(sink);
     }
 
     fn pointer(&mut self, viewer: ViewerId, mask: u16, x: u16, y: u16, sink: &dyn InputSink) {
@@ -158,12 +247,12 @@ impl RouterState {
         let Some(gone) = self.viewers.remove(&viewer) else { return };
         // One report for all of the viewer's keys: there is no order to preserve among releases.
         let before = self.keyboard.report();
-        for key in gone.keys.iter().filter(|key| !is_shift(key.usage)) {
+        for key in gone.keys.iter().filter(|key| !is_faked_modifier(key.usage)) {
             if !self.is_held(key.usage) {
                 self.keyboard.release(key.usage);
             }
         }
-        self.keyboard.set_modifiers(self.modifiers_with_wanted_shift());
+        self.keyboard.set_modifiers(self.modifiers_with_faked());
         if self.keyboard.report() != before {
             send(sink, HidReport::Keyboard(self.keyboard.report()));
         }
@@ -185,29 +274,29 @@ impl RouterState {
         self.viewers.values().fold(0, |buttons, viewer| buttons | pointer::hid_buttons(viewer.buttons))
     }
 
-    /// The shift bits the target should see: those of the held Shift keys, unless the most
-    /// recently pressed key that decided about Shift (a Shift key or a key that forced it) forced
-    /// it on or off.
-    fn wanted_shift(&self) -> u8 {
-        let real = self.held_keys().fold(0, |bits, key| bits | (usage::modifier_bit(key.usage) & SHIFT_BITS));
+    /// The bits of `modifier` the target should see: those of the held keys, unless the most
+    /// recently pressed key that decided about it (the modifier itself or a key that forced it)
+    /// forced it on or off.
+    fn wanted(&self, modifier: Faked) -> u8 {
+        let real = self.held_keys().fold(0, |bits, key| bits | (usage::modifier_bit(key.usage) & modifier.bits));
         let latest = self
             .held_keys()
-            .filter(|key| key.forced_shift.is_some() || is_shift(key.usage))
+            .filter(|key| (modifier.forced)(key).is_some() || usage::modifier_bit(key.usage) & modifier.bits != 0)
             .max_by_key(|key| key.press);
-        match latest.and_then(|key| key.forced_shift) {
-            Some(true) => real | LEFT_SHIFT_BIT,
+        match latest.and_then(modifier.forced) {
+            Some(true) => real | modifier.fake_bit,
             Some(false) => 0,
             None => real,
         }
     }
 
-    fn modifiers_with_wanted_shift(&self) -> u8 {
-        (self.keyboard.modifiers() & !SHIFT_BITS) | self.wanted_shift()
+    fn modifiers_with_faked(&self) -> u8 {
+        (self.keyboard.modifiers() & !(SHIFT_BITS | ALTGR_BIT)) | self.wanted(SHIFT) | self.wanted(ALTGR)
     }
 
-    /// Brings the target's Shift in line with [`Self::wanted_shift`], as a report of its own.
-    fn sync_shift(&mut self, sink: &dyn InputSink) {
-        if let Some(report) = self.keyboard.set_modifiers(self.modifiers_with_wanted_shift()) {
+    /// Brings the target's Shift and AltGr in line with [`Self::wanted`], as a report of its own.
+    fn sync_faked(&mut self, sink: &dyn InputSink) {
+        if let Some(report) = self.keyboard.set_modifiers(self.modifiers_with_faked()) {
             send(sink, HidReport::Keyboard(report));
         }
     }
@@ -256,7 +345,7 @@ mod tests {
 
     fn router() -> (Arc<RecordingSink>, InputRouter) {
         let sink = Arc::new(RecordingSink::default());
-        (sink.clone(), InputRouter::new(sink))
+        (sink.clone(), InputRouter::new(sink, Layout::us()))
     }
 
     fn keys(modifiers: u8, keys: &[u8]) -> HidReport {
@@ -365,6 +454,68 @@ mod tests {
         tap(&router, 1, 0x20AC); // EuroSign
         tap(&router, 1, 0xFFFF_FFFF);
         assert!(sink.take().is_empty());
+    }
+
+    #[test]
+    fn a_release_with_another_keysym_of_the_same_key_releases_it() {
+        // xtightvncviewer typing fast: Shift goes up before the letter, so 'H' is released as 'h'.
+        let (sink, router) = router();
+        router.key(1, SHIFT_L, true);
+        router.key(1, u32::from(b'H'), true);
+        router.key(1, SHIFT_L, false);
+        router.key(1, u32::from(b'h'), false);
+        tap(&router, 1, u32::from(b'h'));
+        const H: u8 = 0x0B;
+        let expected = [keys(SHIFT, &[]), keys(SHIFT, &[H]), keys(0, &[H]), keys(0, &[]), keys(0, &[H]), keys(0, &[])];
+        assert_eq!(sink.take(), expected);
+        // "1!" likewise: '!' released as '1' lifts the key, so the next '1' is typed.
+        router.key(1, u32::from(b'!'), true);
+        router.key(1, u32::from(b'1'), false);
+        tap(&router, 1, u32::from(b'1'));
+        let expected =
+            [keys(SHIFT, &[]), keys(SHIFT, &[ONE]), keys(SHIFT, &[]), keys(0, &[]), keys(0, &[ONE]), keys(0, &[])];
+        assert_eq!(sink.take(), expected);
+    }
+
+    #[test]
+    fn scancodes_are_keys_as_they_are() {
+        let (sink, router) = router();
+        // Shift (0x2A) then A (0x1E) by scancode: no faking, the keysym is not consulted.
+        router.scancode_key(1, 0x2A, SHIFT_L, true);
+        router.scancode_key(1, 0x1E, 0, true);
+        router.scancode_key(1, 0x1E, 0, false);
+        router.scancode_key(1, 0x2A, SHIFT_L, false);
+        assert_eq!(sink.take(), [keys(SHIFT, &[]), keys(SHIFT, &[A]), keys(SHIFT, &[]), keys(0, &[])]);
+        // Right arrow is E0 4D, folded to 0xCD; a code with no key falls back to the keysym.
+        router.scancode_key(1, 0xCD, 0, true);
+        router.scancode_key(1, 0xCD, 0, false);
+        router.scancode_key(1, 0xC5, u32::from(b'b'), true);
+        router.scancode_key(1, 0xC5, u32::from(b'b'), false);
+        assert_eq!(sink.take(), [keys(0, &[0x4F]), keys(0, &[]), keys(0, &[B]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn altgr_is_faked_for_keysyms_that_need_it() {
+        let sink = Arc::new(RecordingSink::default());
+        let router = InputRouter::new(sink.clone(), Layout::load("de").expect("xkb-data's de layout"));
+        const ALTGR: u8 = 0x40;
+        const Q: u8 = 0x14;
+        tap(&router, 1, u32::from(b'@'));
+        assert_eq!(sink.take(), [keys(ALTGR, &[]), keys(ALTGR, &[Q]), keys(ALTGR, &[]), keys(0, &[])]);
+        // 'z' and 'y' trade places on a German keyboard.
+        tap(&router, 1, u32::from(b'z'));
+        assert_eq!(sink.take(), [keys(0, &[0x1C]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn seven_keys_roll_over() {
+        let (sink, router) = router();
+        for key in b"abcdefg" {
+            router.key(1, u32::from(*key), true);
+        }
+        assert_eq!(sink.take().last(), Some(&keys(0, &[0x01; 6])));
+        router.key(1, u32::from(b'g'), false);
+        assert_eq!(sink.take(), [keys(0, &[A, B, 0x06, 0x07, 0x08, 0x09])]);
     }
 
     #[test]

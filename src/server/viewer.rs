@@ -136,14 +136,7 @@ fn handle_event(
             tracing::debug!("encodings {:?}, sending {}", encodings.list, encodings.preferred);
         }
         Event::Key { down, keysym } => shared.input.key(id, keysym, down),
-        Event::QemuKey { down, keysym, keycode } => {
-            // Scancode → HID mapping comes with the HID gadget work; the keysym serves meanwhile.
-            if keysym == 0 {
-                tracing::debug!("extended key event without keysym (scancode {keycode:#x}) ignored");
-            } else {
-                shared.input.key(id, keysym, down);
-            }
-        }
+        Event::QemuKey { down, keysym, keycode } => shared.input.scancode_key(id, keycode, keysym, down),
         Event::Pointer { buttons, x, y } => {
             let (width, height) = conn.framebuffer_size();
             shared.input.pointer(id, buttons, x, y, width, height);
