@@ -12,7 +12,7 @@ use crate::hid::discard::DiscardSink;
 use crate::hid::gadget::{self, GadgetConfig};
 use crate::hid::hidg::HidgSink;
 use crate::hid::layout::Layout;
-use crate::hid::router::InputRouter;
+use crate::hid::router::{InputRouter, MouseMode};
 use crate::hid::{InputSink, Role};
 use crate::server::{Server, SharedPolicy};
 use crate::source::FrameSource;
@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// than `us` need libxkbcommon and xkb-data).
     #[arg(long, default_value = "us")]
     pub layout: String,
+    /// Which device pointer events drive: the `absolute` pointer, or the `relative` boot mouse
+    /// for firmware that binds only boot mice.
+    #[arg(long, value_enum, default_value_t = MouseMode::Absolute)]
+    pub mouse_mode: MouseMode,
     #[command(flatten)]
     pub gadget: GadgetArgs,
     /// Frames per second for `replay:` directories.
@@ -261,7 +265,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let layout = Layout::load(&args.layout).with_context(|| format!("keyboard layout {:?}", args.layout))?;
     tracing::info!("keysyms are typed for the target's {} keyboard layout", layout.name());
-    let server = Server::new(config, source, Arc::new(InputRouter::new(sink, layout)), args.shared_policy);
+    let router = InputRouter::new(sink, layout);
+    router.set_mouse_mode(args.mouse_mode);
+    let server = Server::new(config, source, Arc::new(router), args.shared_policy);
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {

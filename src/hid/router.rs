@@ -14,7 +14,7 @@ use crate::hid::keyboard::Keyboard;
 use crate::hid::keymap::usage;
 use crate::hid::layout::{KeyStroke, Layout};
 use crate::hid::pointer::{self, Pointer, WheelClicks};
-use crate::hid::{HidReport, InputSink, led, scancode};
+use crate::hid::{HidReport, InputSink, MouseReport, led, scancode};
 
 /// Identifies one viewer connection.
 pub type ViewerId = u64;
@@ -24,6 +24,17 @@ const SHIFT_BITS: u8 = LEFT_SHIFT_BIT | usage::modifier_bit(usage::RIGHT_SHIFT);
 /// AltGr is the right Alt key (usage 0xE6) on every layout that has it.
 const ALTGR_USAGE: u8 = 0xE6;
 const ALTGR_BIT: u8 = usage::modifier_bit(ALTGR_USAGE);
+
+/// Which device pointer events drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum MouseMode {
+    /// The absolute pointer: exact positions, what operating systems use.
+    #[default]
+    Absolute,
+    /// The relative boot mouse: firmware that binds only boot mice (BIOS setup screens) gets
+    /// the viewer's movements as steps.
+    Relative,
+}
 
 /// Shared by all viewer connections.
 pub struct InputRouter {
@@ -36,6 +47,16 @@ impl InputRouter {
     /// A router typing keysyms as they are produced on the target's `layout`.
     pub fn new(sink: Arc<dyn InputSink>, layout: Layout) -> Self {
         Self { sink, layout, state: Mutex::new(RouterState::default()) }
+    }
+
+    /// Switches pointer events to the absolute pointer or the relative boot mouse.
+    pub fn set_mouse_mode(&self, mode: MouseMode) {
+        let mut state = self.lock();
+        if state.mouse_mode != mode {
+            tracing::info!("pointer events now drive the {mode:?} mouse");
+            state.mouse_mode = mode;
+            state.mouse_at = None;
+        }
     }
 
     /// An RFB KeyEvent: a keysym, typed as the target's layout produces it. Keysyms the layout
@@ -79,9 +100,14 @@ impl InputRouter {
     /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees;
     /// `mask` as in `rfb::Event::Pointer` (see [`pointer::rfb_button`]).
     pub fn pointer(&self, viewer: ViewerId, mask: u16, x: u16, y: u16, width: u16, height: u16) {
+        let mut state = self.lock();
+        if state.mouse_mode == MouseMode::Relative {
+            state.mouse(viewer, mask, x, y, self.sink.as_ref());
+            return;
+        }
         let x = pointer::to_hid_coordinate(x, width);
         let y = pointer::to_hid_coordinate(y, height);
-        self.lock().pointer(viewer, mask, x, y, self.sink.as_ref());
+        state.pointer(viewer, mask, x, y, self.sink.as_ref());
     }
 
     /// The target's keyboard LEDs (see [`crate::hid::led`]), for viewers to show.
@@ -128,6 +154,11 @@ struct RouterState {
     presses: u64,
     /// Keysyms already reported as untypeable (each is logged once).
     unknown_keysyms: std::collections::HashSet<u32>,
+    mouse_mode: MouseMode,
+    /// Relative mode: the framebuffer position the boot mouse was last moved to.
+    mouse_at: Option<(i32, i32)>,
+    /// Relative mode: the HID buttons the boot mouse last reported.
+    mouse_buttons: u8,
 }
 
 #[derive(Default)]
@@ -243,6 +274,44 @@ impl RouterState {
         }
     }
 
+    /// Relative mode: the move from the last position, in steps of at most 127 pixels, then the
+    /// button change, then a report per wheel click.
+    fn mouse(&mut self, viewer: ViewerId, mask: u16, x: u16, y: u16, sink: &dyn InputSink) {
+        let held = self.viewers.entry(viewer).or_default();
+        let wheel = WheelClicks::between(held.buttons, mask);
+        held.buttons = mask;
+        let (x, y) = (i32::from(x), i32::from(y));
+        let (mut dx, mut dy) = self.mouse_at.map_or((0, 0), |(from_x, from_y)| (x - from_x, y - from_y));
+        self.mouse_at = Some((x, y));
+        let step = |left: &mut i32| {
+            let step = (*left).clamp(-127, 127);
+            *left -= step;
+            // Clamped to -127..=127 just above.
+            step as i8
+        };
+        while dx != 0 || dy != 0 {
+            let report = MouseReport { buttons: self.mouse_buttons, dx: step(&mut dx), dy: step(&mut dy), wheel: 0 };
+            send(sink, HidReport::Mouse(report));
+        }
+        self.sync_mouse_buttons(sink);
+        for (clicked, steps) in [(wheel.up, 1), (wheel.down, -1)] {
+            if clicked {
+                send(
+                    sink,
+                    HidReport::Mouse(MouseReport { buttons: self.mouse_buttons, wheel: steps, ..Default::default() }),
+                );
+            }
+        }
+    }
+
+    fn sync_mouse_buttons(&mut self, sink: &dyn InputSink) {
+        let buttons = self.held_buttons();
+        if buttons != self.mouse_buttons {
+            self.mouse_buttons = buttons;
+            send(sink, HidReport::Mouse(MouseReport { buttons, ..Default::default() }));
+        }
+    }
+
     fn release_viewer(&mut self, viewer: ViewerId, sink: &dyn InputSink) {
         let Some(gone) = self.viewers.remove(&viewer) else { return };
         // One report for all of the viewer's keys: there is no order to preserve among releases.
@@ -258,6 +327,9 @@ impl RouterState {
         }
         if let Some(report) = self.pointer.set_buttons(self.held_buttons()) {
             send(sink, HidReport::Pointer(report));
+        }
+        if self.mouse_mode == MouseMode::Relative {
+            self.sync_mouse_buttons(sink);
         }
     }
 
@@ -601,6 +673,22 @@ mod tests {
             at(hid_button::LEFT, middle, middle, -1),
         ];
         assert_eq!(sink.take(), expected);
+    }
+
+    #[test]
+    fn relative_mode_moves_the_boot_mouse_in_steps_then_clicks() {
+        let (sink, router) = router();
+        router.set_mouse_mode(MouseMode::Relative);
+        let mouse = |buttons, dx, dy, wheel| HidReport::Mouse(MouseReport { buttons, dx, dy, wheel });
+        router.pointer(1, 0, 100, 100, 1280, 720);
+        assert!(sink.take().is_empty(), "the first position only sets where the mouse is");
+        router.pointer(1, rfb_button::LEFT, 400, 90, 1280, 720);
+        let expected =
+            [mouse(0, 127, -10, 0), mouse(0, 127, 0, 0), mouse(0, 46, 0, 0), mouse(hid_button::LEFT, 0, 0, 0)];
+        assert_eq!(sink.take(), expected);
+        router.pointer(1, rfb_button::LEFT | rfb_button::WHEEL_DOWN, 400, 90, 1280, 720);
+        router.release_viewer(1);
+        assert_eq!(sink.take(), [mouse(hid_button::LEFT, 0, 0, -1), mouse(0, 0, 0, 0)]);
     }
 
     #[test]
