@@ -11,8 +11,9 @@ mod viewers;
 use std::time::{Duration, Instant};
 
 use kvnc::demo::BANNER;
+use kvnc::hid::Role;
 use lab::input::{EV_MSC, KEY_A, KEY_B, MSC_SCAN};
-use lab::{GadgetSpec, InputEvent, Lab, LabOptions, Root, key_presses_and_releases};
+use lab::{GADGET, InputEvent, Lab, LabOptions, Root, key_presses_and_releases};
 use viewers::{RgbImage, capture, vncdo_run};
 
 /// Generous: the guest is emulated (TCG) and CI may run two lab guests at once.
@@ -54,46 +55,62 @@ fn kvnc_in_the_guest_serves_the_demo_target_through_the_forwarded_port() {
     assert!(lab.kvnc_log().contains("listening on 0.0.0.0:5900"), "{}", lab.kvnc_log());
 }
 
-#[test]
-fn hid_gadget_reports_reach_the_guest_evdev_and_survive_an_unplug() {
-    let Some(lab) = Lab::start_or_skip(LabOptions::without_kvnc()) else { return };
-    let spec = GadgetSpec::keyboard("lab-keyboard", "Boot Keyboard");
-    let gadget = lab.create_gadget(&spec);
-    assert_eq!(gadget.udc, "dummy_udc.0");
-    assert_eq!(gadget.hidg, ["/dev/hidg0"]);
-    let device = lab.wait_input_device(&gadget.input_name, TIMEOUT);
-    assert!(lab.wait_until("[ \"$(cat /sys/class/udc/dummy_udc.0/state)\" = configured ]", TIMEOUT));
-    // The guest's USB host sees what a target machine would: a boot keyboard on dummy_hcd.
-    let devices = lab.read_file("/proc/bus/input/devices");
-    assert!(devices.contains("Phys=usb-dummy_hcd.0-1/input0"), "{devices}");
+/// Output of a successful `kvnc ...` in the guest: stdout, and stderr (its log).
+#[track_caller]
+fn kvnc_ok(lab: &Lab, args: &str) -> (String, String) {
+    let out = lab.kvnc_command(args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "kvnc {args} failed:\n{stdout}{stderr}");
+    (stdout.into_owned(), stderr.into_owned())
+}
 
-    let keyboard = lab.evdev_recorder(&gadget.input_name);
-    assert_eq!(keyboard.device(), device);
-    lab.write_reports(&gadget.hidg[0], &[&REPORT_A, &REPORT_NONE]);
-    let events = keyboard.wait_for(|events| events.contains(&InputEvent::key(KEY_A, 0)), TIMEOUT);
+#[test]
+fn kvnc_gadget_up_status_down_and_an_unplug_on_the_guests_usb_host() {
+    let Some(lab) = Lab::start_or_skip(LabOptions::without_kvnc()) else { return };
+    let (up, log) = kvnc_ok(&lab, "gadget up");
+    for line in ["gadget: kvnc", "udc: dummy_udc.0", "keyboard: /dev/hidg0", "pointer: /dev/hidg1", "mouse: /dev/hidg2"]
+    {
+        assert!(up.contains(line), "{line:?} missing from:\n{up}");
+    }
+    assert!(log.contains("created gadget kvnc on dummy_udc.0"), "{log}");
+    // Idempotent: a second `up` keeps the gadget (the target keeps its keyboard).
+    let (again, log) = kvnc_ok(&lab, "gadget up");
+    assert!(log.contains("already up"), "{log}");
+    assert!(again.contains("keyboard: /dev/hidg0"), "{again}");
+
+    // The guest's USB host sees what a target machine would: a boot keyboard on dummy_hcd.
+    let keyboard = lab.wait_gadget_input(Role::Keyboard, TIMEOUT);
+    lab.wait_gadget_input(Role::Mouse, TIMEOUT);
+    assert!(lab.wait_until("[ \"$(cat /sys/class/udc/dummy_udc.0/state)\" = configured ]", TIMEOUT));
+    assert!(kvnc_ok(&lab, "gadget status").0.contains("udc: dummy_udc.0 (configured)"));
+    let recorder = lab.evdev_recorder(keyboard);
+    lab.write_reports("/dev/hidg0", &[&REPORT_A, &REPORT_NONE]);
+    let events = recorder.wait_for(|events| events.contains(&InputEvent::key(KEY_A, 0)), TIMEOUT);
     assert_eq!(key_presses_and_releases(&events), [InputEvent::key(KEY_A, 1), InputEvent::key(KEY_A, 0)]);
     // usbhid reports the HID usage (page 7, usage 4) with each key.
     assert!(events.contains(&InputEvent { event_type: EV_MSC, code: MSC_SCAN, value: 0x70004 }), "{events:?}");
-    drop(keyboard);
+    drop(recorder);
 
     // Unplug: the host loses the keyboard, the device side its /dev/hidg0.
-    lab.udc_unbind(&gadget);
-    lab.wait_input_device_gone(&gadget.input_name, TIMEOUT);
+    lab.udc_unbind(GADGET);
+    lab.wait_gadget_input_gone(Role::Keyboard, TIMEOUT);
     assert!(!lab.run("[ -e /dev/hidg0 ]").status.success(), "/dev/hidg0 outlived the unbind");
+    assert!(kvnc_ok(&lab, "gadget status").0.contains("udc: none (not bound)"));
 
-    // Plug back in: a new input device, and reports flow again.
-    lab.udc_bind(&gadget);
-    lab.wait_input_device(&gadget.input_name, TIMEOUT);
-    assert!(lab.wait_until("[ -e /dev/hidg0 ]", TIMEOUT));
-    let keyboard = lab.evdev_recorder(&gadget.input_name);
-    lab.write_bytes(&gadget.hidg[0], &REPORT_B);
-    lab.write_bytes(&gadget.hidg[0], &REPORT_NONE);
-    let events = keyboard.wait_for(|events| events.contains(&InputEvent::key(KEY_B, 0)), TIMEOUT);
+    // `up` plugs the existing gadget back in, and reports flow again.
+    let (_, log) = kvnc_ok(&lab, "gadget up");
+    assert!(log.contains("bound the existing gadget kvnc to dummy_udc.0"), "{log}");
+    let recorder = lab.evdev_recorder(lab.wait_gadget_input(Role::Keyboard, TIMEOUT));
+    lab.write_reports("/dev/hidg0", &[&REPORT_B, &REPORT_NONE]);
+    let events = recorder.wait_for(|events| events.contains(&InputEvent::key(KEY_B, 0)), TIMEOUT);
     assert_eq!(key_presses_and_releases(&events), [InputEvent::key(KEY_B, 1), InputEvent::key(KEY_B, 0)]);
-    drop(keyboard);
+    drop(recorder);
 
-    lab.remove_gadget(&gadget);
-    assert!(!lab.run("[ -e /sys/kernel/config/usb_gadget/lab-keyboard ]").status.success());
+    // `down` unplugs and removes it; `status` then says there is none.
+    assert_eq!(kvnc_ok(&lab, "gadget down").0, "removed gadget kvnc\n");
+    lab.wait_gadget_input_gone(Role::Keyboard, TIMEOUT);
+    assert!(!lab.run("[ -e /sys/kernel/config/usb_gadget/kvnc ]").status.success());
+    assert!(!lab.kvnc_command("gadget status").status.success());
 }
 
 #[test]

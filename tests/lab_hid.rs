@@ -13,17 +13,15 @@ mod viewers;
 
 use std::time::Duration;
 
+use kvnc::hid::Role;
 use lab::input::{ABS_X, ABS_Y, BTN_LEFT, BTN_RIGHT, EV_ABS, EV_KEY, EV_REL, KEY_X, REL_HWHEEL, REL_WHEEL};
-use lab::{InputEvent, Lab, LabOptions, key_presses_and_releases};
+use lab::{GADGET, InputEvent, Lab, LabOptions, key_presses_and_releases};
 use raw_client::{QEMU_LED_STATE, RawClient};
 use viewers::vncdo_run;
 use xkbcommon::xkb;
 
 /// Generous: the guest is emulated (TCG) and CI may run two lab guests at once.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// The gadget's interfaces, in `kvnc::hid::Role::ALL` order.
-const KEYBOARD_INTERFACE: usize = 0;
-const POINTER_INTERFACE: usize = 1;
 const LED_CAPSL: u16 = 0x01;
 
 fn gadget_lab() -> Option<Lab> {
@@ -68,14 +66,14 @@ fn keys_down(events: &[InputEvent]) -> Vec<u16> {
 #[test]
 fn keyboard_through_the_gadget_types_every_ascii_character_and_leaves_no_key_down() {
     let Some(lab) = gadget_lab() else { return };
-    let keyboard = lab.wait_gadget_input(KEYBOARD_INTERFACE, TIMEOUT);
+    let keyboard = lab.wait_gadget_input(Role::Keyboard, TIMEOUT);
     let log = lab.kvnc_log();
     assert!(log.contains("created gadget kvnc on dummy_udc.0"), "{log}");
     assert_eq!(lab.read_file("/sys/kernel/config/usb_gadget/kvnc/UDC").trim(), "dummy_udc.0");
 
     // vncdotool sends keysyms only: kvnc must find the US key and fake Shift where needed.
     let printable: String = (0x20u8..=0x7E).map(char::from).collect();
-    let recorder = lab.evdev_recorder_of(keyboard.clone());
+    let recorder = lab.evdev_recorder(keyboard.clone());
     vncdo_run(&lab.vnc_target(), None, &["type", &printable]);
     let events = recorder.wait_for(|events| typed_text(events).len() >= printable.len(), TIMEOUT);
     assert_eq!(typed_text(&events), printable);
@@ -101,7 +99,7 @@ fn keyboard_through_the_gadget_types_every_ascii_character_and_leaves_no_key_dow
     assert!(lab.kvnc_log().contains("the target set the keyboard LEDs: Caps Lock on"), "{}", lab.kvnc_log());
 
     // A viewer that goes away with a key down leaves nothing stuck on the target.
-    let recorder = lab.evdev_recorder_of(keyboard.clone());
+    let recorder = lab.evdev_recorder(keyboard.clone());
     viewer.key(u32::from(b'x'), true);
     // (Caps Lock is on now, so a lowercase x comes with Shift.)
     recorder.wait_for(|events| keys_down(events).contains(&KEY_X), TIMEOUT);
@@ -112,12 +110,11 @@ fn keyboard_through_the_gadget_types_every_ascii_character_and_leaves_no_key_dow
 
     // Unplugged while typing (the UDC unbinds, /dev/hidg0 goes away) and plugged back in: kvnc
     // keeps running and the keyboard works again without a restart.
-    let udc = "/sys/kernel/config/usb_gadget/kvnc/UDC";
-    lab.run_ok_in(lab::Root::Initramfs, &format!("echo '' > {udc}"));
+    lab.udc_unbind(GADGET);
     vncdo_run(&lab.vnc_target(), None, &["type", "lost"]);
-    lab.run_ok_in(lab::Root::Initramfs, &format!("echo dummy_udc.0 > {udc}"));
-    let keyboard = lab.wait_gadget_input(KEYBOARD_INTERFACE, TIMEOUT);
-    let recorder = lab.evdev_recorder_of(keyboard);
+    lab.udc_bind(GADGET);
+    let keyboard = lab.wait_gadget_input(Role::Keyboard, TIMEOUT);
+    let recorder = lab.evdev_recorder(keyboard);
     vncdo_run(&lab.vnc_target(), None, &["type", "back"]);
     let events = recorder.wait_for(|events| typed_text(events).ends_with("back"), TIMEOUT);
     assert!(keys_down(&events).is_empty(), "keys left down: {events:?}");
@@ -127,8 +124,8 @@ fn keyboard_through_the_gadget_types_every_ascii_character_and_leaves_no_key_dow
 #[test]
 fn pointer_through_the_gadget_moves_clicks_and_scrolls() {
     let Some(lab) = gadget_lab() else { return };
-    let pointer = lab.wait_gadget_input(POINTER_INTERFACE, TIMEOUT);
-    let recorder = lab.evdev_recorder_of(pointer);
+    let pointer = lab.wait_gadget_input(Role::Pointer, TIMEOUT);
+    let recorder = lab.evdev_recorder(pointer);
     let mut viewer = RawClient::connect(&format!("127.0.0.1:{}", lab.host_port()));
     let (width, height) = (viewer.width, viewer.height);
     viewer.pointer(0, width - 1, 0);

@@ -45,6 +45,12 @@ impl Role {
         Role::ALL.into_iter().find(|role| role.name() == name)
     }
 
+    /// The USB interface number of this function in kvnc's gadget, which adds them in
+    /// [`Role::ALL`] order.
+    pub fn interface(self) -> usize {
+        Role::ALL.iter().position(|role| *role == self).unwrap_or_default()
+    }
+
     pub fn function(self) -> &'static HidFunction {
         match self {
             Role::Keyboard => &KEYBOARD,

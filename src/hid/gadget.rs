@@ -90,7 +90,8 @@ impl std::fmt::Display for GadgetStatus {
 pub fn up(config: &GadgetConfig) -> anyhow::Result<GadgetStatus> {
     let udc = choose_udc(config.udc.as_deref())?;
     if let Some(existing) = find(&config.name)? {
-        if matches_layout(existing.path(), config) {
+        let difference = layout_difference(existing.path(), config);
+        if difference.is_none() {
             let bound = existing.udc().context("cannot read the gadget's UDC")?;
             match bound {
                 Some(bound) if bound == udc.name() => {
@@ -103,7 +104,8 @@ pub fn up(config: &GadgetConfig) -> anyhow::Result<GadgetStatus> {
             }
             return wait_for_devices(&config.name);
         }
-        tracing::info!("gadget {} has another layout (an older kvnc?): re-creating it", config.name);
+        let difference = difference.unwrap_or_default();
+        tracing::info!("gadget {} differs ({difference}): re-creating it", config.name);
         existing.remove().context("cannot remove the old gadget")?;
     }
     let mut gadget = Gadget::new(
@@ -202,18 +204,29 @@ fn find(name: &str) -> anyhow::Result<Option<RegGadget>> {
     Ok(gadgets.into_iter().find(|gadget| gadget.name() == name))
 }
 
-/// Whether an existing gadget is the one `config` describes: same IDs and the same HID
-/// functions (matched by their report descriptors, since configfs names them by position).
-fn matches_layout(dir: &Path, config: &GadgetConfig) -> bool {
+/// How an existing gadget differs from the one `config` describes (None: it is that one): the
+/// IDs, the strings, or the HID functions (matched by their report descriptors, since configfs
+/// names them by position).
+fn layout_difference(dir: &Path, config: &GadgetConfig) -> Option<String> {
     let read =
         |path: &str| fs::read_to_string(dir.join(path)).map(|value| value.trim().to_string()).unwrap_or_default();
-    let ids_match = read("idVendor") == format!("0x{:04x}", config.vendor_id)
-        && read("idProduct") == format!("0x{:04x}", config.product_id)
-        && read("strings/0x409/serialnumber") == config.serial
-        && read("strings/0x409/product") == config.product
-        && read("strings/0x409/manufacturer") == config.manufacturer;
+    let expected = [
+        ("idVendor", format!("0x{:04x}", config.vendor_id)),
+        ("idProduct", format!("0x{:04x}", config.product_id)),
+        // usb-gadget names the US English strings directory 0x0409.
+        ("strings/0x0409/manufacturer", config.manufacturer.clone()),
+        ("strings/0x0409/product", config.product.clone()),
+        ("strings/0x0409/serialnumber", config.serial.clone()),
+    ];
+    if let Some((attribute, value)) = expected.iter().find(|(attribute, value)| read(attribute) != *value) {
+        return Some(format!("{attribute} is {:?}, not {value:?}", read(attribute)));
+    }
     let functions = fs::read_dir(dir.join("functions")).map(|entries| entries.count()).unwrap_or(0);
-    ids_match && functions == Role::ALL.len() && Role::ALL.into_iter().all(|role| function_dir(dir, role).is_some())
+    if functions != Role::ALL.len() {
+        return Some(format!("it has {functions} functions, not {}", Role::ALL.len()));
+    }
+    let missing = Role::ALL.into_iter().find(|role| function_dir(dir, *role).is_none())?;
+    Some(format!("it has no {} function like kvnc's", missing.name()))
 }
 
 /// The configfs directory of the HID function playing `role`, found by its report descriptor.

@@ -222,9 +222,10 @@ impl Device {
         report: &HidReport,
     ) -> Result<(), WriteError> {
         let deadline = Instant::now() + COLLECT_TIMEOUT;
+        let bytes = report.to_bytes();
         loop {
-            match file.write(&report.to_bytes()) {
-                Ok(n) if n == report.to_bytes().len() => return Ok(()),
+            match file.write(&bytes) {
+                Ok(n) if n == bytes.len() => return Ok(()),
                 Ok(n) => return Err(WriteError::Io(io::Error::other(format!("short write of {n} bytes")))),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -282,11 +283,13 @@ impl Device {
             tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: timeout.subsec_nanos().into(),
         });
-        let mut fds = vec![PollFd::new(&self.wake, PollFlags::IN)];
+        // Two slots on the stack (this runs for every report); the second only with a device.
+        let mut fds = [PollFd::new(&self.wake, PollFlags::IN), PollFd::new(&self.wake, PollFlags::empty())];
         if let Some((fd, flags)) = device {
-            fds.push(PollFd::from_borrowed_fd(fd, flags));
+            fds[1] = PollFd::from_borrowed_fd(fd, flags);
         }
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+        let fds = &mut fds[..1 + usize::from(device.is_some())];
+        match rustix::event::poll(fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(errno) => return Err(errno.into()),
         }

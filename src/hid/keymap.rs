@@ -133,6 +133,8 @@ mod xk {
     pub const KP_9: u32 = 0xFFB9;
     pub const F1: u32 = 0xFFBE;
     pub const F12: u32 = 0xFFC9;
+    pub const F13: u32 = 0xFFCA;
+    pub const F24: u32 = 0xFFD5;
     pub const SHIFT_L: u32 = 0xFFE1;
     pub const SHIFT_R: u32 = 0xFFE2;
     pub const CONTROL_L: u32 = 0xFFE3;
@@ -167,6 +169,8 @@ fn function_key_to_usage(keysym: u32) -> Option<u8> {
         DOWN => 0x51,
         UP => 0x52,
         F1..=F12 => 0x3A + (keysym - F1) as u8,
+        // The boot keyboard's usages go to 255 (descriptor.rs), so F13–F24 (0x68..=0x73) exist.
+        F13..=F24 => 0x68 + (keysym - F13) as u8,
         PRINT => 0x46,
         SCROLL_LOCK => usage::SCROLL_LOCK,
         PAUSE => 0x48,
@@ -267,7 +271,9 @@ mod tests {
         assert_eq!(keysym_to_usage(0xFF54), key(0x51, false));
         assert_eq!(keysym_to_usage(0xFFBE), key(0x3A, false));
         assert_eq!(keysym_to_usage(0xFFC9), key(0x45, false));
-        assert_eq!(keysym_to_usage(0xFFCA), None); // F13: the boot keyboard has no such key here
+        assert_eq!(keysym_to_usage(0xFFCA), key(0x68, false)); // F13
+        assert_eq!(keysym_to_usage(0xFFD5), key(0x73, false)); // F24
+        assert_eq!(keysym_to_usage(0xFFD6), None); // F25: no HID usage
         assert_eq!(keysym_to_usage(0xFFE5), key(0x39, false));
         assert_eq!(keysym_to_usage(0xFFB0), key(0x62, false));
         assert_eq!(keysym_to_usage(0xFFB9), key(0x61, false));

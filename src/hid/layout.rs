@@ -108,10 +108,6 @@ const UNICODE_KEYSYM_LAST: u32 = UNICODE_KEYSYM_BASE + 0x10_FFFF;
 /// Function, keypad, modifier and dead keysyms live here; some of them map to a code point
 /// (`KP_7` → '7', `Return` → CR) but they name keys, not characters.
 const FUNCTION_KEYSYMS: std::ops::RangeInclusive<u32> = 0xFE00..=0xFFFF;
-/// F13..=F24: usages 0x68..=0x73, which [`keymap`] leaves out.
-const F13: u32 = 0xFFCA;
-const F24: u32 = 0xFFD5;
-const USAGE_F13: u8 = 0x68;
 
 impl Layout {
     /// The US layout, built in: needs no libxkbcommon or xkb-data.
@@ -153,13 +149,17 @@ impl Layout {
         // libxkbcommon refuses to create a context when none of its include directories exist,
         // i.e. xkb-data is not installed; the crate then holds a null pointer we must not use.
         if context.get_raw_ptr().is_null() {
-            return Err(LayoutError::NoXkbData { name: name.to_owned(), searched: "the default XKB paths".to_owned() });
+            return Err(LayoutError::NoXkbData {
+                name: name.to_owned(),
+                searched: "libxkbcommon's default paths, /usr/share/X11/xkb on Debian".to_owned(),
+            });
         }
         // Its own messages would go to stderr around our logs; the error we return says it all.
         context.set_log_level(xkb::LogLevel::Critical);
-        let paths: Vec<_> = context.include_paths().map(|path| path.display().to_string()).collect();
+        // Directories that exist but hold no rules would only give a misleading "unknown layout".
         if !context.include_paths().any(|path| path.join("rules").join("evdev").is_file()) {
-            return Err(LayoutError::NoXkbData { name: name.to_owned(), searched: paths.join(", ") });
+            let searched: Vec<_> = context.include_paths().map(|path| path.display().to_string()).collect();
+            return Err(LayoutError::NoXkbData { name: name.to_owned(), searched: searched.join(", ") });
         }
         // evdev rules: keycodes are evdev codes + 8. pc105: the ISO key exists. No options, so
         // no Caps Lock or AltGr remapping sneaks in.
@@ -217,13 +217,8 @@ fn char_of(keysym: u32) -> Option<u32> {
     char::from_u32(code_point).filter(|c| !c.is_control()).map(u32::from)
 }
 
-/// The built-in US table: [`keymap`] plus F13–F24.
+/// The built-in US table: [`keymap`].
 fn builtin_stroke(keysym: u32) -> Option<KeyStroke> {
-    if (F13..=F24).contains(&keysym) {
-        // In range: F24 - F13 = 11.
-        let usage = USAGE_F13 + (keysym - F13) as u8;
-        return Some(KeyStroke { usage, shift: false, altgr: false, caps_sensitive: false });
-    }
     let key = keymap::keysym_to_usage(keysym)?;
     // As the router has always treated them: Caps Lock flips the letters.
     let caps_sensitive = usage::is_letter(key.usage);

@@ -34,6 +34,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use builder::GuestImage;
+use kvnc::hid::Role;
 
 /// The kvnc binary that cargo built for this test run (the guest runs it from the host's root).
 pub const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
@@ -248,85 +249,19 @@ impl Drop for EvdevRecorder<'_> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// USB gadgets
+// USB gadgets: kvnc makes them (`kvnc gadget up`, `kvnc serve --hid gadget`); the lab plugs,
+// unplugs and looks at what the guest's USB host sees.
 // ---------------------------------------------------------------------------------------------
 
-/// One HID function of a gadget (configfs `functions/hid.<instance>`).
-#[derive(Debug, Clone)]
-pub struct HidFunction {
-    pub instance: String,
-    pub subclass: u8,
-    pub protocol: u8,
-    pub report_length: u16,
-    pub report_desc: Vec<u8>,
-    /// Written only when true (the attribute is newer than some kernels).
-    pub no_out_endpoint: bool,
-}
+/// The configfs name kvnc gives its gadget unless told otherwise.
+pub const GADGET: &str = "kvnc";
+/// The guest's only UDC (dummy_hcd's device side).
+pub const UDC: &str = "dummy_udc.0";
 
-impl HidFunction {
-    /// The boot keyboard kvnc ships (its descriptor from `kvnc::hid::descriptor`).
-    pub fn boot_keyboard(instance: &str) -> Self {
-        let product = &kvnc::hid::descriptor::KEYBOARD;
-        HidFunction {
-            instance: instance.to_string(),
-            subclass: product.sub_class,
-            protocol: product.protocol,
-            report_length: product.report_len as u16,
-            report_desc: product.report_desc.to_vec(),
-            no_out_endpoint: false,
-        }
-    }
-}
-
-/// A configfs gadget made by the test harness (not by kvnc).
-#[derive(Debug, Clone)]
-pub struct GadgetSpec {
-    /// The directory under /sys/kernel/config/usb_gadget.
-    pub name: String,
-    pub vendor_id: u16,
-    pub product_id: u16,
-    pub manufacturer: String,
-    pub product: String,
-    pub serial: String,
-    pub functions: Vec<HidFunction>,
-}
-
-impl GadgetSpec {
-    /// A gadget with one boot keyboard; the guest's USB host names its input device
-    /// "<manufacturer> <product>" ([`GadgetSpec::input_name`]).
-    pub fn keyboard(name: &str, product: &str) -> Self {
-        GadgetSpec {
-            name: name.to_string(),
-            vendor_id: 0x1d6b,
-            product_id: 0x0104,
-            manufacturer: "kvnc-lab".to_string(),
-            product: product.to_string(),
-            serial: "0001".to_string(),
-            functions: vec![HidFunction::boot_keyboard("usb0")],
-        }
-    }
-
-    /// The name the guest's usbhid gives the input device of this gadget.
-    pub fn input_name(&self) -> String {
-        format!("{} {}", self.manufacturer, self.product)
-    }
-}
-
-/// A gadget bound to the guest's UDC.
-#[derive(Debug, Clone)]
-pub struct Gadget {
-    pub name: String,
-    /// The UDC it is bound to ("dummy_udc.0").
-    pub udc: String,
-    /// The /dev/hidgN of each function, in [`GadgetSpec::functions`] order.
-    pub hidg: Vec<String>,
-    pub input_name: String,
-}
-
-impl Gadget {
-    pub fn configfs_dir(&self) -> String {
-        format!("/sys/kernel/config/usb_gadget/{}", self.name)
-    }
+/// The guest's USB host names every interface of kvnc's gadget "<manufacturer> <product>"; the
+/// physical path, which ends in the interface number, tells them apart.
+fn gadget_input_phys(role: Role) -> String {
+    format!("usb-dummy_hcd.0-1/input{}", role.interface())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,60 +679,29 @@ impl Lab {
 
     // ---- input devices ----------------------------------------------------------------------
 
-    /// The /dev/input/eventN of the input device named `name` (as in /proc/bus/input/devices), if any.
+    /// Waits for the input device of kvnc's gadget function `role` to appear on the guest's USB
+    /// host; returns its /dev/input/eventN.
     #[track_caller]
-    pub fn input_device(&self, name: &str) -> Option<String> {
-        let out = self.run_ok_in(Root::Initramfs, &find_input_device_script(name));
-        let device = out.trim();
-        (!device.is_empty()).then(|| device.to_string())
-    }
-
-    /// Waits for the input device `name` to appear; panics after `timeout`.
-    #[track_caller]
-    pub fn wait_input_device(&self, name: &str, timeout: Duration) -> String {
-        let found = self.wait_until(&format!("[ -n \"$({})\" ]", find_input_device_script(name)), timeout);
-        match (found, self.input_device(name)) {
-            (true, Some(device)) => device,
-            _ => panic!(
-                "no input device {name:?} after {timeout:?}; the guest has:\n{}",
-                self.read_file("/proc/bus/input/devices")
-            ),
-        }
-    }
-
-    /// Waits for the input device `name` to go away; panics after `timeout`.
-    #[track_caller]
-    pub fn wait_input_device_gone(&self, name: &str, timeout: Duration) {
-        if !self.wait_until(&format!("[ -z \"$({})\" ]", find_input_device_script(name)), timeout) {
-            panic!("input device {name:?} still there after {timeout:?}");
-        }
-    }
-
-    /// Waits for the input device of USB interface `interface` of the gadget on the guest's
-    /// dummy_hcd (all interfaces of one gadget share a name; the physical path tells them
-    /// apart); returns its /dev/input/eventN.
-    #[track_caller]
-    pub fn wait_gadget_input(&self, interface: usize, timeout: Duration) -> String {
-        let script = find_input_by_phys_script(&format!("usb-dummy_hcd.0-1/input{interface}"));
+    pub fn wait_gadget_input(&self, role: Role, timeout: Duration) -> String {
+        let script = find_input_by_phys_script(&gadget_input_phys(role));
         if !self.wait_until(&format!("[ -n \"$({script})\" ]"), timeout) {
-            panic!(
-                "no input device for interface {interface}; the guest has:\n{}",
-                self.read_file("/proc/bus/input/devices")
-            );
+            panic!("no input device for the {role:?}; the guest has:\n{}", self.read_file("/proc/bus/input/devices"));
         }
         self.run_ok_in(Root::Initramfs, &script).trim().to_string()
     }
 
-    /// Starts recording the events of input device `name` (which must exist).
+    /// Waits for the input device of gadget function `role` to go away; panics after `timeout`.
     #[track_caller]
-    pub fn evdev_recorder(&self, name: &str) -> EvdevRecorder<'_> {
-        let device = self.input_device(name).unwrap_or_else(|| panic!("no input device {name:?} to record"));
-        self.evdev_recorder_of(device)
+    pub fn wait_gadget_input_gone(&self, role: Role, timeout: Duration) {
+        let script = find_input_by_phys_script(&gadget_input_phys(role));
+        if !self.wait_until(&format!("[ -z \"$({script})\" ]"), timeout) {
+            panic!("the {role:?}'s input device is still there after {timeout:?}");
+        }
     }
 
     /// Starts recording the events of /dev/input/eventN `device`.
     #[track_caller]
-    pub fn evdev_recorder_of(&self, device: String) -> EvdevRecorder<'_> {
+    pub fn evdev_recorder(&self, device: String) -> EvdevRecorder<'_> {
         let file = format!("/run/lab/evdev-{}.bin", unique_name("rec"));
         // Return only once cat holds the device open: events before that would be lost.
         let script = format!(
@@ -810,88 +714,24 @@ impl Lab {
         EvdevRecorder { lab: self, device, file, pid }
     }
 
-    /// The events of input device `name` during the next `duration` (something else, e.g. a viewer
-    /// on the host, must cause them meanwhile).
-    pub fn evdev_events(&self, name: &str, duration: Duration) -> Vec<InputEvent> {
-        let recorder = self.evdev_recorder(name);
-        thread::sleep(duration);
-        recorder.events()
-    }
-
     // ---- USB gadgets ------------------------------------------------------------------------
 
-    /// Creates gadget `spec` in configfs and binds it to the guest's first UDC (dummy_udc.0).
+    /// Runs the kvnc binary with `args` in the guest (host root); returns its output.
     #[track_caller]
-    pub fn create_gadget(&self, spec: &GadgetSpec) -> Gadget {
-        let dir = format!("/sys/kernel/config/usb_gadget/{}", spec.name);
-        let mut script = String::from("set -e\n");
-        let _ = writeln!(script, "G={dir}\nmkdir $G\necho 0x{:04x} > $G/idVendor", spec.vendor_id);
-        let _ = writeln!(script, "echo 0x{:04x} > $G/idProduct\nmkdir $G/strings/0x409", spec.product_id);
-        for (file, value) in
-            [("manufacturer", &spec.manufacturer), ("product", &spec.product), ("serialnumber", &spec.serial)]
-        {
-            let _ = writeln!(script, "echo {} > $G/strings/0x409/{file}", quote(value));
-        }
-        script.push_str("mkdir $G/configs/c.1\n");
-        for function in &spec.functions {
-            let f = format!("$G/functions/hid.{}", function.instance);
-            let descriptor: String = function.report_desc.iter().map(|b| format!("\\{b:03o}")).collect();
-            let _ = writeln!(script, "mkdir {f}\necho {} > {f}/subclass", function.subclass);
-            let _ = writeln!(
-                script,
-                "echo {} > {f}/protocol\necho {} > {f}/report_length",
-                function.protocol, function.report_length
-            );
-            let _ = writeln!(script, "printf '{descriptor}' > {f}/report_desc");
-            if function.no_out_endpoint {
-                let _ = writeln!(script, "echo 1 > {f}/no_out_endpoint");
-            }
-            let _ = writeln!(script, "ln -s {f} $G/configs/c.1/");
-        }
-        script.push_str("udc=$(ls /sys/class/udc | head -n 1)\n[ -n \"$udc\" ]\necho $udc > $G/UDC\necho $udc\n");
-        for function in &spec.functions {
-            let _ = writeln!(
-                script,
-                "grep DEVNAME /sys/dev/char/$(cat $G/functions/hid.{}/dev)/uevent | cut -d= -f2",
-                function.instance
-            );
-        }
-        let out = self.run_ok_in(Root::Initramfs, &script);
-        let mut lines = out.lines().map(str::trim);
-        let udc = lines.next().unwrap_or_default().to_string();
-        let hidg = lines.map(|name| format!("/dev/{name}")).collect();
-        Gadget { name: spec.name.clone(), udc, hidg, input_name: spec.input_name() }
+    pub fn kvnc_command(&self, args: &str) -> Output {
+        self.run(&format!("{} {args}", quote(KVNC)))
     }
 
-    /// Unbinds the gadget from its UDC: the guest's USB host sees the device unplugged.
+    /// Unbinds `gadget` from its UDC: the guest's USB host sees the device unplugged.
     #[track_caller]
-    pub fn udc_unbind(&self, gadget: &Gadget) {
-        self.run_ok_in(Root::Initramfs, &format!("echo '' > {}/UDC", gadget.configfs_dir()));
+    pub fn udc_unbind(&self, gadget: &str) {
+        self.run_ok_in(Root::Initramfs, &format!("echo '' > /sys/kernel/config/usb_gadget/{gadget}/UDC"));
     }
 
-    /// Binds the gadget to its UDC again: plugged back in.
+    /// Binds `gadget` to the guest's UDC again: plugged back in.
     #[track_caller]
-    pub fn udc_bind(&self, gadget: &Gadget) {
-        self.run_ok_in(Root::Initramfs, &format!("echo {} > {}/UDC", gadget.udc, gadget.configfs_dir()));
-    }
-
-    /// The UDC's state as the device side sees it ("configured", "not attached", ...). Beware:
-    /// dummy_udc (Debian 6.1) still says "configured" after [`Lab::udc_unbind`]; and its
-    /// `soft_connect` "disconnect" then "connect" leaves the host unable to enumerate again (error
-    /// -71), so an unplug in the lab is an unbind.
-    pub fn udc_state(&self, udc: &str) -> String {
-        self.read_file(&format!("/sys/class/udc/{udc}/state")).trim().to_string()
-    }
-
-    /// Unbinds and removes a gadget made by [`Lab::create_gadget`].
-    #[track_caller]
-    pub fn remove_gadget(&self, gadget: &Gadget) {
-        let script = format!(
-            "G={}\necho '' > $G/UDC 2>/dev/null\nrm -f $G/configs/c.1/hid.*\nrmdir $G/configs/c.1/strings/* 2>/dev/null\n\
-             rmdir $G/configs/c.1 $G/functions/* $G/strings/0x409 $G",
-            gadget.configfs_dir()
-        );
-        self.run_ok_in(Root::Initramfs, &script);
+    pub fn udc_bind(&self, gadget: &str) {
+        self.run_ok_in(Root::Initramfs, &format!("echo {UDC} > /sys/kernel/config/usb_gadget/{gadget}/UDC"));
     }
 
     // ---- kernel modules ---------------------------------------------------------------------
@@ -1050,14 +890,6 @@ pub fn qemu_unavailable() -> Option<String> {
             })
         });
     (!installable).then(|| format!("no {QEMU}, and apt offers no qemu-system-x86 to install"))
-}
-
-/// The shell pipeline printing /dev/input/eventN of the device named `name`.
-fn find_input_device_script(name: &str) -> String {
-    format!(
-        "for e in /sys/class/input/event*; do [ \"$(cat $e/device/name 2>/dev/null)\" = {} ] && echo /dev/input/${{e##*/}}; done; true",
-        quote(name)
-    )
 }
 
 /// The shell pipeline printing /dev/input/eventN of the device whose physical path is `phys`.

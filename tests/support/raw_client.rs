@@ -68,33 +68,16 @@ impl RawClient {
     /// returns that rect's payload. Only Raw rects and payload-free pseudo-rects may come
     /// before it, besides QEMU LED state (one byte).
     pub fn wait_for_pseudo_rect(&mut self, encoding: i32, payload_len: usize) -> Vec<u8> {
+        let pseudo_len = |this| match this {
+            _ if this == encoding => payload_len,
+            QEMU_LED_STATE => 1,
+            _ => 0,
+        };
         loop {
             self.request_update(true);
-            let mut header = [0u8; 4];
-            self.stream.read_exact(&mut header).expect("update header");
-            assert_eq!(header[0], 0, "FramebufferUpdate");
-            let rects = u16::from_be_bytes([header[2], header[3]]);
-            let mut found = None;
-            for _ in 0..rects {
-                let mut rect = [0u8; 12];
-                self.stream.read_exact(&mut rect).unwrap();
-                let w = usize::from(u16::from_be_bytes([rect[4], rect[5]]));
-                let h = usize::from(u16::from_be_bytes([rect[6], rect[7]]));
-                let this = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
-                let len = match this {
-                    0 => w * h * 4,
-                    _ if this == encoding => payload_len,
-                    QEMU_LED_STATE => 1,
-                    _ => 0,
-                };
-                let mut data = vec![0u8; len];
-                self.stream.read_exact(&mut data).unwrap();
-                if this == encoding {
-                    found = Some(data);
-                }
-            }
-            if let Some(data) = found {
-                return data;
+            let rects = self.read_update(pseudo_len);
+            if let Some((_, payload)) = rects.into_iter().find(|(this, _)| *this == encoding) {
+                return payload;
             }
         }
     }
@@ -118,24 +101,30 @@ impl RawClient {
 
     /// Reads one FramebufferUpdate of Raw rects (32 bpp) and returns the number of pixel bytes.
     pub fn read_raw_update(&mut self) -> usize {
+        let rects = self.read_update(|_| 0);
+        rects.iter().filter(|(encoding, _)| *encoding == 0).map(|(_, pixels)| pixels.len()).sum()
+    }
+
+    /// Reads one FramebufferUpdate: each rect's encoding and payload. Raw rects carry 32-bpp
+    /// pixels; a pseudo-rect carries `pseudo_len(encoding)` bytes.
+    fn read_update(&mut self, pseudo_len: impl Fn(i32) -> usize) -> Vec<(i32, Vec<u8>)> {
         let mut header = [0u8; 4];
         self.stream.read_exact(&mut header).expect("update header");
         assert_eq!(header[0], 0, "FramebufferUpdate");
-        let rects = u16::from_be_bytes([header[2], header[3]]);
-        let mut pixels = 0;
-        for _ in 0..rects {
+        let count = u16::from_be_bytes([header[2], header[3]]);
+        let mut rects = Vec::new();
+        for _ in 0..count {
             let mut rect = [0u8; 12];
             self.stream.read_exact(&mut rect).unwrap();
             let w = usize::from(u16::from_be_bytes([rect[4], rect[5]]));
             let h = usize::from(u16::from_be_bytes([rect[6], rect[7]]));
             let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
-            if encoding == 0 {
-                let mut data = vec![0u8; w * h * 4];
-                self.stream.read_exact(&mut data).unwrap();
-                pixels += data.len();
-            }
+            let len = if encoding == 0 { w * h * 4 } else { pseudo_len(encoding) };
+            let mut payload = vec![0u8; len];
+            self.stream.read_exact(&mut payload).unwrap();
+            rects.push((encoding, payload));
         }
-        pixels
+        rects
     }
 }
 
