@@ -12,6 +12,7 @@ use crate::hid::discard::DiscardSink;
 use crate::hid::gadget::{self, GadgetConfig};
 use crate::hid::hidg::HidgSink;
 use crate::hid::layout::Layout;
+use crate::hid::paste::{PasteConfig, PasteMode};
 use crate::hid::router::{InputRouter, MouseMode};
 use crate::hid::{InputSink, Role};
 use crate::server::{Server, SharedPolicy};
@@ -131,6 +132,18 @@ pub struct ServeArgs {
     /// for firmware that binds only boot mice.
     #[arg(long, value_enum, default_value_t = MouseMode::Absolute)]
     pub mouse_mode: MouseMode,
+    /// Type viewers' clipboard text on the target: `off`, `hotkey` (the last text, on
+    /// Ctrl+Alt+Shift+V) or `immediate` (as soon as a viewer sends it; many send theirs on
+    /// connect).
+    #[arg(long, value_enum, default_value_t = PasteMode::Off)]
+    pub paste: PasteMode,
+    /// Longest clipboard text typed, in characters; longer text is not typed at all.
+    #[arg(long, default_value_t = 4096)]
+    pub paste_max_chars: usize,
+    /// How long each pasted key is held, and the pause after it, in milliseconds (the default
+    /// suits BIOS setup screens; an OS takes 5).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub paste_key_ms: u64,
     #[command(flatten)]
     pub gadget: GadgetArgs,
     /// Frames per second for `replay:` directories.
@@ -267,7 +280,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("keysyms are typed for the target's {} keyboard layout", layout.name());
     let router = InputRouter::new(sink, layout);
     router.set_mouse_mode(args.mouse_mode);
-    let server = Server::new(config, source, Arc::new(router), args.shared_policy);
+    let paste = PasteConfig {
+        mode: args.paste,
+        max_chars: args.paste_max_chars,
+        key_delay: std::time::Duration::from_millis(args.paste_key_ms),
+    };
+    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy);
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {

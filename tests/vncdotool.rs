@@ -80,3 +80,23 @@ fn password_protects_the_target() {
     vncdo_run(&target, Some("s3cret"), &["type", "Typed With Password!"]);
     capture_console(&server, Some("s3cret"), &[BANNER, "", "Typed With Password!", ""]);
 }
+
+#[test]
+fn clipboard_text_is_typed_on_the_target_when_paste_is_on() {
+    let dir = TempDir::new("kvnc-paste");
+    let clip = dir.path().join("clipboard.txt");
+    std::fs::write(&clip, "Pasted: a+b=C!\nline 2\n").unwrap();
+    let clip = clip.to_str().unwrap();
+
+    // immediate: typed as soon as the viewer sends its clipboard.
+    let server = KvncServer::start(KVNC, &["serve", "--paste", "immediate", "--paste-key-ms", "2"]);
+    vncdo_run(&server.vnc_target(), None, &["pastefile", clip]);
+    capture_console(&server, None, &[BANNER, "", "Pasted: a+b=C!", "line 2", ""]);
+
+    // hotkey: kept until Ctrl+Alt+Shift+V, whose V never reaches the target.
+    let server = KvncServer::start(KVNC, &["serve", "--paste", "hotkey", "--paste-key-ms", "2"]);
+    vncdo_run(&server.vnc_target(), None, &["pastefile", clip, "type", "x"]);
+    capture_console(&server, None, &[BANNER, "", "x", ""]);
+    vncdo_run(&server.vnc_target(), None, &["key", "ctrl-alt-shift-v"]);
+    capture_console(&server, None, &[BANNER, "", "xPasted: a+b=C!", "line 2", ""]);
+}

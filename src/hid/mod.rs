@@ -9,6 +9,7 @@ pub mod hidg;
 pub mod keyboard;
 pub mod keymap;
 pub mod layout;
+pub mod paste;
 pub mod pointer;
 pub mod router;
 pub mod scancode;

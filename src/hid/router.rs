@@ -25,6 +25,36 @@ const SHIFT_BITS: u8 = LEFT_SHIFT_BIT | usage::modifier_bit(usage::RIGHT_SHIFT);
 const ALTGR_USAGE: u8 = 0xE6;
 const ALTGR_BIT: u8 = usage::modifier_bit(ALTGR_USAGE);
 
+/// Key chords a viewer uses to talk to kvnc instead of the target: Ctrl+Alt+Shift held (either
+/// side of each), then a letter key. The letter never reaches the target; the modifiers do,
+/// harmlessly on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chord {
+    /// Ctrl+Alt+Shift+V: type the last clipboard text (`--paste hotkey`).
+    Paste,
+    /// Ctrl+Alt+Shift+M: switch between the absolute pointer and the relative boot mouse.
+    ToggleMouseMode,
+}
+
+impl Chord {
+    const MODIFIER_GROUPS: [u8; 3] = [0x11, 0x22, 0x44];
+
+    /// The chord `usage` completes with `modifiers` (the target's modifier byte) held.
+    fn of(modifiers: u8, usage: u8) -> Option<Chord> {
+        if !Self::MODIFIER_GROUPS.iter().all(|group| modifiers & group != 0) {
+            return None;
+        }
+        match usage {
+            0x19 => Some(Chord::Paste),
+            0x10 => Some(Chord::ToggleMouseMode),
+            _ => None,
+        }
+    }
+}
+
+/// The viewer id the paste typist uses: real viewers count from 1.
+pub const PASTE_VIEWER: ViewerId = 0;
+
 /// Which device pointer events drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MouseMode {
@@ -61,40 +91,58 @@ impl InputRouter {
 
     /// An RFB KeyEvent: a keysym, typed as the target's layout produces it. Keysyms the layout
     /// cannot produce are logged once each and dropped.
-    pub fn key(&self, viewer: ViewerId, keysym: u32, down: bool) {
+    /// Returns the [`Chord`] the press completed instead of typing it, if any.
+    pub fn key(&self, viewer: ViewerId, keysym: u32, down: bool) -> Option<Chord> {
         let sink = self.sink.as_ref();
         if !down {
             // Released by the key it pressed, whatever keysym the release carries.
             let same_key = self.layout.stroke(keysym).map(|stroke| stroke.usage);
             self.lock().release(viewer, KeyId::Keysym(keysym), same_key, sink);
-            return;
+            return None;
         }
         let Some(stroke) = self.layout.stroke(keysym) else {
             self.lock().unknown_keysym(keysym, self.layout.name());
-            return;
+            return None;
         };
         // Asked before locking: the sink has its own lock and nothing here needs to hold ours.
         let caps_lock = stroke.caps_sensitive && sink.led_state() & led::CAPS_LOCK != 0;
-        self.lock().press(viewer, KeyId::Keysym(keysym), Press::Stroke(stroke, caps_lock), sink);
+        self.lock().press(viewer, KeyId::Keysym(keysym), Press::Stroke(stroke, caps_lock), sink)
     }
 
     /// A QEMU extended key event: `qnum` names the physical key (XT scancode, see
     /// [`scancode::usage_for_qnum`]), so no layout is involved and nothing is faked: the viewer
     /// sends its own Shift and AltGr. A code with no key falls back to the keysym.
-    pub fn scancode_key(&self, viewer: ViewerId, qnum: u32, keysym: u32, down: bool) {
+    pub fn scancode_key(&self, viewer: ViewerId, qnum: u32, keysym: u32, down: bool) -> Option<Chord> {
         let Some(usage) = scancode::usage_for_qnum(qnum) else {
             tracing::debug!(qnum = format_args!("{qnum:#x}"), "no HID key for scancode; using the keysym");
-            if keysym != 0 {
-                self.key(viewer, keysym, down);
-            }
-            return;
+            return if keysym != 0 { self.key(viewer, keysym, down) } else { None };
         };
         let sink = self.sink.as_ref();
         if down {
-            self.lock().press(viewer, KeyId::Scancode(qnum), Press::Usage(usage), sink);
+            self.lock().press(viewer, KeyId::Scancode(qnum), Press::Usage(usage), sink)
         } else {
             self.lock().release(viewer, KeyId::Scancode(qnum), Some(usage), sink);
+            None
         }
+    }
+
+    /// Switches between the absolute pointer and the relative boot mouse.
+    pub fn toggle_mouse_mode(&self) {
+        let mode = match self.lock().mouse_mode {
+            MouseMode::Absolute => MouseMode::Relative,
+            MouseMode::Relative => MouseMode::Absolute,
+        };
+        self.set_mouse_mode(mode);
+    }
+
+    /// How many keys real viewers (not the paste typist) have pressed so far.
+    pub fn viewer_presses(&self) -> u64 {
+        self.lock().viewer_presses
+    }
+
+    /// Whether any viewer (the paste typist aside) holds a key.
+    pub fn keys_held(&self) -> bool {
+        self.lock().viewers.iter().any(|(id, viewer)| *id != PASTE_VIEWER && !viewer.keys.is_empty())
     }
 
     /// An RFB PointerEvent at (`x`, `y`) in the `width`×`height` framebuffer this viewer sees;
@@ -155,6 +203,8 @@ struct RouterState {
     /// Keysyms already reported as untypeable (each is logged once).
     unknown_keysyms: std::collections::HashSet<u32>,
     mouse_mode: MouseMode,
+    /// Key presses of real viewers, which abort a paste being typed.
+    viewer_presses: u64,
     /// Relative mode: the framebuffer position the boot mouse was last moved to.
     mouse_at: Option<(i32, i32)>,
     /// Relative mode: the HID buttons the boot mouse last reported.
@@ -206,12 +256,22 @@ impl RouterState {
         }
     }
 
-    fn press(&mut self, viewer: ViewerId, id: KeyId, press: Press, sink: &dyn InputSink) {
+    fn press(&mut self, viewer: ViewerId, id: KeyId, press: Press, sink: &dyn InputSink) -> Option<Chord> {
         let modifiers = self.keyboard.modifiers();
         let held = self.viewers.entry(viewer).or_default();
         if held.keys.iter().any(|key| key.id == id) {
             // Autorepeat from the viewer: the key is still down, and the target repeats by itself.
-            return;
+            return None;
+        }
+        let pressed = match press {
+            Press::Usage(usage) | Press::Stroke(KeyStroke { usage, .. }, _) => usage,
+        };
+        if viewer != PASTE_VIEWER {
+            self.viewer_presses += 1;
+            if let Some(chord) = Chord::of(modifiers, pressed) {
+                tracing::info!("key chord {chord:?}");
+                return Some(chord);
+            }
         }
         let (usage, forced_shift, forced_altgr) = match press {
             Press::Usage(usage) => (usage, None, None),
@@ -239,6 +299,7 @@ impl RouterState {
         if let Some(report) = self.keyboard.press(usage) {
             send(sink, HidReport::Keyboard(report));
         }
+        None
     }
 
     /// Releases the key `id` pressed; failing that (a viewer that pressed `H` and releases `h`),
@@ -381,15 +442,16 @@ fn send(sink: &dyn InputSink, report: HidReport) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
     use crate::hid::pointer::{hid_button, rfb_button};
     use crate::hid::{KeyboardReport, POINTER_MAX, PointerReport};
 
+    /// A sink that records every report (shared with the paste tests).
     #[derive(Default)]
-    struct RecordingSink {
+    pub(crate) struct RecordingSink {
         reports: Mutex<Vec<HidReport>>,
         leds: tokio::sync::watch::Sender<Option<u8>>,
         failing: AtomicBool,
@@ -410,7 +472,7 @@ mod tests {
     }
 
     impl RecordingSink {
-        fn take(&self) -> Vec<HidReport> {
+        pub(crate) fn take(&self) -> Vec<HidReport> {
             std::mem::take(&mut *self.reports.lock().unwrap())
         }
     }
@@ -577,6 +639,29 @@ mod tests {
         // 'z' and 'y' trade places on a German keyboard.
         tap(&router, 1, u32::from(b'z'));
         assert_eq!(sink.take(), [keys(0, &[0x1C]), keys(0, &[])]);
+    }
+
+    #[test]
+    fn ctrl_alt_shift_chords_are_for_kvnc_not_the_target() {
+        let (sink, router) = router();
+        for qnum in [0x1D, 0x38, 0x2A] {
+            router.scancode_key(1, qnum, 0, true); // left Ctrl, Alt, Shift
+        }
+        sink.take();
+        assert_eq!(router.scancode_key(1, 0x32, 0, true), Some(Chord::ToggleMouseMode)); // M
+        assert_eq!(router.scancode_key(1, 0x2F, 0, true), Some(Chord::Paste)); // V
+        router.scancode_key(1, 0x32, 0, false);
+        assert!(sink.take().is_empty(), "chord keys never reach the target");
+        // Without all three modifiers, V is a key again.
+        router.scancode_key(1, 0x2A, 0, false);
+        assert_eq!(router.scancode_key(1, 0x2F, 0, true), None);
+        assert_eq!(sink.take(), [keys(0x05, &[]), keys(0x05, &[0x19])]);
+        // What the toggle chord does: pointer events now move the boot mouse.
+        router.toggle_mouse_mode();
+        router.pointer(1, 0, 10, 10, 100, 100);
+        router.pointer(1, 0, 12, 10, 100, 100);
+        let mouse = MouseReport { dx: 2, ..Default::default() };
+        assert_eq!(sink.take(), [HidReport::Mouse(mouse)]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use crate::hid::paste::{PasteConfig, Paster};
 use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;
 
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     /// Stateless rects (JPEG) encoded once for all viewers with equal settings.
     pub shared_rects: rfb::encoders::shared::SharedRects,
     pub input: Arc<InputRouter>,
+    /// Clipboard text typed as keys, and the key chords.
+    pub paste: Paster,
     pub policy: SharedPolicy,
     /// Live viewers and the signal that asks each to close.
     viewers: Mutex<HashMap<ViewerId, Arc<Notify>>>,
@@ -70,6 +73,7 @@ impl Server {
         config: rfb::ServerConfig,
         source: Arc<dyn FrameSource>,
         input: Arc<InputRouter>,
+        paste: PasteConfig,
         policy: SharedPolicy,
     ) -> Self {
         let screen = screen::Screen::start(source);
@@ -77,6 +81,7 @@ impl Server {
             config: Arc::new(config),
             screen,
             shared_rects: rfb::encoders::shared::SharedRects::default(),
+            paste: Paster::new(input.clone(), paste),
             input,
             policy,
             viewers: Mutex::default(),

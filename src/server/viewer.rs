@@ -135,13 +135,21 @@ fn handle_event(
             let encodings = conn.encodings();
             tracing::debug!("encodings {:?}, sending {}", encodings.list, encodings.preferred);
         }
-        Event::Key { down, keysym } => shared.input.key(id, keysym, down),
-        Event::QemuKey { down, keysym, keycode } => shared.input.scancode_key(id, keycode, keysym, down),
+        Event::Key { down, keysym } => {
+            if let Some(chord) = shared.input.key(id, keysym, down) {
+                shared.paste.chord(chord);
+            }
+        }
+        Event::QemuKey { down, keysym, keycode } => {
+            if let Some(chord) = shared.input.scancode_key(id, keycode, keysym, down) {
+                shared.paste.chord(chord);
+            }
+        }
         Event::Pointer { buttons, x, y } => {
             let (width, height) = conn.framebuffer_size();
             shared.input.pointer(id, buttons, x, y, width, height);
         }
-        Event::CutText(text) => tracing::debug!("clipboard text of {} characters ignored", text.chars().count()),
+        Event::CutText(text) => shared.paste.clipboard(text),
         Event::CutTextSkipped { len, extended } => {
             let kind = if extended { "extended clipboard message" } else { "clipboard text over the size limit" };
             tracing::info!("skipped {kind} of {len} bytes");
