@@ -29,7 +29,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the target's screen and input to VNC viewers.
-    Serve(ServeArgs),
+    // Boxed: it is most of the command line, the other commands a few strings.
+    Serve(Box<ServeArgs>),
     /// Set up, remove or show the USB gadget (keyboard, absolute pointer, boot mouse) that
     /// plugs into the target. Needs root and configfs.
     Gadget {
@@ -216,7 +217,7 @@ fn parse_source(value: &str) -> Result<SourceSpec, String> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
     }
 }
@@ -357,7 +358,7 @@ mod tests {
         let mut argv = vec!["kvnc", "serve"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             other => panic!("not serve: {other:?}"),
         }
     }
