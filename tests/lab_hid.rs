@@ -4,6 +4,8 @@
 
 #[path = "lab/support.rs"]
 mod lab;
+#[path = "support/novnc.rs"]
+mod novnc;
 #[path = "support/raw_client.rs"]
 mod raw_client;
 #[path = "support/screen.rs"]
@@ -34,9 +36,14 @@ fn gadget_lab() -> Option<Lab> {
 /// What a US-layout host makes of key events: the text typed, as xkbcommon (the library the
 /// guest's own desktop would use) interprets the evdev key codes with their Shift state.
 fn typed_text(events: &[InputEvent]) -> String {
+    typed_text_on(events, "us")
+}
+
+/// Like [`typed_text`] for a host using keyboard `layout`.
+fn typed_text_on(events: &[InputEvent], layout: &str) -> String {
     let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
-    let keymap = xkb::Keymap::new_from_names(&context, "", "pc105", "us", "", None, xkb::COMPILE_NO_FLAGS)
-        .expect("the us keymap (xkb-data)");
+    let keymap = xkb::Keymap::new_from_names(&context, "", "pc105", layout, "", None, xkb::COMPILE_NO_FLAGS)
+        .expect("the keymap (xkb-data)");
     let mut state = xkb::State::new(&keymap);
     let mut text = String::new();
     for event in key_presses_and_releases(events) {
@@ -119,6 +126,32 @@ fn keyboard_through_the_gadget_types_every_ascii_character_and_leaves_no_key_dow
     let events = recorder.wait_for(|events| typed_text(events).ends_with("back"), TIMEOUT);
     assert!(keys_down(&events).is_empty(), "keys left down: {events:?}");
     assert!(lab.is_running(lab.kvnc_pid().expect("kvnc pid")), "kvnc died: {}", lab.kvnc_log());
+}
+
+#[test]
+fn scancodes_are_keys_as_pressed_and_keysyms_follow_the_targets_layout() {
+    let options = LabOptions::kvnc_serve(&["--source", "demo", "--hid", "gadget", "--layout", "de"]);
+    let Some(lab) = Lab::start_or_skip(options) else { return };
+    lab.wait_listening(TIMEOUT);
+    let keyboard = lab.wait_gadget_input(Role::Keyboard, TIMEOUT);
+
+    // vncdotool sends characters: on a German target, z and y trade places and @ is AltGr+Q,
+    // so kvnc presses those keys and the German host types exactly what was sent.
+    let recorder = lab.evdev_recorder(keyboard.clone());
+    vncdo_run(&lab.vnc_target(), None, &["type", "zy@"]);
+    let events = recorder.wait_for(|events| typed_text_on(events, "de").len() >= 3, TIMEOUT);
+    assert_eq!(typed_text_on(&events, "de"), "zy@");
+    drop(recorder);
+
+    // noVNC sends scancodes (QEMU extended key events) of a US keyboard: the same physical
+    // keys reach the target whatever --layout says, as if that keyboard were plugged in.
+    let recorder = lab.evdev_recorder(keyboard);
+    novnc::run_novnc(lab.host_port(), &novnc::NoVncOptions::new().type_text("zy")).assert_ok();
+    let events = recorder.wait_for(|events| typed_text(events).len() >= 2, TIMEOUT);
+    assert_eq!(typed_text(&events), "zy", "US positions");
+    assert_eq!(typed_text_on(&events, "de"), "yz", "what a German host makes of them");
+    assert!(keys_down(&events).is_empty(), "keys left down: {events:?}");
+    assert!(lab.kvnc_log().contains("target's de keyboard layout"), "{}", lab.kvnc_log());
 }
 
 #[test]
