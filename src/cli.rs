@@ -18,6 +18,8 @@ use crate::hid::{InputSink, Role};
 use crate::server::{Server, SharedPolicy};
 use crate::source::FrameSource;
 use crate::source::replay::ReplaySource;
+use crate::source::v4l2::mode::ModeRequest;
+use crate::source::v4l2::{CaptureConfig, V4l2Source};
 
 #[derive(Debug, Parser)]
 #[command(name = "kvnc", version, about = "A VNC server for a KVM over IP")]
@@ -31,6 +33,13 @@ pub enum Command {
     /// Serve the target's screen and input to VNC viewers.
     // Boxed: it is most of the command line, the other commands a few strings.
     Serve(Box<ServeArgs>),
+    /// Show what this machine offers a KVM: capture devices and the mode kvnc would pick, USB
+    /// device controllers, gadgets, and what is missing. Exits 1 if kvnc cannot run as a KVM here.
+    Probe {
+        /// Print JSON for scripts instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set up, remove or show the USB gadget (keyboard, absolute pointer, boot mouse) that
     /// plugs into the target. Needs root and configfs.
     Gadget {
@@ -111,11 +120,26 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0 picks a free one; the log says which).
     #[arg(long, default_value = "127.0.0.1:5900")]
     pub listen: SocketAddr,
-    /// Where the screen comes from and where input goes: `demo` (the built-in simulated
-    /// target) or `replay:PATH` (a PNG/JPEG file, or a directory of them played in name order,
-    /// looping; input is discarded).
+    /// Where the screen comes from: `demo` (the built-in simulated target, which also takes
+    /// the input), `v4l2:/dev/videoN` (a capture device), `auto` (the first capture device,
+    /// else the demo) or `replay:PATH` (a PNG/JPEG file, or a directory of them played in name
+    /// order, looping).
     #[arg(long, default_value = "demo", value_parser = parse_source)]
     pub source: SourceSpec,
+    /// Capture pixel format (a V4L2 fourcc such as MJPG, YUYV, UYVY, NV12); default: see
+    /// README "Capture devices".
+    #[arg(long, value_name = "FOURCC", value_parser = parse_fourcc)]
+    pub capture_format: Option<[u8; 4]>,
+    /// Capture size, e.g. 1920x1080 (ignored for sources with DV timings, which set it).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub capture_size: Option<(u32, u32)>,
+    /// Capture frame rate.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub capture_fps: Option<u32>,
+    /// Seconds without viewers after which capture stops streaming (frames are not converted
+    /// as soon as the last viewer leaves).
+    #[arg(long, default_value_t = 10)]
+    pub capture_idle_secs: u64,
     /// Where keyboard and mouse go: `demo`, `gadget` or `none` (default: `demo` with the demo
     /// source, `gadget` with `--hid-device`, else `none`).
     #[arg(long, value_enum)]
@@ -176,6 +200,26 @@ pub enum SourceSpec {
     Demo,
     /// Recorded or generated frames.
     Replay(PathBuf),
+    /// A V4L2 capture device.
+    V4l2(PathBuf),
+    /// The first capture device, else the demo target (resolved when serving starts).
+    Auto,
+}
+
+fn parse_fourcc(value: &str) -> Result<[u8; 4], String> {
+    let bytes: [u8; 4] = value.as_bytes().try_into().map_err(|_| format!("{value:?} is not a four-character code"))?;
+    if !crate::source::v4l2::mode::is_usable(bytes) {
+        return Err(format!("kvnc cannot capture {value:?}: use MJPG, YUYV, UYVY, NV12, NV16, RGB3, BGR3 or XR24"));
+    }
+    Ok(bytes)
+}
+
+fn parse_size(value: &str) -> Result<(u32, u32), String> {
+    let (width, height) = value.split_once(['x', 'X']).ok_or_else(|| format!("{value:?} is not WIDTHxHEIGHT"))?;
+    match (width.parse::<u16>(), height.parse::<u16>()) {
+        (Ok(width), Ok(height)) if width > 0 && height > 0 => Ok((width.into(), height.into())),
+        _ => Err(format!("{value:?} is not WIDTHxHEIGHT with sizes 1 to 65535")),
+    }
 }
 
 fn parse_u16(value: &str) -> Result<u16, String> {
@@ -210,8 +254,10 @@ fn parse_hid_devices(value: &str) -> Result<HidDevices, String> {
 fn parse_source(value: &str) -> Result<SourceSpec, String> {
     match value.split_once(':') {
         None if value == "demo" => Ok(SourceSpec::Demo),
+        None if value == "auto" => Ok(SourceSpec::Auto),
         Some(("replay", path)) if !path.is_empty() => Ok(SourceSpec::Replay(PathBuf::from(path))),
-        _ => Err(format!("unknown source {value:?}: use `demo` or `replay:PATH`")),
+        Some(("v4l2", path)) if !path.is_empty() => Ok(SourceSpec::V4l2(PathBuf::from(path))),
+        _ => Err(format!("unknown source {value:?}: use `demo`, `auto`, `v4l2:/dev/videoN` or `replay:PATH`")),
     }
 }
 
@@ -219,6 +265,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
+        Command::Probe { json } => {
+            let report = tokio::task::spawn_blocking(crate::probe::probe).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if !report.can_run_as_kvm() {
+                bail!("kvnc cannot run as a KVM here yet (see above)");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -261,13 +319,26 @@ impl ServeArgs {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    if args.source == SourceSpec::Auto {
+        args.source = match tokio::task::spawn_blocking(crate::source::v4l2::find_capture_device).await? {
+            Some(device) => SourceSpec::V4l2(device),
+            None => SourceSpec::Demo,
+        };
+        tracing::info!("--source auto: {:?}", args.source);
+    }
     let config = server_config(&args)?;
     let hid_mode = args.hid_mode()?;
     let mut demo = None;
     let source: Arc<dyn FrameSource> = match &args.source {
         SourceSpec::Demo => demo.insert(DemoTarget::start()).clone(),
         SourceSpec::Replay(path) => ReplaySource::open(path, args.fps)?,
+        SourceSpec::V4l2(device) => V4l2Source::start(CaptureConfig {
+            device: device.clone(),
+            request: ModeRequest { fourcc: args.capture_format, size: args.capture_size, fps: args.capture_fps },
+            idle_after: std::time::Duration::from_secs(args.capture_idle_secs),
+        })?,
+        SourceSpec::Auto => bail!("--source auto is resolved above"),
     };
     let sink: Arc<dyn InputSink> = match (hid_mode, demo) {
         (HidMode::Demo, Some(demo)) => demo,
@@ -375,7 +446,9 @@ mod tests {
     fn source_specs() {
         assert_eq!(args(&[]).source, SourceSpec::Demo);
         assert_eq!(args(&["--source", "replay:/tmp/x"]).source, SourceSpec::Replay("/tmp/x".into()));
-        for bad in ["replay:", "v4l2:/dev/video0", "demox"] {
+        assert_eq!(args(&["--source", "v4l2:/dev/video2"]).source, SourceSpec::V4l2("/dev/video2".into()));
+        assert_eq!(args(&["--source", "auto"]).source, SourceSpec::Auto);
+        for bad in ["replay:", "v4l2:", "demox", "usb:/dev/video0"] {
             assert!(Cli::try_parse_from(["kvnc", "serve", "--source", bad]).is_err(), "{bad}");
         }
     }
@@ -388,6 +461,24 @@ mod tests {
         assert_eq!(args(&["--hid-device", "keyboard=/dev/hidg0"]).hid_mode().unwrap(), HidMode::Gadget);
         assert!(args(&["--source", "replay:/x", "--hid", "demo"]).hid_mode().is_err());
         assert!(args(&["--hid", "none", "--hid-device", "keyboard=/k"]).hid_mode().is_err());
+    }
+
+    #[test]
+    fn capture_options() {
+        let parsed = args(&["--capture-format", "YUYV", "--capture-size", "1280x720", "--capture-fps", "30"]);
+        assert_eq!(
+            (parsed.capture_format, parsed.capture_size, parsed.capture_fps),
+            (Some(*b"YUYV"), Some((1280, 720)), Some(30))
+        );
+        for (option, bad) in [
+            ("--capture-format", "H264"),
+            ("--capture-format", "YUV"),
+            ("--capture-size", "1280"),
+            ("--capture-size", "0x720"),
+            ("--capture-size", "70000x1"),
+        ] {
+            assert!(Cli::try_parse_from(["kvnc", "serve", option, bad]).is_err(), "{option} {bad}");
+        }
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! tokio server, the frame sources (the demo target now; V4L2 capture later), the input path
 //! (keysyms → USB HID reports) and the command line.
 
+pub mod canvas;
 pub mod cli;
 pub mod demo;
 pub mod hid;
 pub mod jpeg;
+pub mod probe;
 pub mod server;
 pub mod source;

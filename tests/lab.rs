@@ -67,6 +67,17 @@ fn kvnc_ok(lab: &Lab, args: &str) -> (String, String) {
 #[test]
 fn kvnc_gadget_up_status_down_and_an_unplug_on_the_guests_usb_host() {
     let Some(lab) = Lab::start_or_skip(LabOptions::without_kvnc()) else { return };
+    // What a new user runs first: vivid to capture from, dummy_hcd's UDC to plug into.
+    let (probe, _) = kvnc_ok(&lab, "probe");
+    for line in
+        ["/dev/video0: vivid (vivid, platform:vivid-000)  <- --source auto", "dummy_udc.0: ", "configfs: mounted"]
+    {
+        assert!(probe.contains(line), "{line:?} missing from:\n{probe}");
+    }
+    assert!(probe.contains("kvnc would capture") && probe.contains("frames/s in a 2-second trial"), "{probe}");
+    assert!(probe.contains("Ready: kvnc can run as a KVM here"), "{probe}");
+    let (json, _) = kvnc_ok(&lab, "probe --json");
+    assert!(json.contains("\"auto\": \"/dev/video0\"") && json.contains("\"name\": \"dummy_udc.0\""), "{json}");
     let (up, log) = kvnc_ok(&lab, "gadget up");
     for line in ["gadget: kvnc", "udc: dummy_udc.0", "keyboard: /dev/hidg0", "pointer: /dev/hidg1", "mouse: /dev/hidg2"]
     {

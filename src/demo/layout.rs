@@ -6,7 +6,7 @@ use rfb::Rect;
 pub const WIDTH: u16 = 1280;
 pub const HEIGHT: u16 = 720;
 /// Text cells: font8x8 glyphs scaled 2×.
-pub const CELL: u16 = 16;
+pub const CELL: u16 = crate::canvas::CELL;
 
 pub const TITLE_BAR: Rect = Rect::new(0, 0, WIDTH, 2 * CELL);
 pub const TITLE_X: u16 = CELL;

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Clipboard text typed as keys, and the key chords.
     pub paste: Paster,
     pub policy: SharedPolicy,
+    /// Told whether anyone watches, so capture can idle.
+    source: Arc<dyn FrameSource>,
     /// Live viewers and the signal that asks each to close.
     viewers: Mutex<HashMap<ViewerId, Arc<Notify>>>,
 }
@@ -54,12 +56,20 @@ impl Shared {
 
     fn register(&self, id: ViewerId) -> Arc<Notify> {
         let kick = Arc::new(Notify::new());
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, kick.clone());
+        let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        viewers.insert(id, kick.clone());
+        if viewers.len() == 1 {
+            self.source.set_watched(true);
+        }
         kick
     }
 
     fn unregister(&self, id: ViewerId) {
-        self.viewers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
+        viewers.remove(&id);
+        if viewers.is_empty() {
+            self.source.set_watched(false);
+        }
     }
 }
 
@@ -76,7 +86,7 @@ impl Server {
         paste: PasteConfig,
         policy: SharedPolicy,
     ) -> Self {
-        let screen = screen::Screen::start(source);
+        let screen = screen::Screen::start(source.clone());
         let shared = Shared {
             config: Arc::new(config),
             screen,
@@ -84,6 +94,7 @@ impl Server {
             paste: Paster::new(input.clone(), paste),
             input,
             policy,
+            source,
             viewers: Mutex::default(),
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }

@@ -7,7 +7,7 @@ use rfb::Rect;
 use rfb::region::Region;
 use tokio::sync::watch;
 
-use crate::jpeg::{JpegError, crop, decode_to_frame, validate};
+use crate::jpeg::{JpegError, crop, decode_to_frame, ensure_dht, validate};
 
 /// One frame as published by a source. `generation` grows by at least one every time the
 /// picture (or its size) changes, so a viewer can tell "nothing new" without comparing pixels.
@@ -51,6 +51,13 @@ impl JpegPicture {
             decoded: OnceLock::new(),
             crops: Mutex::default(),
         })
+    }
+
+    /// A frame as a capture device sends it: Huffman tables inserted when missing (cheap
+    /// dongles leave them out, relying on the standard ones), then checked like [`Self::new`].
+    pub fn from_capture(frame: &[u8]) -> Result<Self, JpegError> {
+        let jpeg = ensure_dht(frame)?;
+        Self::new(Arc::from(jpeg.as_ref()))
     }
 
     pub fn bytes(&self) -> &Arc<[u8]> {
@@ -133,10 +140,16 @@ pub trait FrameSource: Send + Sync + 'static {
     /// A receiver that always holds the newest frame; `changed()` wakes when a newer one arrives.
     /// Slow consumers simply skip intermediate frames.
     fn frames(&self) -> watch::Receiver<Arc<SourceFrame>>;
+
+    /// Whether any viewer is connected. A source that costs something per frame (capture)
+    /// stops converting frames, and eventually streaming, while nobody watches.
+    fn set_watched(&self, _watched: bool) {}
 }
 
 pub mod mjpeg;
 pub mod replay;
+pub mod status;
+pub mod v4l2;
 
 /// Publishes frames on a watch channel, numbering generations; what every source needs.
 pub struct FramePublisher {

@@ -70,6 +70,9 @@ pub struct LabOptions {
     pub kernel_args: String,
     /// Appended to QEMU's command line (e.g. extra devices).
     pub qemu_args: Vec<String>,
+    /// Shell commands run in the guest (host root) once it is up, before kvnc starts (e.g.
+    /// selecting vivid's HDMI input); each must succeed.
+    pub before_kvnc: Vec<String>,
 }
 
 impl Default for LabOptions {
@@ -83,6 +86,7 @@ impl Default for LabOptions {
             boot_timeout: Duration::from_secs(120),
             kernel_args: String::new(),
             qemu_args: Vec::new(),
+            before_kvnc: Vec::new(),
         }
     }
 }
@@ -413,6 +417,9 @@ impl Lab {
         lab.wait_ready(started, options.boot_timeout);
         lab.boot_time = started.elapsed();
         eprintln!("lab: guest ready in {:.1?} (kernel {}), host port {host_port}", lab.boot_time, image.kernel_release);
+        for script in &options.before_kvnc {
+            lab.run_ok(script);
+        }
         if let Some(args) = &options.kvnc_args {
             lab.kvnc_pid = Some(lab.spawn_kvnc(options, args));
         }
@@ -671,7 +678,14 @@ impl Lab {
         self.run_ok_in(Root::Initramfs, &script);
     }
 
-    /// Reads a guest file as text.
+    /// A guest file's bytes (binary-safe, through base64).
+    #[track_caller]
+    pub fn read_bytes(&self, path: &str) -> Vec<u8> {
+        let out = self.run_ok_in(Root::Initramfs, &format!("base64 {}", quote(path)));
+        base64_decode(&out)
+    }
+
+    /// A guest file's text.
     #[track_caller]
     pub fn read_file(&self, path: &str) -> String {
         self.run_ok_in(Root::Initramfs, &format!("cat {}", quote(path)))

@@ -1,22 +1,14 @@
 //! What the demo target should look like, for comparing against what a viewer shows.
 #![allow(dead_code)] // every integration test includes this file but uses only some of it
 
-use kvnc::demo::layout::{CLOCK_RECT, HEIGHT, WIDTH};
+use kvnc::demo::layout::CLOCK_RECT;
 use kvnc::demo::{DemoState, render};
 
 use crate::viewers::RgbImage;
 
 /// The demo target's screen for `state` as RGB (the clock is left out of every comparison).
 pub fn expected(state: &DemoState) -> RgbImage {
-    let frame = render(state, "00:00:00");
-    let mut image = RgbImage::filled(usize::from(WIDTH), usize::from(HEIGHT), [0, 0, 0]);
-    for y in 0..frame.height() {
-        for x in 0..frame.width() {
-            let [b, g, r, _] = frame.pixel(x, y).to_le_bytes();
-            image.set_pixel(usize::from(x), usize::from(y), [r, g, b]);
-        }
-    }
-    image
+    RgbImage::from_frame(&render(state, "00:00:00"))
 }
 
 /// Pixels outside the clock whose channels differ from `expected` by more than `tolerance`;

@@ -9,6 +9,17 @@ use std::time::Duration;
 /// QEMU LED state pseudo-encoding: one byte, bit 0 Scroll, 1 Num, 2 Caps Lock.
 pub const QEMU_LED_STATE: i32 = -261;
 
+/// DesktopSize pseudo-encoding: the rect's size is the new framebuffer size.
+pub const DESKTOP_SIZE: i32 = -223;
+
+/// One rect of a FramebufferUpdate as read.
+pub struct UpdateRect {
+    pub encoding: i32,
+    pub width: u16,
+    pub height: u16,
+    pub payload: Vec<u8>,
+}
+
 pub struct RawClient {
     pub stream: TcpStream,
     pub width: u16,
@@ -68,6 +79,12 @@ impl RawClient {
     /// returns that rect's payload. Only Raw rects and payload-free pseudo-rects may come
     /// before it, besides QEMU LED state (one byte).
     pub fn wait_for_pseudo_rect(&mut self, encoding: i32, payload_len: usize) -> Vec<u8> {
+        self.wait_for_rect(encoding, payload_len).payload
+    }
+
+    /// Like [`Self::wait_for_pseudo_rect`], returning the whole rect (its header's size too:
+    /// DesktopSize carries the new size there).
+    pub fn wait_for_rect(&mut self, encoding: i32, payload_len: usize) -> UpdateRect {
         let pseudo_len = |this| match this {
             _ if this == encoding => payload_len,
             QEMU_LED_STATE => 1,
@@ -76,8 +93,12 @@ impl RawClient {
         loop {
             self.request_update(true);
             let rects = self.read_update(pseudo_len);
-            if let Some((_, payload)) = rects.into_iter().find(|(this, _)| *this == encoding) {
-                return payload;
+            if let Some(rect) = rects.into_iter().find(|rect| rect.encoding == encoding) {
+                if encoding == DESKTOP_SIZE {
+                    self.width = rect.width;
+                    self.height = rect.height;
+                }
+                return rect;
             }
         }
     }
@@ -102,12 +123,12 @@ impl RawClient {
     /// Reads one FramebufferUpdate of Raw rects (32 bpp) and returns the number of pixel bytes.
     pub fn read_raw_update(&mut self) -> usize {
         let rects = self.read_update(|_| 0);
-        rects.iter().filter(|(encoding, _)| *encoding == 0).map(|(_, pixels)| pixels.len()).sum()
+        rects.iter().filter(|rect| rect.encoding == 0).map(|rect| rect.payload.len()).sum()
     }
 
     /// Reads one FramebufferUpdate: each rect's encoding and payload. Raw rects carry 32-bpp
     /// pixels; a pseudo-rect carries `pseudo_len(encoding)` bytes.
-    fn read_update(&mut self, pseudo_len: impl Fn(i32) -> usize) -> Vec<(i32, Vec<u8>)> {
+    fn read_update(&mut self, pseudo_len: impl Fn(i32) -> usize) -> Vec<UpdateRect> {
         let mut header = [0u8; 4];
         self.stream.read_exact(&mut header).expect("update header");
         assert_eq!(header[0], 0, "FramebufferUpdate");
@@ -116,13 +137,13 @@ impl RawClient {
         for _ in 0..count {
             let mut rect = [0u8; 12];
             self.stream.read_exact(&mut rect).unwrap();
-            let w = usize::from(u16::from_be_bytes([rect[4], rect[5]]));
-            let h = usize::from(u16::from_be_bytes([rect[6], rect[7]]));
+            let width = u16::from_be_bytes([rect[4], rect[5]]);
+            let height = u16::from_be_bytes([rect[6], rect[7]]);
             let encoding = i32::from_be_bytes([rect[8], rect[9], rect[10], rect[11]]);
-            let len = if encoding == 0 { w * h * 4 } else { pseudo_len(encoding) };
+            let len = if encoding == 0 { usize::from(width) * usize::from(height) * 4 } else { pseudo_len(encoding) };
             let mut payload = vec![0u8; len];
             self.stream.read_exact(&mut payload).unwrap();
-            rects.push((encoding, payload));
+            rects.push(UpdateRect { encoding, width, height, payload });
         }
         rects
     }

@@ -252,6 +252,19 @@ pub fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
 
 impl RgbImage {
     /// A `width` x `height` image filled with `color`.
+    /// kvnc's own picture of a frame (native BGRX), as a viewer would show it.
+    pub fn from_frame(frame: &rfb::Frame) -> RgbImage {
+        let (width, height) = (usize::from(frame.width()), usize::from(frame.height()));
+        let mut image = RgbImage::filled(width, height, [0, 0, 0]);
+        for y in 0..frame.height() {
+            for x in 0..frame.width() {
+                let [b, g, r, _] = frame.pixel(x, y).to_le_bytes();
+                image.set_pixel(usize::from(x), usize::from(y), [r, g, b]);
+            }
+        }
+        image
+    }
+
     pub fn filled(width: usize, height: usize, color: [u8; 3]) -> RgbImage {
         RgbImage { width, height, rgb: color.repeat(width * height) }
     }

@@ -341,7 +341,13 @@ fn extended_desktop_size_layout_and_set_desktop_size() {
     // A resize goes out as ExtendedDesktopSize (reason server) when listed.
     assert!(conn.write_resize(800, 600));
     let out = take_output(&mut conn);
-    assert_eq!(&out[..16], &[0, 0, 0, 1, 0, 0, 0, 0, 0x03, 0x20, 0x02, 0x58, 0xff, 0xff, 0xfe, 0xcc]);
+    let expected = [
+        vec![0, 0, 0, 1, 0, 0, 0, 0, 0x03, 0x20, 0x02, 0x58, 0xff, 0xff, 0xfe, 0xcc],
+        // One screen, id 1 (libvncclient ignores id 0), at 0,0, 800x600, no flags.
+        vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x03, 0x20, 0x02, 0x58, 0, 0, 0, 0],
+    ]
+    .concat();
+    assert_eq!(out, expected);
     assert_eq!(conn.framebuffer_size(), (800, 600));
 }
 

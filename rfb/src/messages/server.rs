@@ -93,11 +93,16 @@ pub fn write_server_fence(out: &mut Vec<u8>, flags: u32, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
+/// The id of the one screen in every ExtendedDesktopSize layout we send. Any value is legal,
+/// but libvncclient up to 0.9.15 (Remmina, KRDC; Debian 12 ships 0.9.14) ignores a layout whose
+/// screen id is 0 and keeps its old framebuffer size; libvncserver's own server uses 1.
+pub const SCREEN_ID: u32 = 1;
+
 /// An ExtendedDesktopSize rect describing one screen of `width`×`height`.
 pub fn write_extended_desktop_size(out: &mut Vec<u8>, reason: u16, result: u16, width: u16, height: u16) {
     write_rect_header(out, &Rect::new(reason, result, width, height), crate::encoding::EXTENDED_DESKTOP_SIZE);
     out.extend_from_slice(&[1, 0, 0, 0]);
-    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&SCREEN_ID.to_be_bytes());
     for v in [0, 0, width, height] {
         out.extend_from_slice(&u16::to_be_bytes(v));
     }
@@ -142,7 +147,7 @@ mod tests {
         write_extended_desktop_size(&mut out, 1, 1, 640, 480);
         let expected = [
             vec![0, 1, 0, 1, 0x02, 0x80, 0x01, 0xe0, 0xff, 0xff, 0xfe, 0xcc],
-            vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0, 0, 0, 0, 0],
+            vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0, 0, 0, 0, 0],
         ]
         .concat();
         assert_eq!(out, expected);

@@ -1,0 +1,75 @@
+//! libvncclient, the library under Remmina and KRDC, follows kvnc's resizes. Its released
+//! versions (up to 0.9.15; Debian 12 ships 0.9.14) ignore an ExtendedDesktopSize layout whose
+//! screen id is 0, so this test fails if kvnc ever sends that id again.
+//!
+//! The viewer is tests/support/libvncclient_viewer.c, compiled here with `cc` against Debian's
+//! libvncclient (package libvncserver-dev, which scripts/test installs).
+
+#[path = "support/frames.rs"]
+mod frames;
+#[path = "support/viewers.rs"]
+mod viewers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use frames::{pattern, replay_dir};
+use viewers::{KvncServer, artifact_path, require_tool, run_with_timeout};
+
+const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+
+/// How many framebuffer sizes the viewer waits for: the one at connect and three resizes, so
+/// that it must go from one size to the other and back.
+const SIZES: usize = 4;
+/// How long the viewer may take to see them; at 5 frames per second it needs about a second.
+const VIEWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Compiles the libvncclient viewer into target/test-artifacts and returns its path. Panics
+/// (the test fails, never skips) when cc or libvncclient's headers or library are missing.
+fn build_viewer() -> PathBuf {
+    let cc = require_tool("cc", "gcc");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/libvncclient_viewer.c");
+    let binary = artifact_path("libvncclient_viewer");
+    let mut cmd = Command::new(cc);
+    cmd.args(["-O1", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&binary).arg(&source).arg("-lvncclient");
+    let (out, timed_out) = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    if timed_out || !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint = if stderr.contains("rfbclient.h") || stderr.contains("-lvncclient") {
+            "libvncclient is not installed (Debian package libvncserver-dev): run scripts/test to install the test prerequisites\n"
+        } else {
+            ""
+        };
+        panic!("{hint}{cmd:?} failed ({}, timed out: {timed_out}):\n{stderr}", out.status);
+    }
+    binary
+}
+
+#[test]
+fn libvncclient_follows_every_resize() {
+    let viewer = build_viewer();
+    // A replay of two frames of different sizes changes the screen size on every frame, like a
+    // target switching resolution, with no capture hardware.
+    let dir = replay_dir(&[pattern(640, 480, 1), pattern(800, 600, 2)]);
+    let source = format!("replay:{}", dir.path().display());
+    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "5"]);
+
+    let mut cmd = Command::new(&viewer);
+    cmd.arg(server.addr()).arg(SIZES.to_string()).arg(VIEWER_TIMEOUT.as_secs().to_string());
+    // The viewer stops itself at VIEWER_TIMEOUT; this limit only catches a hang.
+    let (out, killed) = run_with_timeout(&mut cmd, VIEWER_TIMEOUT + Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sizes: Vec<&str> = stdout.lines().filter_map(|line| line.strip_prefix("size ")).collect();
+    let report = format!(
+        "viewer {} (killed: {killed}) adopted sizes {sizes:?}\n--- viewer stderr ---\n{}\n--- kvnc log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(out.status.success() && sizes.len() == SIZES, "{report}");
+    // libvncclient reallocates only when the size changes, so every line is a switch; both
+    // sizes alternating over four lines means it went from one to the other and back.
+    assert!(sizes.iter().all(|size| ["640x480", "800x600"].contains(size)), "{report}");
+    assert!(sizes.windows(2).all(|pair| pair[0] != pair[1]), "{report}");
+}

@@ -1,0 +1,89 @@
+/*
+ * A minimal libvncclient viewer for tests/libvncclient.rs: it behaves like Remmina and KRDC,
+ * which are built on the same library, as far as following the server's screen size goes.
+ *
+ *   libvncclient_viewer HOST:PORT SIZES TIMEOUT_SECONDS
+ *
+ * Connects (no password), keeps reading updates and prints "size WxH" (flushed) each time
+ * libvncclient adopts a framebuffer size: once at connect, then on every DesktopSize or
+ * ExtendedDesktopSize rect the library accepts, since it calls MallocFrameBuffer for exactly
+ * those. Exits 0 after SIZES sizes, 2 on timeout, 1 when the connection fails or breaks.
+ * libvncclient's own log goes to stderr.
+ */
+#include <rfb/rfbclient.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int sizes_seen;
+
+/* libvncclient decodes into client->frameBuffer, so it must always be width x height. */
+static rfbBool malloc_frame_buffer(rfbClient *client) {
+    size_t bytes = (size_t)client->width * client->height * client->format.bitsPerPixel / 8;
+    free(client->frameBuffer);
+    client->frameBuffer = malloc(bytes ? bytes : 1);
+    if (!client->frameBuffer) {
+        fprintf(stderr, "cannot allocate %zu bytes\n", bytes);
+        return FALSE;
+    }
+    printf("size %dx%d\n", client->width, client->height);
+    /* The test reads stdout through a pipe while we run. */
+    fflush(stdout);
+    sizes_seen++;
+    return TRUE;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s HOST:PORT SIZES TIMEOUT_SECONDS\n", argv[0]);
+        return 1;
+    }
+    const char *colon = strrchr(argv[1], ':');
+    int wanted = atoi(argv[2]);
+    double deadline = now_seconds() + atof(argv[3]);
+    if (!colon || wanted < 1) {
+        fprintf(stderr, "bad arguments\n");
+        return 1;
+    }
+
+    /* 32-bit true colour: 8 bits per sample, 3 samples, 4 bytes per pixel. */
+    rfbClient *client = rfbGetClient(8, 3, 4);
+    client->MallocFrameBuffer = malloc_frame_buffer;
+    /* Set directly: rfbInitClient's own argv parsing adds 5900 to ports below 5900. */
+    client->serverHost = strndup(argv[1], (size_t)(colon - argv[1]));
+    client->serverPort = atoi(colon + 1);
+    /* rfbInitClient frees the client itself when it fails. */
+    if (!rfbInitClient(client, NULL, NULL)) {
+        fprintf(stderr, "cannot connect to %s\n", argv[1]);
+        return 1;
+    }
+
+    int status = 2;
+    while (sizes_seen < wanted) {
+        if (now_seconds() >= deadline) {
+            fprintf(stderr, "timeout after %d sizes\n", sizes_seen);
+            break;
+        }
+        int ready = WaitForMessage(client, 100000);
+        if (ready < 0 || (ready > 0 && !HandleRFBServerMessage(client))) {
+            fprintf(stderr, "connection broke after %d sizes\n", sizes_seen);
+            status = 1;
+            break;
+        }
+    }
+    if (sizes_seen >= wanted) {
+        status = 0;
+    }
+    free(client->frameBuffer);
+    client->frameBuffer = NULL;
+    rfbClientCleanup(client);
+    return status;
+}
