@@ -173,3 +173,43 @@ impl FramePublisher {
         self.sender.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jpeg::test_util::{encode_rgb, synthetic_rgb};
+    use crate::jpeg::{has_dht, strip_dht};
+
+    /// A dongle-like frame: 4:2:2 JPEG of a synthetic picture.
+    fn frame() -> Vec<u8> {
+        encode_rgb(&synthetic_rgb(320, 240), 320, 240, 80)
+    }
+
+    #[test]
+    fn capture_frames_with_and_without_huffman_tables_decode_alike() {
+        let with = JpegPicture::from_capture(&frame()).expect("a complete frame");
+        let stripped = strip_dht(&frame()).expect("strip").into_owned();
+        assert!(!has_dht(&stripped).unwrap(), "the test frame lost its tables");
+        let without = JpegPicture::from_capture(&stripped).expect("the standard tables are inserted");
+        assert!(has_dht(without.bytes()).unwrap());
+        let source = |picture| SourceFrame { generation: 1, picture: Picture::Jpeg(picture) };
+        let (with, without) = (source(with), source(without));
+        assert_eq!(with.pixels().unwrap().pixels(), without.pixels().unwrap().pixels());
+        assert_eq!((without.width(), without.height()), (320, 240));
+    }
+
+    #[test]
+    fn broken_capture_frames_are_refused_not_shown() {
+        let good = frame();
+        let truncated = &good[..good.len() / 2];
+        let mut corrupt = good.clone();
+        // Garbage in place of the start-of-frame header.
+        let sof = corrupt.windows(2).position(|marker| marker == [0xFF, 0xC0]).expect("SOF0");
+        corrupt[sof + 5..sof + 9].fill(0);
+        for (name, bytes) in
+            [("empty", &[][..]), ("truncated", truncated), ("corrupt", &corrupt), ("not JPEG", b"RIFF")]
+        {
+            assert!(JpegPicture::from_capture(bytes).is_err(), "{name} was accepted");
+        }
+    }
+}

@@ -145,9 +145,10 @@ fn is_capture_device(path: &Path) -> bool {
 fn run(source: &Weak<V4l2Source>, config: &CaptureConfig) {
     let mut shown: Option<NoPicture> = None;
     let mut size = DEFAULT_SIZE;
+    let mut known = KnownOffers::default();
     loop {
         let Some(strong) = source.upgrade() else { return };
-        match capture(&strong, config, &mut size) {
+        match capture(&strong, config, &mut size, &mut known) {
             Ok(()) => shown = None,
             Err(why) => {
                 if shown.as_ref() != Some(&why) {
@@ -169,10 +170,35 @@ enum FrameKind {
     Raw(RawFormat, YuvParams),
 }
 
+/// The offers of the device last opened, by its identity: enumerating every format, size and
+/// rate is dozens of ioctls, too slow to repeat each time streaming restarts for a viewer.
+#[derive(Default)]
+struct KnownOffers {
+    device: Option<(String, String, String)>,
+    offers: Vec<FormatOffer>,
+}
+
+impl KnownOffers {
+    fn of(&mut self, device: &Device, caps: &v4l::capability::Capabilities) -> &[FormatOffer] {
+        let identity = (caps.driver.clone(), caps.card.clone(), caps.bus.clone());
+        if self.device.as_ref() != Some(&identity) {
+            self.offers = offers(device);
+            self.device = Some(identity);
+        }
+        &self.offers
+    }
+}
+
 /// One streaming session. Ok when it should simply start over (new timings, idle), Err with
 /// the reason there is no picture.
-fn capture(source: &V4l2Source, config: &CaptureConfig, size: &mut (u16, u16)) -> Result<(), NoPicture> {
+fn capture(
+    source: &V4l2Source,
+    config: &CaptureConfig,
+    size: &mut (u16, u16),
+    known: &mut KnownOffers,
+) -> Result<(), NoPicture> {
     source.watched.wait_until_watched();
+    let asked = Instant::now();
     let path = &config.device;
     let device = Device::with_path(path).map_err(|e| open_error(path, &e))?;
     let caps = device.query_caps().map_err(|e| device_error(path, &e))?;
@@ -195,8 +221,8 @@ fn capture(source: &V4l2Source, config: &CaptureConfig, size: &mut (u16, u16)) -
         Err(DvError::NotSupported) => None,
         Err(e) => return Err(dv_no_picture(e)),
     };
-    let offers = offers(&device);
-    let mode = mode::choose(&offers, &config.request, timings.map(|t| (t.width, t.height)))
+    let offers = known.of(&device, &caps);
+    let mode = mode::choose(offers, &config.request, timings.map(|t| (t.width, t.height)))
         .map_err(|e| NoPicture::DeviceError(e.to_string()))?;
     let format = device
         .set_format(&Format::new(mode.width, mode.height, FourCC::new(&mode.fourcc)))
@@ -234,6 +260,7 @@ fn capture(source: &V4l2Source, config: &CaptureConfig, size: &mut (u16, u16)) -
     let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS).map_err(|e| device_error(path, &e))?;
     stream.set_timeout(FRAME_TIMEOUT);
     let mut dropped = DroppedFrames::default();
+    let mut first_frame = true;
     loop {
         if source.watched.unwatched_for() > config.idle_after {
             tracing::info!("no viewers for {:?}: capture stopped until one connects", config.idle_after);
@@ -249,6 +276,12 @@ fn capture(source: &V4l2Source, config: &CaptureConfig, size: &mut (u16, u16)) -
         }
         match stream.next() {
             Ok((buffer, meta)) => {
+                if std::mem::take(&mut first_frame) {
+                    tracing::info!(
+                        "first frame from the device {} ms after a viewer asked",
+                        asked.elapsed().as_millis()
+                    );
+                }
                 if !source.watched.is_watched() {
                     continue;
                 }
