@@ -163,9 +163,9 @@ fn run(source: &Weak<V4l2Source>, config: &CaptureConfig) {
     }
 }
 
-/// What a frame from the device is.
+/// What a frame from the device is. Public with [`picture`], for the capture benchmark.
 #[derive(Debug, Clone, Copy)]
-enum FrameKind {
+pub enum FrameKind {
     Jpeg,
     Raw(RawFormat, YuvParams),
 }
@@ -266,7 +266,7 @@ fn capture(
             tracing::info!("no viewers for {:?}: capture stopped until one connects", config.idle_after);
             return Ok(());
         }
-        if timings.is_some() && handle.poll(libc_pollpri(), 0).is_ok_and(|ready| ready > 0) {
+        if timings.is_some() && handle.poll(POLLPRI, 0).is_ok_and(|ready| ready > 0) {
             while let Ok(Some(event)) = ioctl::dequeue_event(fd) {
                 if let DeviceEvent::SourceChange { .. } = event {
                     tracing::info!("the source changed: restarting capture");
@@ -282,7 +282,10 @@ fn capture(
                         asked.elapsed().as_millis()
                     );
                 }
-                if !source.watched.is_watched() {
+                // A newer frame is already waiting: this one is stale, show that one instead
+                // (the buffers fill in order, so a slow conversion would otherwise lag behind).
+                let newer_waiting = handle.poll(POLLIN, 0).is_ok_and(|ready| ready > 0);
+                if newer_waiting || !source.watched.is_watched() {
                     continue;
                 }
                 let used = usize::try_from(meta.bytesused).unwrap_or(usize::MAX).min(buffer.len());
@@ -308,14 +311,15 @@ fn capture(
     }
 }
 
-/// POLLPRI: V4L2 reports pending events as priority data.
-fn libc_pollpri() -> i16 {
-    // rustix's PollFlags::PRI has the platform's value; the v4l crate's poll takes the raw bits.
-    rustix::event::PollFlags::PRI.bits() as i16
-}
+// The v4l crate's poll takes the raw bits; rustix has the platform's values. POLLPRI is how
+// V4L2 reports pending events, POLLIN a filled buffer (only asked once streaming: polling for
+// it on an idle device starts the kernel's read() emulation, which then holds the device).
+const POLLPRI: i16 = rustix::event::PollFlags::PRI.bits() as i16;
+const POLLIN: i16 = rustix::event::PollFlags::IN.bits() as i16;
 
 /// A captured buffer as a picture: the JPEG path for MJPEG, a conversion for raw frames.
-fn picture(kind: FrameKind, data: &[u8], width: u16, height: u16, stride: u32) -> anyhow::Result<Picture> {
+/// Public so that `benches/capture.rs` measures this very step rather than a copy of it.
+pub fn picture(kind: FrameKind, data: &[u8], width: u16, height: u16, stride: u32) -> anyhow::Result<Picture> {
     Ok(match kind {
         FrameKind::Jpeg => Picture::Jpeg(JpegPicture::from_capture(data)?),
         FrameKind::Raw(format, params) => {
