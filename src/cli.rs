@@ -15,7 +15,7 @@ use crate::hid::layout::Layout;
 use crate::hid::paste::{PasteConfig, PasteMode};
 use crate::hid::router::{InputRouter, MouseMode};
 use crate::hid::{InputSink, Role};
-use crate::server::{Server, SharedPolicy};
+use crate::server::{Limits, Server, SharedPolicy};
 use crate::source::FrameSource;
 use crate::source::replay::ReplaySource;
 use crate::source::v4l2::mode::ModeRequest;
@@ -189,6 +189,9 @@ pub struct ServeArgs {
     /// What a viewer asking for exclusive access gets.
     #[arg(long, value_enum, default_value_t = SharedPolicy::Always)]
     pub shared_policy: SharedPolicy,
+    /// Seconds a connection may take to log in before it is closed.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub handshake_timeout: u64,
     /// Longest clipboard text accepted from a viewer, in bytes; longer text is skipped.
     #[arg(long, default_value_t = rfb::messages::client::DEFAULT_MAX_CUT_TEXT)]
     pub max_cut_text: u32,
@@ -357,7 +360,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         max_chars: args.paste_max_chars,
         key_delay: std::time::Duration::from_millis(args.paste_key_ms),
     };
-    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy);
+    let limits = Limits { handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout) };
+    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy, limits);
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {

@@ -1,6 +1,7 @@
 //! The tokio shell: accepts viewers and runs one task per connection. The protocol itself is
 //! in `rfb::ServerConnection`; these tasks only move bytes and wake things up.
 
+mod blacklist;
 mod screen;
 mod update;
 mod viewer;
@@ -9,6 +10,7 @@ mod websocket;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::ValueEnum;
 use tokio::net::TcpListener;
@@ -29,6 +31,31 @@ pub enum SharedPolicy {
     Honour,
 }
 
+/// What a connection may take before it counts as hostile.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From connecting to logging in (TigerVNC: 30 s); then the connection is closed.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { handshake_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Failed logins in a row before an address is refused, and for how long at first (TigerVNC's
+/// defaults).
+const BLACKLIST_THRESHOLD: u32 = 5;
+const BLACKLIST_FIRST_BLOCK: Duration = Duration::from_secs(10);
+/// TCP keepalive: a viewer whose network vanished is dropped (and its held keys released)
+/// within about this long, instead of after the kernel's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_PROBES: u32 = 3;
+/// Unacknowledged data is given up on after this long (TCP_USER_TIMEOUT).
+const USER_TIMEOUT: Duration = Duration::from_secs(25);
+
 /// State every viewer task shares.
 pub(crate) struct Shared {
     pub config: Arc<rfb::ServerConfig>,
@@ -41,6 +68,8 @@ pub(crate) struct Shared {
     pub policy: SharedPolicy,
     /// Told whether anyone watches, so capture can idle.
     source: Arc<dyn FrameSource>,
+    pub limits: Limits,
+    pub blacklist: blacklist::Blacklist,
     /// Live viewers and the signal that asks each to close.
     viewers: Mutex<HashMap<ViewerId, Arc<Notify>>>,
 }
@@ -85,6 +114,7 @@ impl Server {
         input: Arc<InputRouter>,
         paste: PasteConfig,
         policy: SharedPolicy,
+        limits: Limits,
     ) -> Self {
         let screen = screen::Screen::start(source.clone());
         let shared = Shared {
@@ -95,6 +125,8 @@ impl Server {
             input,
             policy,
             source,
+            limits,
+            blacklist: blacklist::Blacklist::new(BLACKLIST_THRESHOLD, BLACKLIST_FIRST_BLOCK),
             viewers: Mutex::default(),
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
@@ -113,7 +145,13 @@ impl Server {
                     continue;
                 }
             };
+            if let Some(left) = self.shared.blacklist.blocked_for(peer.ip()) {
+                // Logged when the block began; closing costs the attacker a round trip, us nothing.
+                tracing::debug!(%peer, "refused: blocked for another {}s after failed logins", left.as_secs());
+                continue;
+            }
             let _ = stream.set_nodelay(true);
+            configure_keepalive(&stream, peer);
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let shared = self.shared.clone();
             let kick = shared.register(id);
@@ -122,13 +160,15 @@ impl Server {
                 async move {
                     let result = if websocket::is_websocket(&stream).await {
                         tracing::info!("connected (WebSocket)");
-                        match websocket::accept(stream).await {
-                            Ok(pipe) => viewer::serve(pipe, id, &shared, &kick).await,
-                            Err(e) => Err(e.context("WebSocket handshake failed")),
+                        let timeout = shared.limits.handshake_timeout;
+                        match tokio::time::timeout(timeout, websocket::accept(stream)).await {
+                            Ok(Ok(pipe)) => viewer::serve(pipe, peer.ip(), id, &shared, &kick).await,
+                            Ok(Err(e)) => Err(e.context("WebSocket handshake failed")),
+                            Err(_) => Err(anyhow::anyhow!("no WebSocket handshake within {}s", timeout.as_secs())),
                         }
                     } else {
                         tracing::info!("connected");
-                        viewer::serve(stream, id, &shared, &kick).await
+                        viewer::serve(stream, peer.ip(), id, &shared, &kick).await
                     };
                     match result {
                         Ok(reason) => tracing::info!("disconnected: {reason}"),
@@ -140,5 +180,18 @@ impl Server {
                 .instrument(span),
             );
         }
+    }
+}
+
+/// Keepalive probes and a user timeout on a viewer's socket (see [`KEEPALIVE_IDLE`]).
+fn configure_keepalive(stream: &tokio::net::TcpStream, peer: std::net::SocketAddr) {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    if let Err(e) = socket.set_tcp_keepalive(&keepalive).and_then(|()| socket.set_tcp_user_timeout(Some(USER_TIMEOUT)))
+    {
+        tracing::debug!(%peer, "no TCP keepalive on this connection: {e}");
     }
 }

@@ -4,6 +4,7 @@
 //! flowing while a large update drains, and the next update is encoded only when the previous
 //! one has been written: a slow viewer gets fewer, newer updates and never a growing queue.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -20,11 +21,19 @@ use crate::jpeg::BROAD_CHANGE_DIVISOR;
 use crate::source::SourceFrame;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a failed login waits before hearing so (TigerVNC: 100 ms).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(100);
 /// How long a closing connection may take to deliver its last words (e.g. an auth failure).
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves one viewer until it leaves; returns why the connection ended.
-pub(crate) async fn serve<S>(stream: S, id: ViewerId, shared: &Shared, kick: &Notify) -> anyhow::Result<String>
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: IpAddr,
+    id: ViewerId,
+    shared: &Shared,
+    kick: &Notify,
+) -> anyhow::Result<String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -37,6 +46,8 @@ where
     let mut leds_reported = true;
     let mut scheduler = UpdateScheduler::default();
     let mut buf = vec![0u8; READ_CHUNK];
+    let handshake_deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout;
+    let mut logged_in = false;
 
     loop {
         let writing = !conn.pending_output().is_empty();
@@ -47,6 +58,11 @@ where
                     return Ok("viewer closed the connection".into());
                 }
                 if let Err(e) = conn.read(&buf[..n]) {
+                    if matches!(e, rfb::ProtocolError::AuthenticationFailed) {
+                        // Every failure costs the guesser time; enough of them block the address.
+                        shared.blacklist.failed(peer);
+                        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                    }
                     farewell(&mut writer, conn.pending_output().to_vec()).await;
                     return Err(anyhow!("protocol error: {e}"));
                 }
@@ -62,12 +78,20 @@ where
                 // A sink that stops reporting LEDs leaves the last state standing.
                 leds_reported = changed.is_ok();
             }
+            () = tokio::time::sleep_until(handshake_deadline), if !logged_in => {
+                let seconds = shared.limits.handshake_timeout.as_secs();
+                return Err(anyhow!("no login within {seconds}s: closed"));
+            }
             () = kick.notified() => {
                 return Ok("another viewer took exclusive access".into());
             }
         }
         while let Some(event) = conn.poll_event() {
             handle_event(event, id, shared, &mut conn, &mut scheduler)?;
+        }
+        if !logged_in && conn.is_ready() {
+            logged_in = true;
+            shared.blacklist.succeeded(peer);
         }
         if conn.is_ready() {
             // Only changes go out, to viewers that asked for LED state (rfb decides).

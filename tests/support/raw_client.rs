@@ -37,6 +37,42 @@ impl RawClient {
         stream
     }
 
+    /// A 3.8 handshake with VNC Authentication from source address `source` (any 127.x address
+    /// reaches a loopback server). Ok with the logged-in client, or Err saying how it ended:
+    /// "refused" (closed before the version), "failed: REASON".
+    pub fn login_from(addr: &str, source: std::net::IpAddr, password: &[u8]) -> Result<RawClient, String> {
+        let target: std::net::SocketAddr = addr.parse().unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::new(source, 0).into()).unwrap();
+        socket.connect(&target.into()).unwrap();
+        let mut stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut version = [0u8; 12];
+        if stream.read_exact(&mut version).is_err() {
+            return Err("refused".into());
+        }
+        stream.write_all(b"RFB 003.008\n").unwrap();
+        let mut count = [0u8; 1];
+        stream.read_exact(&mut count).unwrap();
+        let mut types = vec![0u8; usize::from(count[0])];
+        stream.read_exact(&mut types).unwrap();
+        assert!(types.contains(&rfb::security::VNC_AUTH), "VNC auth offered: {types:?}");
+        stream.write_all(&[rfb::security::VNC_AUTH]).unwrap();
+        let mut challenge = [0u8; rfb::security::vnc_auth::CHALLENGE_LEN];
+        stream.read_exact(&mut challenge).unwrap();
+        stream.write_all(&rfb::security::vnc_auth::expected_response(password, &challenge)).unwrap();
+        let mut result = [0u8; 4];
+        stream.read_exact(&mut result).unwrap();
+        if result != [0; 4] {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).unwrap();
+            let mut reason = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut reason).unwrap();
+            return Err(format!("failed: {}", String::from_utf8_lossy(&reason)));
+        }
+        Ok(Self::finish_init(stream, true))
+    }
+
     /// Full 3.8 handshake with security None, shared, then SetEncodings [Raw].
     pub fn connect(addr: &str) -> RawClient {
         Self::connect_with(addr, true)
@@ -53,6 +89,11 @@ impl RawClient {
         let mut result = [0u8; 4];
         stream.read_exact(&mut result).unwrap();
         assert_eq!(result, [0; 4]);
+        Self::finish_init(stream, shared)
+    }
+
+    /// ClientInit, ServerInit, then SetEncodings [Raw].
+    fn finish_init(mut stream: TcpStream, shared: bool) -> RawClient {
         stream.write_all(&[u8::from(shared)]).unwrap();
         let mut init = [0u8; 24];
         stream.read_exact(&mut init).unwrap();

@@ -1,0 +1,62 @@
+//! A stranger on the network: connections that never log in are closed at the handshake
+//! deadline, and password guessing is slowed and then refused per source address, while
+//! everyone else is still served.
+
+#[path = "support/raw_client.rs"]
+mod raw_client;
+#[path = "support/viewers.rs"]
+mod viewers;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use raw_client::{RawClient, closed_by_server};
+use viewers::{KvncServer, TempDir};
+
+const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+const GUESSER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const NEIGHBOUR: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+#[test]
+fn a_connection_that_never_logs_in_is_closed_at_the_deadline() {
+    let server = KvncServer::start(KVNC, &["serve", "--handshake-timeout", "1"]);
+    let addr = server.addr();
+    let mut viewer = RawClient::connect(&addr);
+    let started = Instant::now();
+    let mut silent = RawClient::connect_bare(&addr);
+    let mut half = RawClient::connect_bare(&addr);
+    half.write_all(b"RFB 003.0").unwrap();
+    assert!(closed_by_server(&mut silent) && closed_by_server(&mut half));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(server.wait_for_log_count("no login within 1s", 2, Duration::from_secs(5)), "{}", server.log());
+    // The logged-in viewer outlives the deadline.
+    std::thread::sleep(Duration::from_millis(500));
+    viewer.request_update(false);
+    assert!(viewer.read_raw_update() > 0);
+}
+
+#[test]
+fn password_guessing_is_slowed_then_refused_for_that_address_only() {
+    let dir = TempDir::new("kvnc-hardening");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let server = KvncServer::start(KVNC, &["serve", "--password-file", password.to_str().unwrap()]);
+    let addr = server.addr();
+
+    let started = Instant::now();
+    for _ in 0..5 {
+        let result = RawClient::login_from(&addr, GUESSER, b"guess");
+        assert_eq!(result.err().as_deref(), Some("failed: Authentication failed"));
+    }
+    // Each failure was held back (100 ms): five guesses took at least half a second.
+    assert!(started.elapsed() >= Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(server.wait_for_log("too many failed logins", Duration::from_secs(5)), "{}", server.log());
+
+    // The guesser is refused even with the right password; a neighbour still gets in.
+    assert_eq!(RawClient::login_from(&addr, GUESSER, b"s3cret").err().as_deref(), Some("refused"));
+    let mut neighbour = RawClient::login_from(&addr, NEIGHBOUR, b"s3cret").expect("the neighbour logs in");
+    neighbour.request_update(false);
+    assert!(neighbour.read_raw_update() > 0);
+}
