@@ -10,5 +10,6 @@ pub mod demo;
 pub mod hid;
 pub mod jpeg;
 pub mod probe;
+pub mod rate_limit;
 pub mod server;
 pub mod source;

@@ -8,6 +8,7 @@ mod raw_client;
 mod viewers;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -59,4 +60,27 @@ fn password_guessing_is_slowed_then_refused_for_that_address_only() {
     let mut neighbour = RawClient::login_from(&addr, NEIGHBOUR, b"s3cret").expect("the neighbour logs in");
     neighbour.request_update(false);
     assert!(neighbour.read_raw_update() > 0);
+}
+
+#[test]
+fn a_flood_of_silent_connections_does_not_lock_a_viewer_out() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let addr = server.addr();
+    let from = |n: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 0, n));
+    // One address gets 8 connections waiting to log in; the ninth is closed at once.
+    let first: Vec<TcpStream> = (0..8).map(|_| RawClient::open_from(&addr, GUESSER)).collect();
+    let mut flood: Vec<TcpStream> =
+        first.into_iter().map(|stream| RawClient::read_version(stream).expect("admitted")).collect();
+    assert_eq!(RawClient::connect_bare_from(&addr, GUESSER).err().as_deref(), Some("refused"));
+    // Fifteen more addresses fill the 128 waiting places (connected all at once: each greeting
+    // waits 150 ms for a WebSocket request first).
+    let more: Vec<TcpStream> =
+        (10..25).flat_map(|n| (0..8).map(move |_| n)).map(|n| RawClient::open_from(&addr, from(n))).collect();
+    flood.extend(more.into_iter().map(|stream| RawClient::read_version(stream).expect("admitted")));
+    // A real viewer still gets in: the oldest waiting connection makes room.
+    let mut viewer = RawClient::login_from(&addr, from(200), b"").expect("the viewer logs in");
+    viewer.request_update(false);
+    assert!(viewer.read_raw_update() > 0);
+    assert!(closed_by_server(&mut flood[0]), "the oldest silent connection was shed");
+    assert!(server.wait_for_log("shed: too many connections waiting to log in", Duration::from_secs(5)));
 }

@@ -1,6 +1,7 @@
 //! The tokio shell: accepts viewers and runs one task per connection. The protocol itself is
 //! in `rfb::ServerConnection`; these tasks only move bytes and wake things up.
 
+mod admission;
 mod blacklist;
 mod screen;
 mod update;
@@ -14,9 +15,9 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tracing::Instrument;
 
+use self::admission::{Admission, Kick, MAX_WAITING_PER_ADDRESS};
 use crate::hid::paste::{PasteConfig, Paster};
 use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;
@@ -71,7 +72,9 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub blacklist: blacklist::Blacklist,
     /// Live viewers and the signal that asks each to close.
-    viewers: Mutex<HashMap<ViewerId, Arc<Notify>>>,
+    viewers: Mutex<HashMap<ViewerId, Arc<Kick>>>,
+    /// Connections that have not logged in yet.
+    pub admission: Admission,
 }
 
 impl Shared {
@@ -79,12 +82,12 @@ impl Shared {
     pub fn disconnect_others(&self, keep: ViewerId) {
         let viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         for (_, kick) in viewers.iter().filter(|(id, _)| **id != keep) {
-            kick.notify_one();
+            kick.close("another viewer took exclusive access");
         }
     }
 
-    fn register(&self, id: ViewerId) -> Arc<Notify> {
-        let kick = Arc::new(Notify::new());
+    fn register(&self, id: ViewerId) -> Arc<Kick> {
+        let kick = Arc::new(Kick::default());
         let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         viewers.insert(id, kick.clone());
         if viewers.len() == 1 {
@@ -94,6 +97,7 @@ impl Shared {
     }
 
     fn unregister(&self, id: ViewerId) {
+        self.admission.done(id);
         let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
         viewers.remove(&id);
         if viewers.is_empty() {
@@ -127,6 +131,7 @@ impl Server {
             source,
             limits,
             blacklist: blacklist::Blacklist::new(BLACKLIST_THRESHOLD, BLACKLIST_FIRST_BLOCK),
+            admission: Admission::new(),
             viewers: Mutex::default(),
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
@@ -135,12 +140,13 @@ impl Server {
     /// Accepts viewers until the listener fails. Must be called inside a tokio runtime.
     pub async fn run(&self, listener: TcpListener) -> anyhow::Result<()> {
         tracing::info!("listening on {}", listener.local_addr()?);
+        let mut accept_failures = crate::rate_limit::RateLimited::default();
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Running out of file descriptors must not end the server.
-                    tracing::warn!("accept failed: {e}");
+                    // Running out of file descriptors must not end the server, nor flood the log.
+                    accept_failures.warn(|count| format!("accept failed ({count} times): {e}"));
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
@@ -155,6 +161,11 @@ impl Server {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let shared = self.shared.clone();
             let kick = shared.register(id);
+            if !shared.admission.admit(id, peer.ip(), kick.clone()) {
+                tracing::debug!(%peer, "refused: {MAX_WAITING_PER_ADDRESS} connections from this address are already waiting to log in");
+                shared.unregister(id);
+                continue;
+            }
             let span = tracing::info_span!("viewer", %peer, id);
             tokio::spawn(
                 async move {

@@ -12,8 +12,8 @@ use rfb::messages::server::desktop_size;
 use rfb::region::Region;
 use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
 
+use super::admission::Kick;
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
 use crate::hid::router::ViewerId;
@@ -32,7 +32,7 @@ pub(crate) async fn serve<S>(
     peer: IpAddr,
     id: ViewerId,
     shared: &Shared,
-    kick: &Notify,
+    kick: &Kick,
 ) -> anyhow::Result<String>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -82,9 +82,7 @@ where
                 let seconds = shared.limits.handshake_timeout.as_secs();
                 return Err(anyhow!("no login within {seconds}s: closed"));
             }
-            () = kick.notified() => {
-                return Ok("another viewer took exclusive access".into());
-            }
+            reason = kick.closed() => return Ok(reason.into()),
         }
         while let Some(event) = conn.poll_event() {
             handle_event(event, id, shared, &mut conn, &mut scheduler)?;
@@ -92,6 +90,7 @@ where
         if !logged_in && conn.is_ready() {
             logged_in = true;
             shared.blacklist.succeeded(peer);
+            shared.admission.done(id);
         }
         if conn.is_ready() {
             // Only changes go out, to viewers that asked for LED state (rfb decides).

@@ -37,30 +37,49 @@ impl RawClient {
         stream
     }
 
-    /// A 3.8 handshake with VNC Authentication from source address `source` (any 127.x address
-    /// reaches a loopback server). Ok with the logged-in client, or Err saying how it ended:
-    /// "refused" (closed before the version), "failed: REASON".
-    pub fn login_from(addr: &str, source: std::net::IpAddr, password: &[u8]) -> Result<RawClient, String> {
+    /// Connects from source address `source` (any 127.x address reaches a loopback server) and
+    /// reads the server's version; Err("refused") if the server closes first.
+    pub fn connect_bare_from(addr: &str, source: std::net::IpAddr) -> Result<TcpStream, String> {
+        Self::read_version(Self::open_from(addr, source))
+    }
+
+    /// Only connects from `source` (see [`Self::read_version`]): many of these at once do not
+    /// wait for each other's greetings.
+    pub fn open_from(addr: &str, source: std::net::IpAddr) -> TcpStream {
         let target: std::net::SocketAddr = addr.parse().unwrap();
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.bind(&std::net::SocketAddr::new(source, 0).into()).unwrap();
         socket.connect(&target.into()).unwrap();
-        let mut stream: TcpStream = socket.into();
+        let stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// Reads the server's version from a fresh connection; Err("refused") if it closes first.
+    pub fn read_version(mut stream: TcpStream) -> Result<TcpStream, String> {
         let mut version = [0u8; 12];
-        if stream.read_exact(&mut version).is_err() {
-            return Err("refused".into());
-        }
+        stream.read_exact(&mut version).map_err(|_| "refused".to_string())?;
+        Ok(stream)
+    }
+
+    /// A 3.8 handshake from `source`: VNC Authentication with `password`, or security None if
+    /// the password is empty. Ok with the logged-in client, or Err saying how it ended:
+    /// "refused" (closed before the version), "failed: REASON".
+    pub fn login_from(addr: &str, source: std::net::IpAddr, password: &[u8]) -> Result<RawClient, String> {
+        let mut stream = Self::connect_bare_from(addr, source)?;
         stream.write_all(b"RFB 003.008\n").unwrap();
         let mut count = [0u8; 1];
         stream.read_exact(&mut count).unwrap();
         let mut types = vec![0u8; usize::from(count[0])];
         stream.read_exact(&mut types).unwrap();
-        assert!(types.contains(&rfb::security::VNC_AUTH), "VNC auth offered: {types:?}");
-        stream.write_all(&[rfb::security::VNC_AUTH]).unwrap();
-        let mut challenge = [0u8; rfb::security::vnc_auth::CHALLENGE_LEN];
-        stream.read_exact(&mut challenge).unwrap();
-        stream.write_all(&rfb::security::vnc_auth::expected_response(password, &challenge)).unwrap();
+        let chosen = if password.is_empty() { rfb::security::NONE } else { rfb::security::VNC_AUTH };
+        assert!(types.contains(&chosen), "security type {chosen} offered: {types:?}");
+        stream.write_all(&[chosen]).unwrap();
+        if chosen == rfb::security::VNC_AUTH {
+            let mut challenge = [0u8; rfb::security::vnc_auth::CHALLENGE_LEN];
+            stream.read_exact(&mut challenge).unwrap();
+            stream.write_all(&rfb::security::vnc_auth::expected_response(password, &challenge)).unwrap();
+        }
         let mut result = [0u8; 4];
         stream.read_exact(&mut result).unwrap();
         if result != [0; 4] {

@@ -35,6 +35,7 @@ use self::ioctl::{DeviceEvent, DvError};
 use self::mode::{FormatOffer, MJPEG, ModeRequest, SizeOffer};
 use super::status::{DEFAULT_SIZE, NoPicture, no_picture_frame};
 use super::{FramePublisher, FrameSource, JpegPicture, Picture, SourceFrame};
+use crate::rate_limit::RateLimited;
 
 /// How often a device with no picture is tried again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -42,8 +43,6 @@ const RETRY: Duration = Duration::from_secs(1);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(1);
 /// mmap buffers: few, so a frame waits little in the queue (the newest frame is what counts).
 const BUFFERS: u32 = 3;
-/// At most one log line per this long about dropped (corrupt) frames.
-const DROPPED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What to capture and how.
 #[derive(Debug, Clone)]
@@ -259,7 +258,7 @@ fn capture(
     );
     let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS).map_err(|e| device_error(path, &e))?;
     stream.set_timeout(FRAME_TIMEOUT);
-    let mut dropped = DroppedFrames::default();
+    let mut dropped = RateLimited::default();
     let mut first_frame = true;
     loop {
         if source.watched.unwatched_for() > config.idle_after {
@@ -294,7 +293,9 @@ fn capture(
                         *size = (width, height);
                         source.publisher.publish(picture);
                     }
-                    Err(e) => dropped.note(&e),
+                    Err(e) => {
+                        dropped.warn(|count| format!("dropped a broken frame ({count} so far): {e:#}"));
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -328,23 +329,6 @@ pub fn picture(kind: FrameKind, data: &[u8], width: u16, height: u16, stride: u3
             Picture::Pixels(frame)
         }
     })
-}
-
-/// Counts corrupt or truncated frames, logging at most once per [`DROPPED_LOG_INTERVAL`].
-#[derive(Default)]
-struct DroppedFrames {
-    count: u64,
-    logged: Option<Instant>,
-}
-
-impl DroppedFrames {
-    fn note(&mut self, error: &anyhow::Error) {
-        self.count += 1;
-        if self.logged.is_none_or(|at| at.elapsed() > DROPPED_LOG_INTERVAL) {
-            tracing::warn!("dropped a broken frame ({} so far): {error:#}", self.count);
-            self.logged = Some(Instant::now());
-        }
-    }
 }
 
 /// Every usable format the device offers, with its sizes and rates (what the mode rule picks
