@@ -12,48 +12,30 @@
 //! Figures per frame: CPU (one thread, median of several passes), share of one core at 60 fps,
 //! bytes per viewer. `cargo bench --bench passthrough`.
 
-#[path = "../tests/support/dongle.rs"]
-mod dongle;
+#[path = "support/screens.rs"]
+mod screens;
+#[path = "support/viewers.rs"]
+mod viewers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dongle::dongle_jpeg;
-use image::imageops::{FilterType, resize};
 use image::{RgbImage, imageops};
 use kvnc::jpeg::{BROAD_CHANGE_DIVISOR, JpegChange, JpegDamage, crop, decode_to_frame, validate};
 use rfb::damage::DamageDetector;
 use rfb::encoders::shared::SharedRects;
 use rfb::region::Region;
-use rfb::{Event, Frame, Rect, ServerConfig, ServerConnection};
+use rfb::{Frame, Rect, ServerConnection};
+use screens::{dongle_jpeg_of, fixture, sequence};
+use viewers::{TIGHT_JPEG, drain, viewer};
 
 const WIDTH: u32 = 1920;
 const HEIGHT: u32 = 1080;
-/// Tight, JPEG quality 8: what noVNC and TigerVNC send by default.
-const TIGHT_JPEG: [i32; 3] = [7, -224, -24];
 const PASSES: usize = 5;
-
-fn fixture(path: &str) -> RgbImage {
-    image::open(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture").to_rgb8()
-}
-
-/// A dongle's JPEG of `image`: baseline 4:2:2, quality 80.
-fn dongle_jpeg_of(image: &RgbImage) -> Arc<[u8]> {
-    dongle_jpeg(image.as_raw(), image.width() as usize, image.height() as usize, 80).into()
-}
 
 /// A 720p fixture sequence scaled to 1080p, as a dongle would capture that screen.
 fn upscaled_sequence(name: &str) -> Vec<Arc<[u8]>> {
-    let dir = format!("{}/fixtures/sequences/{name}", env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<_> = std::fs::read_dir(dir).expect("sequence").map(|e| e.expect("entry").path()).collect();
-    files.sort();
-    files
-        .iter()
-        .map(|file| {
-            let frame = image::open(file).expect("frame").to_rgb8();
-            dongle_jpeg_of(&resize(&frame, WIDTH, HEIGHT, FilterType::Triangle))
-        })
-        .collect()
+    sequence(name, WIDTH, HEIGHT).iter().map(dongle_jpeg_of).collect()
 }
 
 /// Full-screen motion: the 1080p photo scrolling up 8 lines a frame (a video, a scroll, a boot
@@ -81,33 +63,6 @@ fn scrolling_photo(frames: usize) -> Vec<Arc<[u8]>> {
         .collect()
 }
 
-/// A viewer connection past the handshake, taking Tight JPEG.
-fn tight_jpeg_viewer() -> ServerConnection {
-    let config =
-        Arc::new(ServerConfig { name: "bench".into(), password: None, view_only_password: None, max_cut_text: 0 });
-    let mut conn = ServerConnection::new(config, [0; 16]);
-    let mut client = b"RFB 003.008\n".to_vec();
-    client.extend([1, 1]); // security None, shared
-    conn.read(&client).expect("handshake");
-    while conn.poll_event().is_some() {}
-    conn.accept(WIDTH as u16, HEIGHT as u16).expect("accept");
-    let mut set_encodings = vec![2, 0];
-    set_encodings.extend((TIGHT_JPEG.len() as u16).to_be_bytes());
-    set_encodings.extend(TIGHT_JPEG.iter().flat_map(|e| e.to_be_bytes()));
-    conn.read(&set_encodings).expect("SetEncodings");
-    while let Some(event) = conn.poll_event() {
-        assert!(matches!(event, Event::EncodingsChanged), "{event:?}");
-    }
-    drain(&mut conn);
-    conn
-}
-
-fn drain(conn: &mut ServerConnection) -> usize {
-    let n = conn.pending_output().len();
-    conn.advance_output(n);
-    n
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Way {
     Kvnc,
@@ -125,7 +80,8 @@ struct Figures {
 /// Plays `frames` to `viewers` Tight JPEG viewers the given way; the first frame (everything new)
 /// is not counted.
 fn play(frames: &[Arc<[u8]>], viewers: usize, way: Way) -> Figures {
-    let mut conns: Vec<ServerConnection> = (0..viewers).map(|_| tight_jpeg_viewer()).collect();
+    let mut conns: Vec<ServerConnection> =
+        (0..viewers).map(|_| viewer(WIDTH as u16, HEIGHT as u16, &TIGHT_JPEG)).collect();
     let cache = SharedRects::default();
     let mut damage = match way {
         Way::Kvnc => JpegDamage::new(),

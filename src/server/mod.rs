@@ -3,7 +3,8 @@
 
 mod admission;
 mod blacklist;
-mod screen;
+pub mod passthrough;
+pub mod screen;
 mod update;
 mod viewer;
 mod websocket;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use self::admission::{Admission, Kick, MAX_WAITING_PER_ADDRESS};
+pub use self::update::MAX_PENDING_RECTS;
 use crate::hid::paste::{PasteConfig, Paster};
 use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;

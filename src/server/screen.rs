@@ -138,15 +138,16 @@ async fn follow(
     }
 }
 
-/// Finds what changed between consecutive frames, by the kind of frame.
-enum Tracker {
+/// Finds what changed between consecutive frames, by the kind of frame. Public so the capture
+/// bench measures exactly the server's damage step.
+pub enum Tracker {
     Pixels(DamageDetector),
     Jpeg(JpegDamage),
 }
 
 impl Tracker {
     /// A tracker for frames of `first`'s kind, with `first` as the previous frame.
-    fn start(first: &SourceFrame) -> Tracker {
+    pub fn start(first: &SourceFrame) -> Tracker {
         match &first.picture {
             Picture::Pixels(pixels) => {
                 let mut detector = DamageDetector::new();
@@ -168,7 +169,7 @@ impl Tracker {
     /// What changed from the previous frame to `frame`: `None` when it is the same frame
     /// (nothing at all changed), an empty region for a change too small to report now, the
     /// whole frame when the kind of frame changed (the previous one cannot be compared).
-    fn compare(&mut self, frame: &SourceFrame) -> Option<Region> {
+    pub fn compare(&mut self, frame: &SourceFrame) -> Option<Region> {
         let whole = Region::from_rect(frame.bounds());
         let damage = match (&mut *self, &frame.picture) {
             (Tracker::Pixels(detector), Picture::Pixels(pixels)) => detector.compare(pixels),

@@ -8,7 +8,7 @@ use rfb::Rect;
 use rfb::region::Region;
 
 /// More rects than this in a viewer's pending damage are merged, bounding its memory.
-const MAX_PENDING_RECTS: usize = 64;
+pub const MAX_PENDING_RECTS: usize = 64;
 
 /// What to write next.
 #[derive(Debug, PartialEq, Eq)]
