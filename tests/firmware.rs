@@ -25,12 +25,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kvnc::hid::descriptor::{HidFunction, MOUSE, Role};
 use qmp::Qmp;
 use usbredir::{Event, KEYBOARD_AND_MOUSE, UsbRedirPeer};
-use viewers::{KvncServer, RgbImage, TempDir, parse_ppm, vncdo_run, which};
+use viewers::{KvncServer, RgbImage, TempDir, parse_ppm, poll_until, vncdo_run, which};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 const QEMU: &str = "qemu-system-x86_64";
@@ -228,7 +228,7 @@ impl Machine {
 
     /// Polls the text screen until it contains `text`; Err(the last screen) after `timeout`.
     fn wait_text(&mut self, text: &str, timeout: Duration) -> Result<String, String> {
-        poll(timeout, || self.text_screen(), |screen| screen.contains(text))
+        poll_until(timeout, POLL_INTERVAL, || self.text_screen(), |screen| screen.contains(text))
     }
 
     /// The display as QEMU shows it.
@@ -241,7 +241,7 @@ impl Machine {
 
     /// Polls the display until `done` holds; Err(the last picture) after `timeout`.
     fn wait_screen(&mut self, timeout: Duration, done: impl Fn(&RgbImage) -> bool) -> Result<RgbImage, RgbImage> {
-        poll(timeout, || self.screenshot(), done)
+        poll_until(timeout, POLL_INTERVAL, || self.screenshot(), done)
     }
 
     /// The name under which `name` is saved in `<target>/test-artifacts`: `firmware-<firmware>-<name>`.
@@ -254,22 +254,6 @@ impl Machine {
         let path = viewers::artifact_path(&self.artifact(name));
         fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
-    }
-}
-
-/// Calls `read` until `done` holds for what it returns, every [`POLL_INTERVAL`]; Err(the last
-/// value) once `timeout` has passed.
-fn poll<T>(timeout: Duration, mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> Result<T, T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let value = read();
-        if done(&value) {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            return Err(value);
-        }
-        thread::sleep(POLL_INTERVAL);
     }
 }
 

@@ -53,6 +53,27 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
+/// Calls `read` every `interval` until `done` holds for what it returns; Err(the last value)
+/// once `timeout` has passed.
+pub fn poll_until<T>(
+    timeout: Duration,
+    interval: Duration,
+    mut read: impl FnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = read();
+        if done(&value) {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(value);
+        }
+        thread::sleep(interval);
+    }
+}
+
 /// Returns the path of tool `name` (from Debian package `package`) or panics telling to run scripts/test.
 pub fn require_tool(name: &str, package: &str) -> PathBuf {
     which(name).unwrap_or_else(|| {
@@ -1081,17 +1102,7 @@ impl TigerViewer {
         pred: impl Fn(&RgbImage) -> bool,
         timeout: Duration,
     ) -> Result<RgbImage, RgbImage> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let img = grab();
-            if pred(&img) {
-                return Ok(img);
-            }
-            if Instant::now() >= deadline {
-                return Err(img);
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(timeout, Duration::from_millis(50), grab, pred)
     }
 
     /// Gives the viewer window the X input focus (needed for keys to reach it); the pointer is not moved.
