@@ -4,10 +4,6 @@
 
 #[path = "lab/support.rs"]
 mod lab;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/raw_client.rs"]
-mod raw_client;
 #[path = "support/viewers.rs"]
 mod viewers;
 
@@ -15,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use kvnc::source::status::{NoPicture, no_picture_frame};
 use lab::{Lab, LabOptions};
-use novnc::{NoVncOptions, run_novnc};
-use raw_client::{DESKTOP_SIZE, RawClient};
 use viewers::{RgbImage, TigerViewer, capture, parse_ppm};
 
 /// Generous: the guest is emulated (TCG) and CI may run two lab guests at once.
@@ -83,36 +77,15 @@ fn vivid_hdmi_in_yuyv_is_seen_resized_lost_and_recovered() {
     assert_eq!((image.width, image.height), (1280, 720));
     assert!(lab.kvnc_log().contains("YUYV 1280x720"), "{}", lab.kvnc_log());
 
-    // The source switches to 1080p. Viewers connected throughout follow without reconnecting:
-    // TigerVNC, noVNC, and a raw client listing only DesktopSize.
+    // The source switches to 1080p: TigerVNC, connected throughout, follows without
+    // reconnecting. (noVNC and libvncclient following live resizes are proven without the
+    // emulated guest, where a second viewer made this test flaky under CI's load:
+    // tests/pipeline.rs and tests/libvncclient.rs.)
     let tiger = TigerViewer::start(&lab.vnc_target(), &[]);
-    let mut viewer = RawClient::connect(&format!("127.0.0.1:{}", lab.host_port()));
-    viewer.set_encodings(&[0, DESKTOP_SIZE]);
-    viewer.request_update(false);
-    let novnc = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            // Change the timings only once noVNC is in, so that it sees the resize live.
-            let novnc_in = "grep -q 'connected (WebSocket)' /run/lab/kvnc.log";
-            assert!(lab.wait_until(novnc_in, TIMEOUT), "noVNC never connected");
-            std::thread::sleep(Duration::from_secs(2));
-            lab.vivid_ctl(VIDEO, "dv_timings_signal_mode", "4"); // Selected DV Timings
-            lab.vivid_ctl(VIDEO, "dv_timings", "16"); // 1920x1080p60
-        });
-        run_novnc(lab.host_port(), &NoVncOptions::new().settle_ms(6000).name("lab-capture-resize"))
-    });
-    novnc.assert_ok();
-    assert_eq!((novnc.canvas.width, novnc.canvas.height), (1920, 1080), "artifacts in {}", novnc.dir.display());
-    assert!(novnc.rect_count(-308) >= 2, "noVNC saw the resize as ExtendedDesktopSize: {:?}", novnc.rects);
-    // (Selecting vivid's timings mode first applies its default timings, 640x480: a resize too.)
-    let mut sizes = Vec::new();
-    while sizes.last() != Some(&(1920, 1080)) {
-        assert!(sizes.len() < 5, "resizes seen: {sizes:?}");
-        let resize = viewer.wait_for_rect(DESKTOP_SIZE, 0);
-        sizes.push((resize.width, resize.height));
-    }
-    drop(viewer);
-    let resized = tiger.wait_until_fb(|fb| fb.width > 0, TIMEOUT).is_ok() && tiger.log().contains("to 1920x1080");
-    assert!(resized, "TigerVNC did not follow:\n{}", tiger.log());
+    assert!(tiger.wait_until_fb(|fb| fb.width > 0, TIMEOUT).is_ok(), "TigerVNC shows nothing:\n{}", tiger.log());
+    lab.vivid_ctl(VIDEO, "dv_timings_signal_mode", "4"); // Selected DV Timings (its default: 640x480)
+    lab.vivid_ctl(VIDEO, "dv_timings", "16"); // 1920x1080p60
+    assert!(tiger.wait_for_log("to 1920x1080", TIMEOUT), "TigerVNC did not follow:\n{}", tiger.log());
     drop(tiger);
     capture_until(&lab, "1080p", |image| (image.width, image.height) == (1920, 1080));
 
