@@ -54,9 +54,11 @@ fn a_stalled_viewer_neither_grows_memory_nor_slows_others() {
 
     // A second viewer keeps asking for updates and never reads them, for 30 s.
     let mut stalled = RawClient::connect(&server.addr());
+    // (After about 25 s without reading, the server may drop it: TCP's user timeout also ends
+    // a connection whose receive window stays closed. That is fine here; it must simply not
+    // hurt the active viewer before or after.)
     let with_stalled = updates_within(&mut active, Duration::from_secs(30), || {
-        stalled.request_update(true);
-        stalled.stream.flush().unwrap();
+        let _ = stalled.try_request_update(true).and_then(|()| stalled.stream.flush());
     }) / 3;
     let rss_after = kvnc_rss_kib(&server);
     let growth_mib = rss_after.saturating_sub(rss_before) / 1024;

@@ -164,9 +164,14 @@ impl RawClient {
     }
 
     pub fn request_update(&mut self, incremental: bool) {
+        self.try_request_update(incremental).unwrap();
+    }
+
+    /// Like [`Self::request_update`], for a connection the server may have closed.
+    pub fn try_request_update(&mut self, incremental: bool) -> std::io::Result<()> {
         let [w0, w1] = self.width.to_be_bytes();
         let [h0, h1] = self.height.to_be_bytes();
-        self.stream.write_all(&[3, u8::from(incremental), 0, 0, 0, 0, w0, w1, h0, h1]).unwrap();
+        self.stream.write_all(&[3, u8::from(incremental), 0, 0, 0, 0, w0, w1, h0, h1])
     }
 
     pub fn key(&mut self, keysym: u32, down: bool) {
