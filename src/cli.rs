@@ -189,6 +189,10 @@ pub struct ServeArgs {
     /// What a viewer asking for exclusive access gets.
     #[arg(long, value_enum, default_value_t = SharedPolicy::Always)]
     pub shared_policy: SharedPolicy,
+    /// A web page origin (`https://host[:port]`) of another site allowed to open a WebSocket to
+    /// kvnc (repeatable); pages served from kvnc's own host always may.
+    #[arg(long, value_name = "ORIGIN")]
+    pub ws_allowed_origin: Vec<String>,
     /// Seconds a connection may take to log in before it is closed.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub handshake_timeout: u64,
@@ -360,7 +364,10 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         max_chars: args.paste_max_chars,
         key_delay: std::time::Duration::from_millis(args.paste_key_ms),
     };
-    let limits = Limits { handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout) };
+    let limits = Limits {
+        handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
+        allowed_origins: args.ws_allowed_origin.clone(),
+    };
     let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy, limits);
     tokio::select! {
         result = server.run(listener) => result,

@@ -7,7 +7,7 @@ mod raw_client;
 #[path = "support/viewers.rs"]
 mod viewers;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -83,4 +83,27 @@ fn a_flood_of_silent_connections_does_not_lock_a_viewer_out() {
     assert!(viewer.read_raw_update() > 0);
     assert!(closed_by_server(&mut flood[0]), "the oldest silent connection was shed");
     assert!(server.wait_for_log("shed: too many connections waiting to log in", Duration::from_secs(5)));
+}
+
+#[test]
+fn websocket_upgrades_from_pages_of_other_sites_are_refused() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let upgrade = |origin: &str| -> String {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n",
+            server.port()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut status = [0u8; 12];
+        stream.read_exact(&mut status).unwrap();
+        String::from_utf8_lossy(&status).into_owned()
+    };
+    // A page anywhere else cannot reach a password-less kvnc through the user's browser...
+    assert_eq!(upgrade("https://evil.example"), "HTTP/1.1 403");
+    assert!(server.wait_for_log("refused a WebSocket from a page at \"https://evil.example\"", Duration::from_secs(5)));
+    // ...a page from kvnc's own host can (noVNC served beside it).
+    assert_eq!(upgrade("http://127.0.0.1:8080"), "HTTP/1.1 101");
 }

@@ -35,15 +35,18 @@ pub enum SharedPolicy {
 }
 
 /// What a connection may take before it counts as hostile.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// From connecting to logging in (TigerVNC: 30 s); then the connection is closed.
     pub handshake_timeout: Duration,
+    /// Web pages of other sites allowed to open a WebSocket (`scheme://host[:port]`); pages of
+    /// kvnc's own host always may.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { handshake_timeout: Duration::from_secs(30) }
+        Self { handshake_timeout: Duration::from_secs(30), allowed_origins: Vec::new() }
     }
 }
 
@@ -174,7 +177,9 @@ impl Server {
                     let result = if websocket::is_websocket(&stream).await {
                         tracing::info!("connected (WebSocket)");
                         let timeout = shared.limits.handshake_timeout;
-                        match tokio::time::timeout(timeout, websocket::accept(stream)).await {
+                        match tokio::time::timeout(timeout, websocket::accept(stream, &shared.limits.allowed_origins))
+                            .await
+                        {
                             Ok(Ok(pipe)) => viewer::serve(pipe, peer.ip(), id, &shared, &kick).await,
                             Ok(Err(e)) => Err(e.context("WebSocket handshake failed")),
                             Err(_) => Err(anyhow::anyhow!("no WebSocket handshake within {}s", timeout.as_secs())),

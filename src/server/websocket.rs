@@ -4,6 +4,11 @@
 //! HTTP `GET`, so a connection that sends `GET ` within [`SNIFF_TIMEOUT`] is a WebSocket.
 //! Binary messages carry the RFB byte stream; a bridge task turns them into a plain byte pipe
 //! so the viewer task serves both transports the same way.
+//!
+//! A browser lets any web page open a WebSocket anywhere, so an upgrade whose `Origin` is not
+//! kvnc's own host (or an allowed origin) is refused with 403: otherwise a page the user visits
+//! could type on the target through a password-less kvnc. Frames and messages are capped at
+//! sizes that fit RFB, so an unauthenticated client cannot pin megabytes with an unfinished one.
 
 use std::time::Duration;
 
@@ -11,8 +16,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How long a new connection may take to show it is a WebSocket. Browsers send the upgrade
 /// request right after the TCP handshake; plain RFB clients pay this once per connection.
@@ -20,6 +26,11 @@ pub const SNIFF_TIMEOUT: Duration = Duration::from_millis(150);
 /// Bytes buffered between the WebSocket bridge and the viewer task.
 const PIPE_CAPACITY: usize = 256 * 1024;
 const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
+/// The largest WebSocket message or frame taken: RFB client messages are small, except
+/// clipboard text, which the protocol layer caps (256 KiB by default) and skips beyond that.
+const MAX_MESSAGE: usize = 1024 * 1024;
+/// How long a closing connection waits for the other direction to finish (the Close reply).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Whether the peer opened with an HTTP GET (a WebSocket upgrade) before the timeout.
 pub async fn is_websocket(stream: &TcpStream) -> bool {
@@ -39,15 +50,42 @@ pub async fn is_websocket(stream: &TcpStream) -> bool {
 /// Completes the WebSocket handshake and returns the RFB byte stream inside it.
 // The callback's Result type is tungstenite's, large error variant included.
 #[allow(clippy::result_large_err)]
-pub async fn accept(stream: TcpStream) -> anyhow::Result<DuplexStream> {
-    let websocket = tokio_tungstenite::accept_hdr_async(stream, |request: &Request, mut response: Response| {
+pub async fn accept(stream: TcpStream, allowed_origins: &[String]) -> anyhow::Result<DuplexStream> {
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let callback = |request: &Request, mut response: Response| {
+        if let Some(origin) = foreign_origin(request, allowed_origins) {
+            tracing::warn!("refused a WebSocket from a page at {origin:?} (allow it with --ws-allowed-origin)");
+            let mut refusal = ErrorResponse::new(Some("cross-origin WebSocket refused".into()));
+            *refusal.status_mut() = StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
         echo_binary_subprotocol(request, &mut response);
         Ok(response)
-    })
-    .await?;
+    };
+    let websocket = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
     let (rfb_side, bridge_side) = tokio::io::duplex(PIPE_CAPACITY);
     tokio::spawn(bridge(websocket, bridge_side));
     Ok(rfb_side)
+}
+
+/// The request's `Origin` if it names another site than the server's own host (the `Host`
+/// header's host, any port) and is not in `allowed` (exact `scheme://host[:port]`). Requests
+/// without `Origin` come from programs, not web pages, and are not refused.
+fn foreign_origin(request: &Request, allowed: &[String]) -> Option<String> {
+    let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok());
+    let origin = header("origin")?.trim().trim_end_matches('/');
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host_only = |host_port: &str| -> String {
+        // "[::1]:5900" → "[::1]", "board:5900" → "board"
+        let host = match host_port.rfind(':') {
+            Some(colon) if !host_port[colon..].contains(']') => &host_port[..colon],
+            _ => host_port,
+        };
+        host.to_ascii_lowercase()
+    };
+    let same_host = header("host").is_some_and(|host| host_only(host.trim()) == host_only(origin_host));
+    let listed = allowed.iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    (!same_host && !listed).then(|| origin.to_string())
 }
 
 /// No sub-protocol is required; `binary` is echoed when offered (old noVNC and websockify
@@ -70,7 +108,14 @@ async fn bridge(websocket: tokio_tungstenite::WebSocketStream<TcpStream>, pipe: 
     let (mut ws_tx, mut ws_rx) = websocket.split();
     let (mut pipe_rx, mut pipe_tx) = tokio::io::split(pipe);
     let inbound = async {
-        while let Some(Ok(message)) = ws_rx.next().await {
+        while let Some(received) = ws_rx.next().await {
+            let message = match received {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::info!("WebSocket closed: {e}");
+                    break;
+                }
+            };
             let bytes = match message {
                 Message::Binary(bytes) => bytes,
                 // Some clients send the stream as text frames; the bytes are the same.
@@ -98,9 +143,39 @@ async fn bridge(websocket: tokio_tungstenite::WebSocketStream<TcpStream>, pipe: 
         }
         let _ = ws_tx.close().await;
     };
-    // Either direction ending ends the connection.
+    // Either direction ending ends the connection; the other gets a moment to finish, so a
+    // Close from the viewer is answered with one (tungstenite queues the reply, the outbound
+    // side's close sends it) and ours reaches the viewer.
+    tokio::pin!(inbound, outbound);
     tokio::select! {
-        () = inbound => {}
-        () = outbound => {}
+        () = &mut inbound => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut outbound).await; }
+        () = &mut outbound => { let _ = tokio::time::timeout(CLOSE_GRACE, &mut inbound).await; }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(origin: Option<&str>, host: &str) -> Request {
+        let mut builder = Request::builder().uri("/").header("host", host);
+        if let Some(origin) = origin {
+            builder = builder.header("origin", origin);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn only_pages_of_another_site_are_refused() {
+        let allowed = vec!["https://console.example:8443".to_string()];
+        let foreign = |origin, host| foreign_origin(&request(origin, host), &allowed);
+        assert_eq!(foreign(None, "board:5900"), None, "no Origin: not a web page");
+        assert_eq!(foreign(Some("http://board:5900"), "board:5900"), None, "kvnc's own page");
+        assert_eq!(foreign(Some("http://BOARD:8080/"), "board:5900"), None, "same host, another port");
+        assert_eq!(foreign(Some("http://[::1]:8080"), "[::1]:5900"), None);
+        assert_eq!(foreign(Some("https://console.example:8443"), "board:5900"), None, "allowed");
+        assert_eq!(foreign(Some("https://evil.example"), "board:5900"), Some("https://evil.example".into()));
+        assert_eq!(foreign(Some("null"), "board:5900"), Some("null".into()), "sandboxed or file pages");
+        assert_eq!(foreign(Some("https://console.example"), "board:5900").as_deref(), Some("https://console.example"));
     }
 }
