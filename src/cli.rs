@@ -1,7 +1,7 @@
 //! The command line: `kvnc serve ...`, `kvnc gadget up|down|status`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -15,6 +15,7 @@ use crate::hid::layout::Layout;
 use crate::hid::paste::{PasteConfig, PasteMode};
 use crate::hid::router::{InputRouter, MouseMode};
 use crate::hid::{InputSink, Role};
+use crate::login::LoginArgs;
 use crate::server::{Limits, Server, SharedPolicy};
 use crate::source::FrameSource;
 use crate::source::replay::ReplaySource;
@@ -46,6 +47,8 @@ pub enum Command {
         #[command(subcommand)]
         action: GadgetAction,
     },
+    /// Write a VNC password file, or add, replace or delete a user in an accounts file.
+    Passwd(crate::passwd::PasswdArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,15 +177,8 @@ pub struct ServeArgs {
     /// Frames per second for `replay:` directories.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
     pub fps: u32,
-    /// File whose first line is the VNC password (only its first 8 bytes count).
-    #[arg(long, value_name = "PATH")]
-    pub password_file: Option<PathBuf>,
-    /// File whose first line is a password that gives view-only access.
-    #[arg(long, value_name = "PATH")]
-    pub view_only_password_file: Option<PathBuf>,
-    /// Allow serving without a password on a non-loopback address.
-    #[arg(long)]
-    pub no_auth: bool,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Desktop name shown by viewers.
     #[arg(long, default_value = "kvnc")]
     pub name: String,
@@ -272,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
+        Command::Passwd(args) => tokio::task::spawn_blocking(move || crate::passwd::run(&args)).await?,
         Command::Probe { json } => {
             let report = tokio::task::spawn_blocking(crate::probe::probe).await?;
             if json {
@@ -334,7 +331,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         };
         tracing::info!("--source auto: {:?}", args.source);
     }
-    let config = server_config(&args)?;
+    let logins = args.login.load(args.listen)?;
+    let config = logins.server_config(args.name.clone(), args.max_cut_text);
     let hid_mode = args.hid_mode()?;
     let mut demo = None;
     let source: Arc<dyn FrameSource> = match &args.source {
@@ -368,7 +366,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
         allowed_origins: args.ws_allowed_origin.clone(),
     };
-    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy, limits);
+    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy, limits, logins.security);
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {
@@ -401,37 +399,6 @@ async fn gadget_sink(args: &ServeArgs) -> anyhow::Result<Arc<dyn InputSink>> {
     Ok(HidgSink::start(&paths)?)
 }
 
-fn server_config(args: &ServeArgs) -> anyhow::Result<rfb::ServerConfig> {
-    let password = args.password_file.as_deref().map(read_password_file).transpose()?;
-    let view_only_password = args.view_only_password_file.as_deref().map(read_password_file).transpose()?;
-    if view_only_password.is_some() && password.is_none() {
-        tracing::warn!("only a view-only password is set: nobody can type or point");
-    }
-    let has_password = password.is_some() || view_only_password.is_some();
-    if !has_password && !args.listen.ip().is_loopback() && !args.no_auth {
-        bail!(
-            "refusing to serve {} without a password: give --password-file PATH, or --no-auth to \
-             let anyone who can reach this address control the target",
-            args.listen
-        );
-    }
-    Ok(rfb::ServerConfig { name: args.name.clone(), password, view_only_password, max_cut_text: args.max_cut_text })
-}
-
-/// The password is the file's first line, without its line ending.
-fn read_password_file(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let contents = std::fs::read(path).with_context(|| format!("cannot read password file {}", path.display()))?;
-    let line = contents.split(|&b| b == b'\n').next().unwrap_or_default();
-    let password = line.strip_suffix(b"\r").unwrap_or(line);
-    if password.is_empty() {
-        bail!("password file {} has an empty first line", path.display());
-    }
-    if password.len() > 8 {
-        tracing::warn!("{}: VNC Authentication uses only the first 8 bytes of the password", path.display());
-    }
-    Ok(password.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,14 +410,6 @@ mod tests {
             Command::Serve(args) => *args,
             other => panic!("not serve: {other:?}"),
         }
-    }
-
-    #[test]
-    fn no_password_on_a_public_address_needs_no_auth() {
-        let err = server_config(&args(&["--listen", "0.0.0.0:5900"])).unwrap_err();
-        assert!(err.to_string().contains("--no-auth"), "{err}");
-        assert!(server_config(&args(&["--listen", "0.0.0.0:5900", "--no-auth"])).is_ok());
-        assert!(server_config(&args(&[])).is_ok(), "loopback needs no password");
     }
 
     #[test]
@@ -508,18 +467,5 @@ mod tests {
         assert_eq!((config.vendor_id, config.product_id, config.udc.as_deref()), (0x1209, 4660, Some("dummy_udc.0")));
         assert_eq!(args(&[]).gadget.config(), GadgetConfig { udc: None, ..GadgetConfig::default() });
         assert!(Cli::try_parse_from(["kvnc", "serve", "--usb-vendor-id", "0x10000"]).is_err());
-    }
-
-    #[test]
-    fn password_file_first_line() {
-        let dir = std::env::temp_dir().join(format!("kvnc-cli-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("pw");
-        std::fs::write(&file, "s3cret\r\nignored\n").unwrap();
-        assert_eq!(read_password_file(&file).unwrap(), b"s3cret");
-        std::fs::write(&file, "\n").unwrap();
-        assert!(read_password_file(&file).is_err());
-        assert!(read_password_file(&dir.join("missing")).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

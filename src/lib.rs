@@ -4,11 +4,14 @@
 //! tokio server, the frame sources (the demo target now; V4L2 capture later), the input path
 //! (keysyms → USB HID reports) and the command line.
 
+pub mod accounts;
 pub mod canvas;
 pub mod cli;
 pub mod demo;
 pub mod hid;
 pub mod jpeg;
+pub mod login;
+pub mod passwd;
 pub mod probe;
 pub mod rate_limit;
 pub mod server;

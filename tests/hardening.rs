@@ -107,3 +107,27 @@ fn websocket_upgrades_from_pages_of_other_sites_are_refused() {
     // ...a page from kvnc's own host can (noVNC served beside it).
     assert_eq!(upgrade("http://127.0.0.1:8080"), "HTTP/1.1 101");
 }
+
+#[test]
+fn http_requests_that_are_not_websocket_upgrades_get_400() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let answer = |request: &str| -> String {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let plain_get = answer("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(plain_get.starts_with("HTTP/1.1 400") && plain_get.contains("VNC"), "{plain_get}");
+    let no_key = answer("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    assert!(no_key.starts_with("HTTP/1.1 400"), "{no_key}");
+    assert!(server.wait_for_log("answered with 400: no Sec-WebSocket-Key", Duration::from_secs(5)), "{}", server.log());
+    // An endless head is cut off instead of buffered.
+    let mut stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let _ = stream.write_all(&[b'x'; 16 * 1024]);
+    assert!(closed_by_server(&mut stream), "a 16 KiB request head is refused");
+}

@@ -53,9 +53,14 @@ fn libvncclient_follows_every_resize() {
     // target switching resolution, with no capture hardware.
     let dir = replay_dir(&[pattern(640, 480, 1), pattern(800, 600, 2)]);
     let source = format!("replay:{}", dir.path().display());
-    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "5"]);
+    let state = dir.path().join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "5", "--state-dir", &state_arg]);
 
     let mut cmd = Command::new(&viewer);
+    // kvnc lists VeNCrypt first: libvncclient logs in over TLS, trusting kvnc's self-signed
+    // certificate as the user would in Remmina's X509 dialog.
+    cmd.env("KVNC_CA_FILE", state.join("tls.pem"));
     cmd.arg(server.addr()).arg(SIZES.to_string()).arg(VIEWER_TIMEOUT.as_secs().to_string());
     // The viewer stops itself at VIEWER_TIMEOUT; this limit only catches a hang.
     let (out, killed) = run_with_timeout(&mut cmd, VIEWER_TIMEOUT + Duration::from_secs(10));

@@ -14,9 +14,8 @@ pub const ZRLE: [i32; 1] = [16];
 
 /// A viewer of a `width`x`height` screen that sent SetEncodings `encodings`.
 pub fn viewer(width: u16, height: u16, encodings: &[i32]) -> ServerConnection {
-    let config =
-        Arc::new(ServerConfig { name: "bench".into(), password: None, view_only_password: None, max_cut_text: 0 });
-    let mut conn = ServerConnection::new(config, [0; 16]);
+    let config = Arc::new(ServerConfig { name: "bench".into(), max_cut_text: 0, ..ServerConfig::default() });
+    let mut conn = ServerConnection::new(config, rfb::security::Transport::Tcp, [0; 32]);
     let mut client = b"RFB 003.008\n".to_vec();
     client.extend([1, 1]); // security None, shared
     conn.read(&client).expect("handshake");

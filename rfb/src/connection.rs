@@ -1,5 +1,6 @@
 //! One client connection as a state machine (TigerVNC's `SConnection`, without the socket):
-//! ProtocolVersion → SecurityType → [VncAuth] → ClientInit → (caller accepts) → Normal.
+//! ProtocolVersion → security handshake (`handshake.rs`) → ClientInit → (caller accepts) →
+//! Normal.
 
 use std::collections::VecDeque;
 
@@ -11,28 +12,50 @@ use crate::frame::{Frame, Rect};
 use crate::messages::client::{self, ClientMessage, ParseContext};
 use crate::messages::server::{self, desktop_size, fence};
 use crate::pixel_format::{PixelConverter, PixelFormat};
-use crate::security::{self, vnc_auth};
+use crate::security::offer::Methods;
+use crate::security::plain::Login;
+use crate::security::rsa_aes::{self, Ra2Handshake, SessionCipher};
+use crate::security::{self, Transport, vnc_auth};
+
+mod handshake;
 
 const VERSION_LEN: usize = 12;
 const SERVER_VERSION: &[u8; VERSION_LEN] = b"RFB 003.008\n";
-const AUTH_FAILED_REASON: &str = "Authentication failed";
 
 /// What every connection of one server shares.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Desktop name sent in ServerInit.
     pub name: String,
-    /// With no password at all the server offers security type None.
-    pub password: Option<Vec<u8>>,
-    /// A second password that gives a connection that may watch but not type or point.
-    pub view_only_password: Option<Vec<u8>>,
+    /// Who may log in. With no credentials at all the server offers security type None.
+    pub credentials: security::Credentials,
+    /// The caller can do TLS (VeNCrypt X509 subtypes) on request; see
+    /// [`ServerConnection::tls_requested`].
+    pub tls: bool,
+    /// Offer plain connections only logins that encrypt the session.
+    pub require_encryption: bool,
+    /// The key for RSA-AES logins; without one they are not offered.
+    pub rsa_key: Option<rsa_aes::ServerKey>,
     /// Longer legacy ClientCutText is skipped, never buffered.
     pub max_cut_text: u32,
 }
 
 impl ServerConfig {
-    fn requires_auth(&self) -> bool {
-        self.password.is_some() || self.view_only_password.is_some()
+    fn methods(&self) -> Methods {
+        Methods { tls: self.tls, rsa_aes: self.rsa_key.is_some(), require_encryption: self.require_encryption }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            name: "kvnc".into(),
+            credentials: security::Credentials::default(),
+            tls: false,
+            require_encryption: false,
+            rsa_key: None,
+            max_cut_text: crate::messages::client::DEFAULT_MAX_CUT_TEXT,
+        }
     }
 }
 
@@ -51,6 +74,9 @@ pub enum Event {
         shared: bool,
         access: Access,
     },
+    /// A user name and password to check against the accounts; answer with
+    /// [`ServerConnection::login_checked`]. Nothing else happens until then.
+    Credentials(Login),
     /// Cropped to the framebuffer; may be empty.
     UpdateRequest {
         incremental: bool,
@@ -123,8 +149,17 @@ impl Confirmation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Version,
+    /// 3.7 and later: waiting for the client's choice from our list.
     SecurityType,
+    VeNCryptVersion,
+    VeNCryptSubtype,
+    /// Waiting for the caller to start TLS ([`ServerConnection::start_tls`]).
+    TlsRequested,
     VncAuthResponse,
+    PlainLogin,
+    RsaAes,
+    /// Waiting for [`ServerConnection::login_checked`].
+    CheckingLogin,
     ClientInit,
     AwaitingAccept,
     Normal,
@@ -136,7 +171,27 @@ pub struct ServerConnection {
     state: State,
     /// Negotiated minor version: 3, 7 or 8.
     minor: u8,
+    transport: Transport,
+    /// Challenges and keys; seeded by the caller, since rfb has no randomness of its own.
+    rng: rand_chacha::ChaCha20Rng,
     challenge: [u8; vnc_auth::CHALLENGE_LEN],
+    /// The top-level security type chosen, and its name for logs once the login is done.
+    security_type: u8,
+    security_name: &'static str,
+    /// The VeNCrypt subtypes offered to this client, and the one it chose.
+    vencrypt_offered: Vec<u32>,
+    vencrypt_subtype: u32,
+    username: Option<String>,
+    /// An RSA-AES login under way.
+    rsa_aes: Option<Box<Ra2Handshake>>,
+    /// After an RSA-AES login that encrypts the session: every byte both ways goes through it.
+    /// `output` then holds plaintext and `sealed` the records for the wire; `wire_input` holds
+    /// received bytes short of a whole record.
+    cipher: Option<SessionCipher>,
+    sealed: Vec<u8>,
+    wire_input: Vec<u8>,
+    /// Set when the cipher starts in the middle of received bytes: the rest are records.
+    input_now_sealed: bool,
     access: Access,
     input: Vec<u8>,
     /// Bytes of a skipped cut text still to discard as they arrive.
@@ -164,13 +219,27 @@ pub struct ServerConnection {
 }
 
 impl ServerConnection {
-    /// `challenge` must be fresh random bytes (used only with VNC Authentication).
-    pub fn new(config: std::sync::Arc<ServerConfig>, challenge: [u8; vnc_auth::CHALLENGE_LEN]) -> Self {
+    /// A connection that arrived over `transport`. `seed` must be fresh random bytes: every
+    /// challenge and key of this connection comes from it.
+    pub fn new(config: std::sync::Arc<ServerConfig>, transport: Transport, seed: [u8; 32]) -> Self {
+        use rand_core::SeedableRng;
         Self {
             config,
             state: State::Version,
             minor: 8,
-            challenge,
+            transport,
+            rng: rand_chacha::ChaCha20Rng::from_seed(seed),
+            challenge: [0; vnc_auth::CHALLENGE_LEN],
+            security_type: security::INVALID,
+            security_name: "none",
+            vencrypt_offered: Vec::new(),
+            vencrypt_subtype: 0,
+            username: None,
+            rsa_aes: None,
+            cipher: None,
+            sealed: Vec::new(),
+            wire_input: Vec::new(),
+            input_now_sealed: false,
             access: Access::Full,
             input: Vec::new(),
             skip: 0,
@@ -195,15 +264,21 @@ impl ServerConnection {
     /// Feeds bytes received from the client. On `Err` the connection is closed; bytes still
     /// in [`Self::pending_output`] (e.g. an authentication failure reason) should be flushed
     /// before closing the socket.
-    pub fn read(&mut self, mut data: &[u8]) -> Result<(), ProtocolError> {
+    pub fn read(&mut self, data: &[u8]) -> Result<(), ProtocolError> {
         if self.state == State::Closed {
             return Err(ProtocolError::Closed);
         }
-        let skipped = self.skip.min(data.len() as u64) as usize;
-        self.skip -= skipped as u64;
-        data = &data[skipped..];
-        self.input.extend_from_slice(data);
-        let result = self.process();
+        let result = match self.open_records(data) {
+            Ok(Some(plaintext)) => {
+                self.take_plaintext(&plaintext);
+                self.process()
+            }
+            Ok(None) => {
+                self.take_plaintext(data);
+                self.process()
+            }
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             self.state = State::Closed;
             self.input = Vec::new();
@@ -211,22 +286,62 @@ impl ServerConnection {
         result
     }
 
+    /// With a session cipher: decrypts the whole records among the bytes received so far
+    /// (`None` without a cipher: `data` is plaintext).
+    fn open_records(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let Some(cipher) = self.cipher.as_mut() else {
+            return Ok(None);
+        };
+        self.wire_input.extend_from_slice(data);
+        let mut plaintext = Vec::new();
+        let used = cipher.open(&self.wire_input, &mut plaintext)?;
+        self.wire_input.drain(..used);
+        Ok(Some(plaintext))
+    }
+
+    /// Received plaintext, minus what is left of a skipped cut text.
+    fn take_plaintext(&mut self, mut data: &[u8]) {
+        let skipped = self.skip.min(data.len() as u64) as usize;
+        self.skip -= skipped as u64;
+        data = &data[skipped..];
+        self.input.extend_from_slice(data);
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
-    /// Bytes waiting to go to the client.
-    pub fn pending_output(&self) -> &[u8] {
-        &self.output[self.output_sent..]
+    /// Bytes waiting to go to the client (sealed into records first when the session is
+    /// encrypted).
+    pub fn pending_output(&mut self) -> &[u8] {
+        match self.cipher.as_mut() {
+            Some(cipher) => {
+                if !self.output.is_empty() {
+                    cipher.seal(&self.output, &mut self.sealed);
+                    self.output.clear();
+                }
+                &self.sealed[self.output_sent..]
+            }
+            None => &self.output[self.output_sent..],
+        }
     }
 
     /// Marks `n` bytes of [`Self::pending_output`] as written to the socket.
     pub fn advance_output(&mut self, n: usize) {
-        self.output_sent = (self.output_sent + n).min(self.output.len());
-        if self.output_sent == self.output.len() {
-            self.output.clear();
+        let wire = if self.cipher.is_some() { &mut self.sealed } else { &mut self.output };
+        self.output_sent = (self.output_sent + n).min(wire.len());
+        if self.output_sent == wire.len() {
+            wire.clear();
             self.output_sent = 0;
         }
+    }
+
+    /// From now on every byte is sealed: what is already queued went out as the handshake
+    /// wrote it, and received bytes after this point are records.
+    fn start_cipher(&mut self, cipher: SessionCipher) {
+        self.sealed = std::mem::take(&mut self.output);
+        self.cipher = Some(cipher);
+        self.input_now_sealed = true;
     }
 
     pub fn is_closed(&self) -> bool {
@@ -245,6 +360,16 @@ impl ServerConnection {
 
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// The login method, for logs: e.g. "VeNCrypt X509Vnc", "VncAuth", "None".
+    pub fn security(&self) -> &'static str {
+        self.security_name
+    }
+
+    /// The user name of an account login.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
     }
 
     pub fn pixel_format(&self) -> &PixelFormat {
@@ -449,13 +574,28 @@ impl ServerConnection {
             let step = match self.state {
                 State::Version => self.process_version(buf),
                 State::SecurityType => self.process_security_type(buf),
+                State::VeNCryptVersion => self.process_vencrypt_version(buf),
+                State::VeNCryptSubtype => self.process_vencrypt_subtype(buf),
                 State::VncAuthResponse => self.process_vnc_auth(buf),
+                State::PlainLogin => self.process_plain_login(buf),
+                State::RsaAes => self.process_rsa_aes(buf),
                 State::ClientInit => self.process_client_init(buf),
-                State::AwaitingAccept | State::Closed => Ok(None),
+                // Input waits: for TLS (whose bytes the caller takes), a login check, or accept.
+                State::TlsRequested | State::CheckingLogin | State::AwaitingAccept | State::Closed => Ok(None),
                 State::Normal => self.process_message(buf),
             };
             match step {
-                Ok(Some(n)) => consumed += n,
+                Ok(Some(n)) => {
+                    consumed += n;
+                    if std::mem::take(&mut self.input_now_sealed) {
+                        // What follows the login in this read is records: open them first.
+                        let rest = input.split_off(consumed);
+                        match self.open_records(&rest) {
+                            Ok(plaintext) => input.extend(plaintext.unwrap_or_default()),
+                            Err(e) => break Err(e),
+                        }
+                    }
+                }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             }
@@ -463,97 +603,6 @@ impl ServerConnection {
         input.drain(..consumed);
         self.input = input;
         result
-    }
-
-    fn process_version(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        if buf.len() < VERSION_LEN {
-            return Ok(None);
-        }
-        let (major, minor) = parse_version(&buf[..VERSION_LEN])?;
-        if major != 3 {
-            return Err(ProtocolError::UnsupportedMajorVersion(major));
-        }
-        // TigerVNC's mapping of unofficial minors (e.g. Apple's 3.889 → 3.8, 3.5 → 3.3).
-        self.minor = match minor {
-            8.. => 8,
-            7 => 7,
-            _ => 3,
-        };
-        let offered = self.offered_security_type();
-        if self.minor == 3 {
-            self.output.extend_from_slice(&u32::from(offered).to_be_bytes());
-            self.begin_security(offered);
-        } else {
-            self.output.extend_from_slice(&[1, offered]);
-            self.state = State::SecurityType;
-        }
-        Ok(Some(VERSION_LEN))
-    }
-
-    fn offered_security_type(&self) -> u8 {
-        if self.config.requires_auth() { security::VNC_AUTH } else { security::NONE }
-    }
-
-    fn begin_security(&mut self, kind: u8) {
-        if kind == security::VNC_AUTH {
-            self.output.extend_from_slice(&self.challenge);
-            self.state = State::VncAuthResponse;
-        } else {
-            // Only 3.8 sends a SecurityResult after None.
-            if self.minor == 8 {
-                self.output.extend_from_slice(&security::RESULT_OK.to_be_bytes());
-            }
-            self.state = State::ClientInit;
-        }
-    }
-
-    fn process_security_type(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let Some(&chosen) = buf.first() else {
-            return Ok(None);
-        };
-        if chosen != self.offered_security_type() {
-            return Err(ProtocolError::SecurityTypeNotOffered(chosen));
-        }
-        self.begin_security(chosen);
-        Ok(Some(1))
-    }
-
-    fn process_vnc_auth(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let Some(response) = buf.get(..vnc_auth::CHALLENGE_LEN) else {
-            return Ok(None);
-        };
-        let response: [u8; vnc_auth::CHALLENGE_LEN] = response.try_into().expect("length checked");
-        let matches = |password: &Option<Vec<u8>>| {
-            password.as_deref().is_some_and(|p| vnc_auth::verify_response(p, &self.challenge, &response))
-        };
-        let access = if matches(&self.config.password) {
-            Some(Access::Full)
-        } else if matches(&self.config.view_only_password) {
-            Some(Access::ViewOnly)
-        } else {
-            None
-        };
-        let Some(access) = access else {
-            self.output.extend_from_slice(&security::RESULT_FAILED.to_be_bytes());
-            if self.minor == 8 {
-                self.output.extend_from_slice(&(AUTH_FAILED_REASON.len() as u32).to_be_bytes());
-                self.output.extend_from_slice(AUTH_FAILED_REASON.as_bytes());
-            }
-            return Err(ProtocolError::AuthenticationFailed);
-        };
-        self.access = access;
-        self.output.extend_from_slice(&security::RESULT_OK.to_be_bytes());
-        self.state = State::ClientInit;
-        Ok(Some(vnc_auth::CHALLENGE_LEN))
-    }
-
-    fn process_client_init(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let Some(&shared) = buf.first() else {
-            return Ok(None);
-        };
-        self.events.push_back(Event::ClientInit { shared: shared != 0, access: self.access });
-        self.state = State::AwaitingAccept;
-        Ok(Some(1))
     }
 
     /// Parses and handles one normal message from the front of `buf`.
@@ -658,20 +707,6 @@ impl ServerConnection {
         self.events.push_back(Event::PixelFormatChanged(format));
         Ok(())
     }
-}
-
-fn parse_version(msg: &[u8]) -> Result<(u32, u32), ProtocolError> {
-    let bad = || ProtocolError::BadVersion(String::from_utf8_lossy(msg).into_owned());
-    if &msg[..4] != b"RFB " || msg[7] != b'.' || msg[11] != b'\n' {
-        return Err(bad());
-    }
-    let number = |digits: &[u8]| -> Result<u32, ProtocolError> {
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return Err(bad());
-        }
-        Ok(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    Ok((number(&msg[4..7])?, number(&msg[8..11])?))
 }
 
 #[cfg(test)]

@@ -12,8 +12,14 @@ pub enum ProtocolError {
     SecurityTypeNotOffered(u8),
     #[error("authentication failed")]
     AuthenticationFailed,
-    #[error("no security type is available for an RFB 3.3 client")]
-    NoSecurityFor33,
+    #[error("no security type for this client: {0}")]
+    NoSecurityType(&'static str),
+    #[error("client chose VeNCrypt subtype {0}, which was not offered")]
+    SubtypeNotOffered(u32),
+    #[error("unsupported VeNCrypt version {0}.{1}")]
+    UnsupportedVeNCryptVersion(u8, u8),
+    #[error("user name or password of {0} bytes (at most 1024 allowed)")]
+    CredentialsTooLong(u32),
     #[error("unknown client message type {0}")]
     UnknownMessageType(u8),
     #[error("unknown QEMU client message subtype {0}")]
@@ -24,6 +30,8 @@ pub enum ProtocolError {
     FencePayloadTooLong(usize),
     #[error("invalid pixel format: {0}")]
     InvalidPixelFormat(#[from] InvalidPixelFormat),
+    #[error("RSA-AES: {0}")]
+    RsaAes(#[from] crate::security::rsa_aes::Ra2Error),
     #[error("message received before the handshake finished")]
     NotReady,
     #[error("connection already closed")]

@@ -2,9 +2,15 @@
 //! in `rfb::ServerConnection`; these tasks only move bytes and wake things up.
 
 mod admission;
+mod arrival;
 mod blacklist;
+mod http;
 pub mod passthrough;
+pub mod rsa_key;
 pub mod screen;
+pub mod state;
+pub mod tls;
+mod transport;
 mod update;
 mod viewer;
 mod websocket;
@@ -20,6 +26,7 @@ use tracing::Instrument;
 
 use self::admission::{Admission, Kick, MAX_WAITING_PER_ADDRESS};
 pub use self::update::MAX_PENDING_RECTS;
+use crate::accounts::Accounts;
 use crate::hid::paste::{PasteConfig, Paster};
 use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;
@@ -42,6 +49,13 @@ pub struct Limits {
     /// Web pages of other sites allowed to open a WebSocket (`scheme://host[:port]`); pages of
     /// kvnc's own host always may.
     pub allowed_origins: Vec<String>,
+}
+
+/// What logins need beyond `rfb::ServerConfig`: the certificate and the user accounts.
+#[derive(Default)]
+pub struct Security {
+    pub tls: Option<tls::TlsIdentity>,
+    pub accounts: Option<Arc<Accounts>>,
 }
 
 impl Default for Limits {
@@ -80,9 +94,23 @@ pub(crate) struct Shared {
     viewers: Mutex<HashMap<ViewerId, Arc<Kick>>>,
     /// Connections that have not logged in yet.
     pub admission: Admission,
+    pub tls: Option<tls::TlsIdentity>,
+    accounts: Option<Arc<Accounts>>,
+    /// Password hash checks running at once, at most one per core.
+    login_checks: tokio::sync::Semaphore,
 }
 
 impl Shared {
+    /// Checks a user name and password against the accounts, off the async threads (a password
+    /// hash costs tens of milliseconds on purpose).
+    pub async fn check_login(&self, login: rfb::security::plain::Login) -> Option<rfb::Access> {
+        let accounts = self.accounts.clone()?;
+        // Each check holds 19 MiB: a flood of logins waits here rather than filling the memory.
+        let _permit = self.login_checks.acquire().await.ok()?;
+        let check = move || accounts.verify(&login.username, &login.password);
+        tokio::task::spawn_blocking(check).await.ok().flatten()
+    }
+
     /// Asks every viewer but `keep` to close (an exclusive viewer was admitted).
     pub fn disconnect_others(&self, keep: ViewerId) {
         let viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,6 +152,7 @@ impl Server {
         paste: PasteConfig,
         policy: SharedPolicy,
         limits: Limits,
+        security: Security,
     ) -> Self {
         let screen = screen::Screen::start(source.clone());
         let shared = Shared {
@@ -138,6 +167,9 @@ impl Server {
             blacklist: blacklist::Blacklist::new(BLACKLIST_THRESHOLD, BLACKLIST_FIRST_BLOCK),
             admission: Admission::new(),
             viewers: Mutex::default(),
+            tls: security.tls,
+            accounts: security.accounts,
+            login_checks: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
     }
@@ -174,21 +206,7 @@ impl Server {
             let span = tracing::info_span!("viewer", %peer, id);
             tokio::spawn(
                 async move {
-                    let result = if websocket::is_websocket(&stream).await {
-                        tracing::info!("connected (WebSocket)");
-                        let timeout = shared.limits.handshake_timeout;
-                        match tokio::time::timeout(timeout, websocket::accept(stream, &shared.limits.allowed_origins))
-                            .await
-                        {
-                            Ok(Ok(pipe)) => viewer::serve(pipe, peer.ip(), id, &shared, &kick).await,
-                            Ok(Err(e)) => Err(e.context("WebSocket handshake failed")),
-                            Err(_) => Err(anyhow::anyhow!("no WebSocket handshake within {}s", timeout.as_secs())),
-                        }
-                    } else {
-                        tracing::info!("connected");
-                        viewer::serve(stream, peer.ip(), id, &shared, &kick).await
-                    };
-                    match result {
+                    match arrival::serve(stream, peer.ip(), id, &shared, &kick).await {
                         Ok(reason) => tracing::info!("disconnected: {reason}"),
                         Err(e) => tracing::warn!("closed: {e:#}"),
                     }

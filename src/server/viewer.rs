@@ -3,16 +3,22 @@
 //! Reading, writing and waiting for a new frame happen in one `select!`, so input keeps
 //! flowing while a large update drains, and the next update is encoded only when the previous
 //! one has been written: a slow viewer gets fewer, newer updates and never a growing queue.
+//!
+//! VeNCrypt starts TLS in the middle of the handshake: the loop then hands the socket back, TLS
+//! is set up on it, and the same connection state carries on over the TLS stream.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rfb::messages::server::desktop_size;
+use rfb::security::Transport;
 use rfb::{Event, ServerConnection};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::time::Instant;
 
 use super::admission::Kick;
+use super::transport::{BoxedStream, Prefixed};
 use super::update::{Plan, UpdateScheduler};
 use super::{Shared, SharedPolicy};
 use crate::hid::router::ViewerId;
@@ -24,50 +30,98 @@ const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(100);
 /// How long a closing connection may take to deliver its last words (e.g. an auth failure).
 const FAREWELL_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Serves one viewer until it leaves; returns why the connection ended.
-pub(crate) async fn serve<S>(
-    stream: S,
+/// Serves one viewer until it leaves; returns why the connection ended. `deadline` is when it
+/// must have logged in.
+pub(crate) async fn serve(
+    stream: BoxedStream,
+    transport: Transport,
+    deadline: Instant,
     peer: IpAddr,
     id: ViewerId,
     shared: &Shared,
     kick: &Kick,
-) -> anyhow::Result<String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> anyhow::Result<String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for the login: {e}"))?;
+    let mut session = Session {
+        conn: ServerConnection::new(shared.config.clone(), transport, seed),
+        deadline,
+        peer,
+        id,
+        tls_version: None,
+    };
+    let mut stream = stream;
+    loop {
+        match run(stream, &mut session, shared, kick).await? {
+            Outcome::Ended(reason) => return Ok(reason),
+            Outcome::StartTls(raw) => stream = start_tls(raw, &mut session, shared).await?,
+        }
+    }
+}
+
+/// One connection's state across transports.
+struct Session {
+    conn: ServerConnection,
+    deadline: Instant,
+    peer: IpAddr,
+    id: ViewerId,
+    /// Set once VeNCrypt started TLS, for the login's log line.
+    tls_version: Option<String>,
+}
+
+enum Outcome {
+    Ended(String),
+    /// The viewer chose a VeNCrypt TLS login: here is the socket, with our last plain bytes
+    /// delivered.
+    StartTls(BoxedStream),
+}
+
+async fn start_tls(raw: BoxedStream, session: &mut Session, shared: &Shared) -> anyhow::Result<BoxedStream> {
+    let identity = shared.tls.as_ref().ok_or_else(|| anyhow!("TLS requested but no certificate is loaded"))?;
+    let early = session.conn.start_tls().map_err(|e| anyhow!("protocol error: {e}"))?;
+    let handshake = identity.acceptor.accept(Prefixed::new(early, raw));
+    let stream = tokio::time::timeout_at(session.deadline, handshake)
+        .await
+        .map_err(|_| anyhow!("no TLS handshake before the login deadline"))?
+        .context("TLS handshake failed")?;
+    let version = stream.get_ref().1.protocol_version().map_or("TLS".into(), |v| format!("{v:?}"));
+    session.tls_version = Some(version);
+    Ok(Box::new(stream))
+}
+
+/// Serves the connection over one stream until it ends or must switch to TLS.
+async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: &Kick) -> anyhow::Result<Outcome> {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut challenge = [0u8; 16];
-    getrandom::fill(&mut challenge).map_err(|e| anyhow!("no randomness for the auth challenge: {e}"))?;
-    let mut conn = ServerConnection::new(shared.config.clone(), challenge);
+    let conn = &mut session.conn;
     let mut frames = shared.screen.frames();
     let mut leds = shared.input.leds();
     let mut leds_reported = true;
     let mut scheduler = UpdateScheduler::default();
     let mut buf = vec![0u8; READ_CHUNK];
-    let handshake_deadline = tokio::time::Instant::now() + shared.limits.handshake_timeout;
-    let mut logged_in = false;
+    let mut logged_in = conn.is_ready();
 
     loop {
         let writing = !conn.pending_output().is_empty();
+        if !writing && conn.tls_requested() {
+            return Ok(Outcome::StartTls(reader.unsplit(writer)));
+        }
         tokio::select! {
-            read = reader.read(&mut buf) => {
+            read = reader.read(&mut buf), if !conn.tls_requested() => {
                 let n = read.context("read failed")?;
                 if n == 0 {
-                    return Ok("viewer closed the connection".into());
+                    return Ok(Outcome::Ended("viewer closed the connection".into()));
                 }
                 if let Err(e) = conn.read(&buf[..n]) {
-                    if matches!(e, rfb::ProtocolError::AuthenticationFailed) {
-                        // Every failure costs the guesser time; enough of them block the address.
-                        shared.blacklist.failed(peer);
-                        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                    }
-                    farewell(&mut writer, conn.pending_output().to_vec()).await;
-                    return Err(anyhow!("protocol error: {e}"));
+                    return Err(refuse(e, &mut writer, conn.pending_output().to_vec(), session.peer, shared).await);
                 }
             }
             written = writer.write(conn.pending_output()), if writing => {
                 let n = written.context("write failed")?;
                 conn.advance_output(n);
+                if conn.pending_output().is_empty() {
+                    // TLS holds back what does not fill a record until flushed.
+                    writer.flush().await.context("write failed")?;
+                }
             }
             changed = frames.changed() => {
                 changed.map_err(|_| anyhow!("the frame source stopped"))?;
@@ -76,19 +130,29 @@ where
                 // A sink that stops reporting LEDs leaves the last state standing.
                 leds_reported = changed.is_ok();
             }
-            () = tokio::time::sleep_until(handshake_deadline), if !logged_in => {
+            () = tokio::time::sleep_until(session.deadline), if !logged_in => {
                 let seconds = shared.limits.handshake_timeout.as_secs();
                 return Err(anyhow!("no login within {seconds}s: closed"));
             }
-            reason = kick.closed() => return Ok(reason.into()),
+            reason = kick.closed() => return Ok(Outcome::Ended(reason.into())),
         }
         while let Some(event) = conn.poll_event() {
-            handle_event(event, id, shared, &mut conn, &mut scheduler)?;
+            if let Event::Credentials(login) = event {
+                let access = shared.check_login(login).await;
+                if let Err(e) = conn.login_checked(access) {
+                    return Err(refuse(e, &mut writer, conn.pending_output().to_vec(), session.peer, shared).await);
+                }
+                continue;
+            }
+            if let Event::ClientInit { access, .. } = &event {
+                log_login(conn, *access, session.tls_version.as_deref());
+            }
+            handle_event(event, session.id, shared, conn, &mut scheduler)?;
         }
         if !logged_in && conn.is_ready() {
             logged_in = true;
-            shared.blacklist.succeeded(peer);
-            shared.admission.done(id);
+            shared.blacklist.succeeded(session.peer);
+            shared.admission.done(session.id);
         }
         if conn.is_ready() {
             // Only changes go out, to viewers that asked for LED state (rfb decides).
@@ -96,12 +160,37 @@ where
                 conn.set_led_state(crate::hid::led::to_rfb(state));
             }
             let current = frames.borrow_and_update().clone();
-            absorb_damage(&conn, &current, shared, &mut scheduler);
+            absorb_damage(conn, &current, shared, &mut scheduler);
             if conn.pending_output().is_empty() {
-                send_update(&mut conn, &current, shared, &mut scheduler)?;
+                send_update(conn, &current, shared, &mut scheduler)?;
             }
         }
     }
+}
+
+/// Ends a connection on a protocol error; a failed login costs the guesser time, and enough of
+/// them block the address.
+async fn refuse(
+    error: rfb::ProtocolError,
+    writer: &mut WriteHalf<BoxedStream>,
+    last_words: Vec<u8>,
+    peer: IpAddr,
+    shared: &Shared,
+) -> anyhow::Error {
+    if matches!(error, rfb::ProtocolError::AuthenticationFailed) {
+        shared.blacklist.failed(peer);
+        tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+    }
+    farewell(writer, last_words).await;
+    anyhow!("protocol error: {error}")
+}
+
+fn log_login(conn: &ServerConnection, access: rfb::Access, tls_version: Option<&str>) {
+    let (major, minor) = conn.version();
+    let security = conn.security();
+    let user = conn.username().map(|name| format!(", user {name:?}")).unwrap_or_default();
+    let tls = tls_version.map(|version| format!(" over {version}")).unwrap_or_default();
+    tracing::info!("authenticated: RFB {major}.{minor}, {security}{tls}{user}, {access:?} access");
 }
 
 fn handle_event(
@@ -119,12 +208,10 @@ fn handle_event(
                 (frame.width(), frame.height())
             };
             conn.accept(width, height).map_err(|e| anyhow!("protocol error: {e}"))?;
-            let (major, minor) = conn.version();
-            tracing::info!(
-                "authenticated: RFB {major}.{minor}, {access:?} access, asked for {} access",
-                if wants_shared { "shared" } else { "exclusive" }
-            );
-            if !wants_shared && shared.policy == SharedPolicy::Honour {
+            // A viewer that may only watch cannot push out those that may type.
+            let exclusive = !wants_shared && access == rfb::Access::Full;
+            if exclusive && shared.policy == SharedPolicy::Honour {
+                tracing::info!("asked for exclusive access: disconnecting the other viewers");
                 shared.disconnect_others(id);
             }
         }
@@ -171,6 +258,8 @@ fn handle_event(
             shared.input.pointer(id, buttons, x, y, width, height);
         }
         Event::CutText(text) => shared.paste.clipboard(text),
+        // Answered in the connection loop, which can wait for the check.
+        Event::Credentials(_) => {}
         Event::CutTextSkipped { len, extended } => {
             let kind = if extended { "extended clipboard message" } else { "clipboard text over the size limit" };
             tracing::info!("skipped {kind} of {len} bytes");

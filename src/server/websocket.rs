@@ -1,8 +1,5 @@
-//! RFB over WebSocket on the RFB port itself, so noVNC connects without websockify.
-//!
-//! An RFB client waits for the server to speak first while a WebSocket client starts with an
-//! HTTP `GET`, so a connection that sends `GET ` within [`SNIFF_TIMEOUT`] is a WebSocket.
-//! Binary messages carry the RFB byte stream; a bridge task turns them into a plain byte pipe
+//! RFB over WebSocket on the RFB port itself, so noVNC connects without websockify (how such a
+//! connection is recognised is in `http.rs`). Binary messages carry the RFB byte stream; a bridge task turns them into a plain byte pipe
 //! so the viewer task serves both transports the same way.
 //!
 //! A browser lets any web page open a WebSocket anywhere, so an upgrade whose `Origin` is not
@@ -13,16 +10,12 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// How long a new connection may take to show it is a WebSocket. Browsers send the upgrade
-/// request right after the TCP handshake; plain RFB clients pay this once per connection.
-pub const SNIFF_TIMEOUT: Duration = Duration::from_millis(150);
 /// Bytes buffered between the WebSocket bridge and the viewer task.
 const PIPE_CAPACITY: usize = 256 * 1024;
 const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
@@ -32,27 +25,18 @@ const MAX_MESSAGE: usize = 1024 * 1024;
 /// How long a closing connection waits for the other direction to finish (the Close reply).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// Whether the peer opened with an HTTP GET (a WebSocket upgrade) before the timeout.
-pub async fn is_websocket(stream: &TcpStream) -> bool {
-    let mut first = [0u8; 4];
-    let peek = async {
-        loop {
-            match stream.peek(&mut first).await {
-                Ok(n) if n >= first.len() || n == 0 => return n,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-                Err(_) => return 0,
-            }
-        }
-    };
-    matches!(tokio::time::timeout(SNIFF_TIMEOUT, peek).await, Ok(4)) && &first == b"GET "
-}
-
-/// Completes the WebSocket handshake and returns the RFB byte stream inside it.
+/// Completes the WebSocket handshake and returns the RFB byte stream inside it, and whether the
+/// page that opened it has WebCrypto (see [`page_has_web_crypto`]).
 // The callback's Result type is tungstenite's, large error variant included.
 #[allow(clippy::result_large_err)]
-pub async fn accept(stream: TcpStream, allowed_origins: &[String]) -> anyhow::Result<DuplexStream> {
+pub async fn accept<S>(stream: S, allowed_origins: &[String]) -> anyhow::Result<(DuplexStream, bool)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+    let mut web_crypto = false;
     let callback = |request: &Request, mut response: Response| {
+        web_crypto = page_has_web_crypto(request);
         if let Some(origin) = foreign_origin(request, allowed_origins) {
             tracing::warn!("refused a WebSocket from a page at {origin:?} (allow it with --ws-allowed-origin)");
             let mut refusal = ErrorResponse::new(Some("cross-origin WebSocket refused".into()));
@@ -65,7 +49,24 @@ pub async fn accept(stream: TcpStream, allowed_origins: &[String]) -> anyhow::Re
     let websocket = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
     let (rfb_side, bridge_side) = tokio::io::duplex(PIPE_CAPACITY);
     tokio::spawn(bridge(websocket, bridge_side));
-    Ok(rfb_side)
+    Ok((rfb_side, web_crypto))
+}
+
+/// Whether the client can run RSA-AES: browsers give WebCrypto only to pages in a secure context
+/// (https, or http from the local machine); a request without `Origin` is not from a page.
+fn page_has_web_crypto(request: &Request) -> bool {
+    let Some(origin) = request.headers().get("origin").and_then(|value| value.to_str().ok()) else {
+        return true;
+    };
+    let origin = origin.trim().to_ascii_lowercase();
+    let Some(host_port) = origin.strip_prefix("http://") else {
+        return origin.starts_with("https://");
+    };
+    let host = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => host,
+        _ => host_port,
+    };
+    host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "[::1]"
 }
 
 /// The request's `Origin` if it names another site than the server's own host (the `Host`
@@ -104,7 +105,10 @@ fn echo_binary_subprotocol(request: &Request, response: &mut Response) {
 }
 
 /// Moves bytes between the WebSocket and the pipe until either side ends.
-async fn bridge(websocket: tokio_tungstenite::WebSocketStream<TcpStream>, pipe: DuplexStream) {
+async fn bridge<S: AsyncRead + AsyncWrite + Unpin>(
+    websocket: tokio_tungstenite::WebSocketStream<S>,
+    pipe: DuplexStream,
+) {
     let (mut ws_tx, mut ws_rx) = websocket.split();
     let (mut pipe_rx, mut pipe_tx) = tokio::io::split(pipe);
     let inbound = async {
@@ -163,6 +167,19 @@ mod tests {
             builder = builder.header("origin", origin);
         }
         builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn web_crypto_only_in_secure_contexts() {
+        let crypto = |origin| page_has_web_crypto(&request(origin, "board:5900"));
+        assert!(crypto(None), "not a page");
+        assert!(crypto(Some("https://board:5900")));
+        assert!(crypto(Some("http://127.0.0.1:8080")));
+        assert!(crypto(Some("http://localhost")));
+        assert!(crypto(Some("http://[::1]:8080")));
+        assert!(!crypto(Some("http://board:6080")));
+        assert!(!crypto(Some("http://192.168.1.20")));
+        assert!(!crypto(Some("null")));
     }
 
     #[test]

@@ -4,7 +4,9 @@
  *
  *   libvncclient_viewer HOST:PORT SIZES TIMEOUT_SECONDS
  *
- * Connects (no password), keeps reading updates and prints "size WxH" (flushed) each time
+ * Connects (no password; over VeNCrypt X509None when the server lists it first, trusting the
+ * certificate file in $KVNC_CA_FILE as Remmina does with the CA file its X509 dialog asks
+ * for), keeps reading updates and prints "size WxH" (flushed) each time
  * libvncclient adopts a framebuffer size: once at connect, then on every DesktopSize or
  * ExtendedDesktopSize rect the library accepts, since it calls MallocFrameBuffer for exactly
  * those. Exits 0 after SIZES sizes, 2 on timeout, 1 when the connection fails or breaks.
@@ -35,6 +37,20 @@ static rfbBool malloc_frame_buffer(rfbClient *client) {
     return TRUE;
 }
 
+/* Asked for when the server chose a TLS login: the CA file to verify its certificate with. */
+static rfbCredential *get_credential(rfbClient *client, int type) {
+    (void)client;
+    const char *ca = getenv("KVNC_CA_FILE");
+    if (type != rfbCredentialTypeX509 || !ca) {
+        return NULL;
+    }
+    rfbCredential *credential = calloc(1, sizeof(rfbCredential));
+    if (credential) {
+        credential->x509Credential.x509CACertFile = strdup(ca);
+    }
+    return credential;
+}
+
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -57,6 +73,7 @@ int main(int argc, char **argv) {
     /* 32-bit true colour: 8 bits per sample, 3 samples, 4 bytes per pixel. */
     rfbClient *client = rfbGetClient(8, 3, 4);
     client->MallocFrameBuffer = malloc_frame_buffer;
+    client->GetCredential = get_credential;
     /* Set directly: rfbInitClient's own argv parsing adds 5900 to ports below 5900. */
     client->serverHost = strndup(argv[1], (size_t)(colon - argv[1]));
     client->serverPort = atoi(colon + 1);

@@ -58,6 +58,10 @@ pub struct NoVncOptions {
     pub compression: Option<u8>,
     /// VNC password; without one a server asking for it ends the run (not connected).
     pub password: Option<String>,
+    /// User name, for servers that ask for one (VeNCrypt Plain, RSA-AES with accounts).
+    pub username: Option<String>,
+    /// Connect over `wss://` (kvnc's certificate is not checked: it is self-signed).
+    pub tls: bool,
     /// Text typed as US-layout key presses once the first update is painted ("\n" = Enter, "\t" = Tab).
     pub type_text: Option<String>,
     /// Playwright key names pressed after `type_text`, e.g. "Enter", "F12", "Control+Alt+Delete".
@@ -75,6 +79,8 @@ impl Default for NoVncOptions {
             quality: None,
             compression: None,
             password: None,
+            username: None,
+            tls: false,
             type_text: None,
             keys: Vec::new(),
             settle_ms: 500,
@@ -101,6 +107,14 @@ impl NoVncOptions {
     }
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_string());
+        self
+    }
+    pub fn username(mut self, username: &str) -> Self {
+        self.username = Some(username.to_string());
+        self
+    }
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
         self
     }
     pub fn type_text(mut self, text: &str) -> Self {
@@ -302,7 +316,7 @@ fn parse_keys(v: &str) -> Vec<SentKey> {
 /// Serialises runs inside one test binary: two Chromiums at once on 2 cores make timings erratic.
 static RUN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Connects noVNC to `ws://127.0.0.1:{port}/`, does what `opts` says and reports what happened.
+/// Connects noVNC to `ws://127.0.0.1:{port}/` (`wss://` with [`NoVncOptions::tls`]), does what `opts` says and reports what happened.
 /// Panics if the driver itself cannot run (missing tools, Chromium failing, timeout); a failed
 /// connection is reported in the result (`connected == false`, `errors`), not a panic.
 pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
@@ -314,7 +328,7 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
     cmd.current_dir(web_dir())
         .arg(web_dir().join("drive.mjs"))
         .arg("--url")
-        .arg(format!("ws://127.0.0.1:{port}/"))
+        .arg(format!("{}://127.0.0.1:{port}/", if opts.tls { "wss" } else { "ws" }))
         .arg("--out")
         .arg(&dir)
         .arg("--until-stable-ms")
@@ -333,6 +347,9 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
     }
     if let Some(pw) = &opts.password {
         cmd.arg(format!("--password={pw}"));
+    }
+    if let Some(user) = &opts.username {
+        cmd.arg(format!("--username={user}"));
     }
     if let Some(text) = &opts.type_text {
         cmd.arg(format!("--type={text}"));

@@ -101,10 +101,12 @@ impl RawClient {
     pub fn connect_with(addr: &str, shared: bool) -> RawClient {
         let mut stream = Self::connect_bare(addr);
         stream.write_all(b"RFB 003.008\n").unwrap();
-        let mut types = [0u8; 2];
+        let mut count = [0u8; 1];
+        stream.read_exact(&mut count).unwrap();
+        let mut types = vec![0u8; usize::from(count[0])];
         stream.read_exact(&mut types).unwrap();
-        assert_eq!(types, [1, 1], "server offers only None");
-        stream.write_all(&[1]).unwrap();
+        assert!(types.contains(&rfb::security::NONE), "server offers None: {types:?}");
+        stream.write_all(&[rfb::security::NONE]).unwrap();
         let mut result = [0u8; 4];
         stream.read_exact(&mut result).unwrap();
         assert_eq!(result, [0; 4]);

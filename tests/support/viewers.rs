@@ -904,19 +904,42 @@ impl TigerViewer {
         Self::start_inner(server, Some(password), extra_args)
     }
 
+    /// Like [`TigerViewer::start`] with extra environment (e.g. `VNC_USERNAME` and
+    /// `VNC_PASSWORD` for a Plain login).
+    pub fn start_with_env(server: &str, env: &[(&str, &str)], extra_args: &[&str]) -> TigerViewer {
+        let viewer = Self::spawn_with_env(server, env, extra_args);
+        viewer.wait_started();
+        viewer
+    }
+
     fn start_inner(server: &str, password: Option<&str>, extra_args: &[&str]) -> TigerViewer {
         let viewer = Self::spawn(server, password, extra_args);
+        viewer.wait_started();
+        viewer
+    }
+
+    fn wait_started(&self) {
+        let viewer = self;
         if !viewer.wait_connected(VIEWER_START_TIMEOUT) {
             panic!(
                 "TigerVNC viewer did not show its window within {VIEWER_START_TIMEOUT:?}; its log:\n{}",
                 viewer.log()
             );
         }
-        viewer
     }
 
     /// Starts Xvfb and the viewer without waiting for a connection (for tests where it should fail).
     pub fn spawn(server: &str, password: Option<&str>, extra_args: &[&str]) -> TigerViewer {
+        match password {
+            Some(password) => {
+                let args = [&["-SecurityTypes", "VncAuth"][..], extra_args].concat();
+                Self::spawn_with_env(server, &[("VNC_PASSWORD", password)], &args)
+            }
+            None => Self::spawn_with_env(server, &[], extra_args),
+        }
+    }
+
+    fn spawn_with_env(server: &str, env: &[(&str, &str)], extra_args: &[&str]) -> TigerViewer {
         let vncviewer = require_tool("vncviewer", "tigervnc-viewer");
         for (tool, package) in [("xdotool", "xdotool"), ("import", "imagemagick"), ("xwininfo", "x11-utils")] {
             require_tool(tool, package);
@@ -933,10 +956,7 @@ impl TigerViewer {
         let log_path = dir.path().join("vncviewer.log");
         let log = File::create(&log_path).expect("creating viewer log");
         let mut cmd = Command::new(vncviewer);
-        cmd.args(TIGER_BASE_ARGS);
-        if let Some(pw) = password {
-            cmd.args(["-SecurityTypes", "VncAuth"]).env("VNC_PASSWORD", pw);
-        }
+        cmd.args(TIGER_BASE_ARGS).envs(env.iter().copied());
         cmd.args(extra_args)
             .arg(vnc_target(server))
             .env("DISPLAY", format!(":{}", xvfb.display))

@@ -4,7 +4,7 @@
 //
 //   node drive.mjs --url ws://127.0.0.1:PORT/ --out DIR
 //        [--encodings 7,-26]   force the SetEncodings list (index.html appends the pseudo-encodings noVNC needs)
-//        [--quality N] [--compression N] [--password PW] [--shared 0|1]
+//        [--quality N] [--compression N] [--password PW] [--username NAME] [--shared 0|1]
 //        [--type TEXT]         type TEXT as real key presses (US layout; Shift for upper case/symbols;
 //                              "\n" is Enter, "\t" is Tab)
 //        [--keys Enter,F12,Control+Alt+Delete]   playwright key names, pressed after --type
@@ -40,7 +40,7 @@ function usage(msg) {
     '[--until-stable-ms N] [--timeout-ms N]');
   process.exit(2);
 }
-const VALUED = ['url', 'out', 'encodings', 'quality', 'compression', 'password', 'shared', 'type', 'keys',
+const VALUED = ['url', 'out', 'encodings', 'quality', 'compression', 'password', 'username', 'shared', 'type', 'keys',
   'wait-ms', 'until-stable-ms', 'timeout-ms'];
 const args = {};
 {
@@ -289,7 +289,8 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     timeout: 15000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    // kvnc's wss:// certificate is self-signed in the tests.
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--ignore-certificate-errors',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-dev-shm-usage'],
   });
@@ -305,6 +306,7 @@ async function main() {
   if (quality !== null) q.set('quality', String(quality));
   if (compression !== null) q.set('compression', String(compression));
   if (args.password !== undefined) q.set('password', args.password);
+  if (args.username !== undefined) q.set('username', args.username);
   if (args.shared !== undefined) q.set('shared', args.shared);
   if (args.encodings !== undefined) q.set('encodings', args.encodings.replace(/\s+/g, ''));
   await page.goto(`http://127.0.0.1:${httpPort}/index.html?${q}`, { waitUntil: 'load', timeout: 10000 });

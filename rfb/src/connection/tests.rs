@@ -1,15 +1,33 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::security::vencrypt;
 
-const CHALLENGE: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const SEED: [u8; 32] = [7; 32];
+
+/// The VNC Authentication challenge a connection seeded with [`SEED`] sends: the first bytes
+/// of its random stream.
+fn challenge() -> [u8; 16] {
+    use rand_core::{RngCore, SeedableRng};
+    let mut challenge = [0; 16];
+    rand_chacha::ChaCha20Rng::from_seed(SEED).fill_bytes(&mut challenge);
+    challenge
+}
+
+fn new_connection(config: Arc<ServerConfig>) -> ServerConnection {
+    ServerConnection::new(config, Transport::Tcp, SEED)
+}
 
 fn config(password: Option<&str>, view_only: Option<&str>) -> Arc<ServerConfig> {
     Arc::new(ServerConfig {
         name: "test desk".into(),
-        password: password.map(|p| p.as_bytes().to_vec()),
-        view_only_password: view_only.map(|p| p.as_bytes().to_vec()),
+        credentials: security::Credentials {
+            password: password.map(|p| p.as_bytes().to_vec()),
+            view_only_password: view_only.map(|p| p.as_bytes().to_vec()),
+            accounts: false,
+        },
         max_cut_text: 16,
+        ..ServerConfig::default()
     })
 }
 
@@ -30,7 +48,7 @@ fn handshake(
     version: &[u8],
     password: Option<&str>,
 ) -> (ServerConnection, Vec<u8>, Result<(), ProtocolError>) {
-    let mut conn = ServerConnection::new(cfg, CHALLENGE);
+    let mut conn = new_connection(cfg);
     assert_eq!(take_output(&mut conn), b"RFB 003.008\n");
     conn.read(version).unwrap();
     let mut sent = take_output(&mut conn);
@@ -42,7 +60,7 @@ fn handshake(
     }
     let mut result = Ok(());
     if offered == security::VNC_AUTH {
-        let response = vnc_auth::expected_response(password.unwrap_or("").as_bytes(), &CHALLENGE);
+        let response = vnc_auth::expected_response(password.unwrap_or("").as_bytes(), &challenge());
         result = conn.read(&response);
         sent.extend(take_output(&mut conn));
     }
@@ -73,7 +91,7 @@ fn vnc_auth_per_version() {
     {
         let (mut conn, sent, result) = handshake(config(Some("secret"), None), version, Some("secret"));
         result.unwrap();
-        assert_eq!(sent, [prefix, CHALLENGE.to_vec(), be32(0)].concat());
+        assert_eq!(sent, [prefix, challenge().to_vec(), be32(0)].concat());
         assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::Full }));
     }
 }
@@ -121,15 +139,15 @@ fn odd_versions_map_like_tigervnc() {
         let (conn, _, _) = handshake(config(None, None), version, None);
         assert_eq!(conn.version(), (3, minor));
     }
-    let mut conn = ServerConnection::new(config(None, None), CHALLENGE);
+    let mut conn = new_connection(config(None, None));
     assert!(matches!(conn.read(b"RFB 004.000\n"), Err(ProtocolError::UnsupportedMajorVersion(4))));
-    let mut conn = ServerConnection::new(config(None, None), CHALLENGE);
+    let mut conn = new_connection(config(None, None));
     assert!(matches!(conn.read(b"GET / HTTP/1"), Err(ProtocolError::BadVersion(_))));
 }
 
 #[test]
 fn security_type_not_offered_closes() {
-    let mut conn = ServerConnection::new(config(Some("x"), None), CHALLENGE);
+    let mut conn = new_connection(config(Some("x"), None));
     conn.read(b"RFB 003.008\n").unwrap();
     assert!(matches!(conn.read(&[1]), Err(ProtocolError::SecurityTypeNotOffered(1))));
     assert!(conn.is_closed());
@@ -139,13 +157,215 @@ fn security_type_not_offered_closes() {
 fn handshake_split_at_every_byte() {
     let mut wire = b"RFB 003.008\n".to_vec();
     wire.push(2);
-    wire.extend(vnc_auth::expected_response(b"pw", &CHALLENGE));
+    wire.extend(vnc_auth::expected_response(b"pw", &challenge()));
     wire.push(0);
-    let mut conn = ServerConnection::new(config(Some("pw"), None), CHALLENGE);
+    let mut conn = new_connection(config(Some("pw"), None));
     for byte in &wire {
         conn.read(std::slice::from_ref(byte)).unwrap();
     }
     assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: false, access: Access::Full }));
+}
+
+fn tls_config(password: Option<&str>, accounts: bool, require_encryption: bool) -> Arc<ServerConfig> {
+    Arc::new(ServerConfig {
+        credentials: security::Credentials {
+            password: password.map(|p| p.as_bytes().to_vec()),
+            view_only_password: None,
+            accounts,
+        },
+        tls: true,
+        require_encryption,
+        ..ServerConfig::default()
+    })
+}
+
+fn subtype_list(subtypes: &[u32]) -> Vec<u8> {
+    let mut list = vec![0, subtypes.len() as u8];
+    subtypes.iter().for_each(|subtype| list.extend(subtype.to_be_bytes()));
+    list
+}
+
+#[test]
+fn vencrypt_x509_vnc_runs_vnc_auth_inside_tls() {
+    let mut conn = new_connection(tls_config(Some("pw"), false, false));
+    take_output(&mut conn);
+    conn.read(b"RFB 003.008\n").unwrap();
+    assert_eq!(take_output(&mut conn), [2, security::VENCRYPT, security::VNC_AUTH]);
+    conn.read(&[security::VENCRYPT]).unwrap();
+    assert_eq!(take_output(&mut conn), vencrypt::VERSION);
+    conn.read(&vencrypt::VERSION).unwrap();
+    assert_eq!(take_output(&mut conn), subtype_list(&[vencrypt::X509_VNC, 2]));
+    // The ClientHello may arrive right behind the choice: it is handed back, not parsed.
+    let mut choice = vencrypt::X509_VNC.to_be_bytes().to_vec();
+    choice.extend([0x16, 3, 1]);
+    conn.read(&choice).unwrap();
+    assert_eq!(take_output(&mut conn), [vencrypt::TLS_READY]);
+    assert!(conn.tls_requested());
+    assert_eq!(conn.start_tls().unwrap(), [0x16, 3, 1]);
+    assert_eq!(take_output(&mut conn), challenge(), "the challenge goes out inside TLS");
+    conn.read(&vnc_auth::expected_response(b"pw", &challenge())).unwrap();
+    assert_eq!(take_output(&mut conn), be32(0));
+    conn.read(&[1]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::Full }));
+    assert_eq!(conn.security(), "VeNCrypt X509Vnc");
+}
+
+#[test]
+fn plain_login_waits_for_the_callers_verdict() {
+    let login = |verdict: Option<Access>| {
+        let mut conn = ServerConnection::new(tls_config(None, true, true), Transport::Tls, SEED);
+        take_output(&mut conn);
+        let mut wire = b"RFB 003.008\n".to_vec();
+        wire.push(security::VENCRYPT);
+        wire.extend(vencrypt::VERSION);
+        wire.extend(vencrypt::PLAIN.to_be_bytes());
+        wire.extend([be32(5), be32(6)].concat());
+        wire.extend(b"admins3cret");
+        wire.push(1); // ClientInit, sent before the verdict
+        for byte in &wire {
+            conn.read(std::slice::from_ref(byte)).unwrap();
+        }
+        let sent = take_output(&mut conn);
+        assert_eq!(
+            sent,
+            [vec![1, security::VENCRYPT], vencrypt::VERSION.to_vec(), subtype_list(&[vencrypt::PLAIN])].concat()
+        );
+        let expected = security::plain::Login { username: "admin".into(), password: b"s3cret".to_vec() };
+        assert_eq!(conn.poll_event(), Some(Event::Credentials(expected)));
+        assert_eq!(conn.poll_event(), None, "nothing happens before the verdict");
+        let result = conn.login_checked(verdict);
+        (conn, result)
+    };
+    let (mut conn, result) = login(Some(Access::ViewOnly));
+    result.unwrap();
+    assert_eq!(take_output(&mut conn), be32(0));
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::ViewOnly }));
+    assert_eq!((conn.security(), conn.username()), ("VeNCrypt Plain", Some("admin")));
+
+    let (mut conn, result) = login(None);
+    assert!(matches!(result, Err(ProtocolError::AuthenticationFailed)));
+    let reason = b"Authentication failed";
+    assert_eq!(take_output(&mut conn), [be32(1), be32(reason.len() as u32), reason.to_vec()].concat());
+    assert!(conn.is_closed());
+}
+
+#[test]
+fn requiring_encryption_refuses_plain_connections_with_a_reason() {
+    let reason = security::offer::NOTHING_ENCRYPTED.as_bytes();
+    let mut conn = new_connection(tls_config(Some("pw"), false, true));
+    take_output(&mut conn);
+    assert!(matches!(conn.read(b"RFB 003.003\n"), Err(ProtocolError::NoSecurityType(_))));
+    assert_eq!(take_output(&mut conn), [be32(0), be32(reason.len() as u32), reason.to_vec()].concat());
+
+    let mut conn =
+        ServerConnection::new(tls_config(Some("pw"), false, true), Transport::WebSocket { web_crypto: true }, SEED);
+    take_output(&mut conn);
+    assert!(conn.read(b"RFB 003.008\n").is_err());
+    assert_eq!(take_output(&mut conn), [vec![0], be32(reason.len() as u32), reason.to_vec()].concat());
+
+    // Over TCP only VeNCrypt is left, and inside it only TLS.
+    let mut conn = new_connection(tls_config(Some("pw"), false, true));
+    take_output(&mut conn);
+    conn.read(b"RFB 003.008\n").unwrap();
+    assert_eq!(take_output(&mut conn), [1, security::VENCRYPT]);
+    conn.read(&[security::VENCRYPT, 0, 2]).unwrap();
+    assert_eq!(take_output(&mut conn)[2..], subtype_list(&[vencrypt::X509_VNC]));
+    assert!(matches!(conn.read(&2u32.to_be_bytes()), Err(ProtocolError::SubtypeNotOffered(2))));
+}
+
+#[test]
+fn vencrypt_version_other_than_0_2_is_refused() {
+    let mut conn = new_connection(tls_config(None, false, false));
+    take_output(&mut conn);
+    conn.read(b"RFB 003.008\n").unwrap();
+    take_output(&mut conn);
+    conn.read(&[security::VENCRYPT]).unwrap();
+    take_output(&mut conn);
+    assert!(matches!(conn.read(&[0, 1]), Err(ProtocolError::UnsupportedVeNCryptVersion(0, 1))));
+    assert_eq!(take_output(&mut conn), [vencrypt::VERSION_REFUSED]);
+    assert!(matches!(conn.start_tls(), Err(ProtocolError::Closed | ProtocolError::NotReady)));
+}
+
+/// An RSA-AES login through the whole connection, with the spec-written test client of
+/// `rsa_aes.rs`, up to the server reading the credentials and ClientInit (sent in one read:
+/// sealed for RA2, ClientInit plain for RA2ne). Returns the connection, the client and what
+/// that read returned.
+fn rsa_aes_login(
+    kind: u8,
+    accounts: bool,
+    user: &[u8],
+    password: &[u8],
+) -> (ServerConnection, security::rsa_aes::tests::Client, Result<(), ProtocolError>) {
+    use crate::security::rsa_aes::tests::{Client, TestRng, client_1024, server_2048};
+    use crate::security::rsa_aes::{Ra2Kind, ServerKey};
+    let config = Arc::new(ServerConfig {
+        credentials: security::Credentials { password: Some(b"pw".to_vec()), view_only_password: None, accounts },
+        rsa_key: Some(ServerKey::new(server_2048().clone()).unwrap()),
+        ..ServerConfig::default()
+    });
+    let mut conn = new_connection(config);
+    take_output(&mut conn);
+    conn.read(b"RFB 003.008\n").unwrap();
+    let offered = take_output(&mut conn);
+    assert!(offered[1..].contains(&kind), "{offered:?}");
+    conn.read(&[kind]).unwrap();
+    let server_key_message = take_output(&mut conn);
+    let ra2 = Ra2Kind::from_type(kind).unwrap();
+    let mut rng = TestRng::new(9);
+    let (mut client, flight) = Client::hello(ra2, client_1024(), &server_key_message, &mut rng);
+    conn.read(&flight).unwrap();
+    client.inbox.extend(take_output(&mut conn));
+    let hash = client.read_server_random();
+    client.check_server_hash();
+    conn.read(&hash).unwrap();
+    client.inbox.extend(take_output(&mut conn));
+    assert_eq!(client.read_subtype(), if accounts { 1 } else { 2 });
+    let mut wire = client.seal(&Client::credentials_plain(user, password));
+    if ra2.encrypts_session() {
+        wire.extend(client.seal(&[1]));
+    } else {
+        wire.push(1);
+    }
+    let result = conn.read(&wire);
+    (conn, client, result)
+}
+
+#[test]
+fn rsa_aes_with_the_vnc_password_seals_the_whole_session() {
+    let (mut conn, mut client, result) = rsa_aes_login(security::RA2, false, b"", b"pw");
+    result.unwrap();
+    client.inbox.extend(take_output(&mut conn));
+    assert_eq!(client.read_plain(4), be32(0), "the SecurityResult is sealed");
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::Full }));
+    assert_eq!(conn.security(), "RSA-AES (RA2)");
+    conn.accept(4, 4).unwrap();
+    client.inbox.extend(take_output(&mut conn));
+    assert_eq!(client.read_plain(4), [0, 4, 0, 4], "ServerInit, sealed");
+}
+
+#[test]
+fn rsa_aes_ne_with_an_account_leaves_the_session_plain() {
+    let (mut conn, _, result) = rsa_aes_login(security::RA2NE, true, b"admin", b"secret phrase");
+    result.unwrap();
+    let expected = security::plain::Login { username: "admin".into(), password: b"secret phrase".to_vec() };
+    assert_eq!(conn.poll_event(), Some(Event::Credentials(expected)));
+    conn.login_checked(Some(Access::ViewOnly)).unwrap();
+    assert_eq!(take_output(&mut conn), be32(0), "the SecurityResult is plain");
+    assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::ViewOnly }));
+    assert_eq!(conn.username(), Some("admin"));
+    conn.accept(4, 4).unwrap();
+    assert_eq!(&take_output(&mut conn)[..4], &[0, 4, 0, 4], "plain ServerInit");
+}
+
+#[test]
+fn rsa_aes_wrong_password_fails_with_a_sealed_reason() {
+    let (mut conn, mut client, result) = rsa_aes_login(security::RA2_256, false, b"", b"pw-but-longer");
+    assert!(matches!(result, Err(ProtocolError::AuthenticationFailed)), "the whole password counts: {result:?}");
+    client.inbox.extend(take_output(&mut conn));
+    assert_eq!(client.read_plain(4), be32(1));
+    let reason = b"Authentication failed";
+    assert_eq!(client.read_plain(4 + reason.len()), [be32(reason.len() as u32), reason.to_vec()].concat());
+    assert!(conn.is_closed());
 }
 
 fn ready(width: u16, height: u16) -> ServerConnection {
