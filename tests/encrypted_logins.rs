@@ -141,7 +141,7 @@ fn novnc_logs_in_over_wss() {
     let run =
         novnc::run_novnc(server.port(), &novnc::NoVncOptions::new().tls().username("web").password("browser pass"));
     run.assert_ok();
-    assert!(server.log().contains("connected (HTTPS, TLSv1_3)"), "kvnc log:\n{}", server.log());
+    assert!(server.log().contains("connected (WebSocket over TLSv1_3)"), "kvnc log:\n{}", server.log());
     assert!(server.log().contains("VeNCrypt Plain, user \"web\", ViewOnly access"), "kvnc log:\n{}", server.log());
     assert!(dir.path().join("state/tls.pem").exists(), "the self-signed certificate is kept in the state directory");
 }

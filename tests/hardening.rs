@@ -131,3 +131,31 @@ fn http_requests_that_are_not_websocket_upgrades_get_400() {
     let _ = stream.write_all(&[b'x'; 16 * 1024]);
     assert!(closed_by_server(&mut stream), "a 16 KiB request head is refused");
 }
+
+#[test]
+fn a_viewer_that_sends_but_never_reads_is_not_read_either() {
+    let server = KvncServer::start(KVNC, &["serve"]);
+    let mut flooder = RawClient::connect(&server.addr());
+    let rss_before = server.rss_kib();
+    // SetPixelFormat with a colour map: 20 bytes in, a 1542-byte colour map out, never read.
+    let mut message = vec![0u8, 0, 0, 0, 8, 8, 0, 0, 0, 7, 0, 7, 0, 3, 0, 3, 6, 0, 0, 0];
+    message[7] = 0; // true-colour flag off: a colour map
+    // More than the kernel's socket buffers hold (a few MiB each way on loopback).
+    let flood = message.repeat(2_000_000);
+    flooder.stream.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut written = 0;
+    while written < flood.len() {
+        match flooder.stream.write(&flood[written..]) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    assert!(written < flood.len(), "kvnc kept reading a viewer that reads nothing ({written} bytes)");
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 32 * 1024, "kvnc grew by {grown} KiB for {written} bytes sent");
+    // Everyone else is served as usual.
+    let mut other = RawClient::connect(&server.addr());
+    other.request_update(false);
+    assert!(other.read_raw_update() > 0);
+    eprintln!("flood: {written} bytes taken of {}, kvnc grew by {grown} KiB", flood.len());
+}

@@ -17,15 +17,6 @@ use viewers::{KvncServer, RgbImage};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 
-fn kvnc_rss_kib(server: &KvncServer) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).expect("kvnc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Updates `viewer` receives in `window`, each asked for incrementally.
 fn updates_within(viewer: &mut RawClient, window: Duration, mut meanwhile: impl FnMut()) -> usize {
     let started = Instant::now();
@@ -50,7 +41,7 @@ fn a_stalled_viewer_neither_grows_memory_nor_slows_others() {
     active.request_update(false);
     active.read_raw_update();
     let alone = updates_within(&mut active, Duration::from_secs(10), || {});
-    let rss_before = kvnc_rss_kib(&server);
+    let rss_before = server.rss_kib();
 
     // A second viewer keeps asking for updates and never reads them, for 30 s.
     let mut stalled = RawClient::connect(&server.addr());
@@ -60,7 +51,7 @@ fn a_stalled_viewer_neither_grows_memory_nor_slows_others() {
     let with_stalled = updates_within(&mut active, Duration::from_secs(30), || {
         let _ = stalled.try_request_update(true).and_then(|()| stalled.stream.flush());
     }) / 3;
-    let rss_after = kvnc_rss_kib(&server);
+    let rss_after = server.rss_kib();
     let growth_mib = rss_after.saturating_sub(rss_before) / 1024;
     // Bound: one pending update per viewer (2 MiB at Raw 960x540) plus buffers and slack.
     assert!(growth_mib <= 32, "kvnc grew by {growth_mib} MiB ({rss_before} -> {rss_after} KiB)");

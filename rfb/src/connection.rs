@@ -20,6 +20,12 @@ use crate::security::{self, Transport, vnc_auth};
 mod handshake;
 
 const VERSION_LEN: usize = 12;
+/// Replies (colour maps, fence answers, …) a client may have waiting unread before its further
+/// messages that would add to them are held back. A client that sends but never reads then
+/// costs a bounded amount of memory instead of 77 bytes of colour map per 20-byte message.
+const MAX_UNSENT_REPLIES: usize = 64 * 1024;
+/// Received bytes kept while messages are held back; past this the caller should stop reading.
+const MAX_HELD_INPUT: usize = 64 * 1024;
 const SERVER_VERSION: &[u8; VERSION_LEN] = b"RFB 003.008\n";
 
 /// What every connection of one server shares.
@@ -192,6 +198,8 @@ pub struct ServerConnection {
     wire_input: Vec<u8>,
     /// Set when the cipher starts in the middle of received bytes: the rest are records.
     input_now_sealed: bool,
+    /// Reply bytes in the output not yet taken by the caller (an upper bound).
+    unsent_replies: usize,
     access: Access,
     input: Vec<u8>,
     /// Bytes of a skipped cut text still to discard as they arrive.
@@ -240,6 +248,7 @@ impl ServerConnection {
             sealed: Vec::new(),
             wire_input: Vec::new(),
             input_now_sealed: false,
+            unsent_replies: 0,
             access: Access::Full,
             input: Vec::new(),
             skip: 0,
@@ -334,6 +343,24 @@ impl ServerConnection {
             wire.clear();
             self.output_sent = 0;
         }
+        let unsent = self.sealed.len() + self.output.len() - self.output_sent;
+        self.unsent_replies = self.unsent_replies.min(unsent);
+    }
+
+    /// Whether the caller should read more from the client. False while the client leaves
+    /// replies unread and enough of its messages are held back: stop reading, and TCP makes it
+    /// wait. Once output has drained, [`Self::resume`] lets the held messages go on.
+    pub fn wants_input(&self) -> bool {
+        self.unsent_replies <= MAX_UNSENT_REPLIES || self.input.len() < MAX_HELD_INPUT
+    }
+
+    /// Handles messages held back while replies were unread (see [`Self::wants_input`]); call
+    /// it after output was taken. Errors as [`Self::read`].
+    pub fn resume(&mut self) -> Result<(), ProtocolError> {
+        if self.state == State::Normal && !self.input.is_empty() && self.unsent_replies <= MAX_UNSENT_REPLIES {
+            return self.read(&[]);
+        }
+        Ok(())
     }
 
     /// From now on every byte is sealed: what is already queued went out as the handshake
@@ -605,8 +632,28 @@ impl ServerConnection {
         result
     }
 
-    /// Parses and handles one normal message from the front of `buf`.
+    /// Handles the next message, unless it would add to replies the client leaves unread.
     fn process_message(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let replies = matches!(
+            buf.first(),
+            Some(
+                &(client::SET_PIXEL_FORMAT
+                    | client::SET_ENCODINGS
+                    | client::ENABLE_CONTINUOUS_UPDATES
+                    | client::CLIENT_FENCE)
+            )
+        );
+        if replies && self.unsent_replies > MAX_UNSENT_REPLIES {
+            return Ok(None);
+        }
+        let output_before = self.output.len();
+        let handled = self.handle_message(buf);
+        self.unsent_replies += self.output.len().saturating_sub(output_before);
+        handled
+    }
+
+    /// Parses and handles one normal message from the front of `buf`.
+    fn handle_message(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
         let ctx = ParseContext {
             max_cut_text: self.config.max_cut_text,
             qemu_key_events: self.qemu_key_events == Confirmation::Sent,

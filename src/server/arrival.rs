@@ -33,10 +33,7 @@ pub(super) async fn serve(
             tracing::info!("connected");
             viewer::serve(Box::new(stream), Transport::Tcp, deadline, peer, id, shared, kick).await
         }
-        Arrival::Http => {
-            tracing::info!("connected (HTTP)");
-            serve_http(Box::new(stream), false, deadline, peer, id, shared, kick).await
-        }
+        Arrival::Http => serve_http(Box::new(stream), None, deadline, peer, id, shared, kick).await,
         Arrival::Tls => {
             let identity =
                 shared.tls.as_ref().ok_or_else(|| anyhow!("TLS is turned off, and this connection began with it"))?;
@@ -45,16 +42,16 @@ pub(super) async fn serve(
                 .map_err(|_| anyhow!("no TLS handshake within the login deadline"))?
                 .context("TLS handshake failed")?;
             let version = stream.get_ref().1.protocol_version().map_or("TLS".into(), |v| format!("{v:?}"));
-            tracing::info!("connected (HTTPS, {version})");
-            serve_http(Box::new(stream), true, deadline, peer, id, shared, kick).await
+            serve_http(Box::new(stream), Some(version), deadline, peer, id, shared, kick).await
         }
     }
 }
 
-/// An HTTP request on the port (inside TLS or not): a WebSocket carrying RFB, or a short answer.
+/// An HTTP request on the port (inside TLS of this version, or not): a WebSocket carrying RFB,
+/// or a short answer.
 async fn serve_http(
     mut stream: BoxedStream,
-    tls: bool,
+    tls_version: Option<String>,
     deadline: Instant,
     peer: IpAddr,
     id: ViewerId,
@@ -69,7 +66,7 @@ async fn serve_http(
             http::respond(&mut stream, "400 Bad Request", NOT_A_WEBSOCKET).await;
             Ok(format!("HTTP request answered with 400: {reason}"))
         }
-        Request::WebSocket if !tls && shared.config.require_encryption => {
+        Request::WebSocket if tls_version.is_none() && shared.config.require_encryption => {
             http::respond(&mut stream, "403 Forbidden", TLS_REQUIRED).await;
             Ok("refused ws:// (TLS is required)".into())
         }
@@ -79,7 +76,16 @@ async fn serve_http(
                 .await
                 .map_err(|_| anyhow!("no WebSocket handshake within the login deadline"))?
                 .context("WebSocket handshake failed")?;
-            let transport = if tls { Transport::Tls } else { Transport::WebSocket { web_crypto } };
+            let transport = match &tls_version {
+                Some(version) => {
+                    tracing::info!("connected (WebSocket over {version})");
+                    Transport::Tls
+                }
+                None => {
+                    tracing::info!("connected (WebSocket)");
+                    Transport::WebSocket { web_crypto }
+                }
+            };
             viewer::serve(Box::new(pipe), transport, deadline, peer, id, shared, kick).await
         }
     }

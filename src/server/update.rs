@@ -7,7 +7,9 @@
 use rfb::Rect;
 use rfb::region::Region;
 
-/// More rects than this in a viewer's pending damage are merged, bounding its memory.
+/// More rects than this in a viewer's pending damage, or in what it asked for, are merged,
+/// bounding memory and the work per update: a viewer sending thousands of tiny requests gets a
+/// few larger areas (asking for more than was asked is harmless) instead of slowing everyone.
 pub const MAX_PENDING_RECTS: usize = 64;
 
 /// What to write next.
@@ -44,8 +46,10 @@ impl UpdateScheduler {
     pub fn request(&mut self, incremental: bool, rect: Rect) {
         self.has_request = true;
         self.requested.union_rect(rect);
+        self.requested.simplify(MAX_PENDING_RECTS);
         if !incremental {
             self.forced.union_rect(rect);
+            self.forced.simplify(MAX_PENDING_RECTS);
         }
     }
 
@@ -183,6 +187,23 @@ mod tests {
             Some(Region::from_rect(typed))
         });
         assert_eq!(rects(s.take(false)), [typed]);
+    }
+
+    #[test]
+    fn thousands_of_tiny_requests_stay_a_few_rects_covering_them_all() {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        let tiny: Vec<Rect> = (0..SCREEN.height)
+            .step_by(2)
+            .flat_map(|y| (0..SCREEN.width).step_by(3).map(move |x| Rect::new(x, y, 1, 1)))
+            .collect();
+        assert!(tiny.len() > 500);
+        for (i, rect) in tiny.iter().enumerate() {
+            s.request(i % 2 == 0, *rect);
+        }
+        assert!(s.requested.rects().len() <= MAX_PENDING_RECTS && s.forced.rects().len() <= MAX_PENDING_RECTS);
+        let sent = Region::from_rects(&rects(s.take(false)));
+        assert!(tiny.iter().all(|rect| sent.contains(rect.x, rect.y)), "every requested pixel is sent");
     }
 
     #[test]

@@ -106,7 +106,9 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: 
             return Ok(Outcome::StartTls(reader.unsplit(writer)));
         }
         tokio::select! {
-            read = reader.read(&mut buf), if !conn.tls_requested() => {
+            // A viewer that sends but does not read is not read from either (rfb holds back its
+            // messages once their replies pile up).
+            read = reader.read(&mut buf), if !conn.tls_requested() && conn.wants_input() => {
                 let n = read.context("read failed")?;
                 if n == 0 {
                     return Ok(Outcome::Ended("viewer closed the connection".into()));
@@ -121,6 +123,9 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: 
                 if conn.pending_output().is_empty() {
                     // TLS holds back what does not fill a record until flushed.
                     writer.flush().await.context("write failed")?;
+                }
+                if let Err(e) = conn.resume() {
+                    return Err(refuse(e, &mut writer, conn.pending_output().to_vec(), session.peer, shared).await);
                 }
             }
             changed = frames.changed() => {

@@ -636,6 +636,16 @@ impl KvncServer {
         self.child.id()
     }
 
+    /// The server's resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("kvnc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Everything the server logged so far (stderr and stdout, ANSI colours stripped).
     pub fn log(&self) -> String {
         self.log.text()

@@ -441,6 +441,56 @@ fn colour_map_request_gets_bgr233() {
 }
 
 #[test]
+fn a_client_that_never_reads_cannot_pile_up_replies() {
+    let mut conn = ready(1, 1);
+    take_output(&mut conn);
+    let mut colour_map = PixelFormat::BGR233;
+    colour_map.true_colour = false;
+    let message = [[0, 0, 0, 0].as_slice(), &colour_map.to_bytes()].concat();
+    let flood = message.repeat(10_000);
+    let mut fed = 0;
+    // The caller reads only while the connection wants input, in chunks like a socket gives
+    // (whole messages, so that the key below is a message of its own).
+    for chunk in flood.chunks(4000) {
+        if !conn.wants_input() {
+            break;
+        }
+        conn.read(chunk).unwrap();
+        fed += chunk.len();
+    }
+    let queued = conn.pending_output().len();
+    assert!(queued < 2 * 64 * 1024, "{queued} bytes of replies queued");
+    assert!(fed < flood.len() / 2, "reading stopped: {fed} bytes taken");
+    // A key still arrives behind the held messages once the client reads its replies.
+    conn.read(&[4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
+    while conn.poll_event().is_some() {}
+    let mut got_key = false;
+    for _ in 0..100 {
+        take_output(&mut conn);
+        conn.resume().unwrap();
+        got_key |= std::iter::from_fn(|| conn.poll_event()).any(|e| e == Event::Key { down: true, keysym: 0x61 });
+        if got_key {
+            break;
+        }
+    }
+    assert!(got_key, "the held messages went on once the output was taken");
+}
+
+#[test]
+fn fence_requests_are_held_back_too() {
+    let mut conn = ready(1, 1);
+    conn.read(&[2, 0, 0, 1, 0xff, 0xff, 0xfe, 0xc8]).unwrap(); // SetEncodings [Fence]
+    take_output(&mut conn);
+    let fence = [&[248, 0, 0, 0][..], &be32(0x8000_0000), &[64], &[7; 64]].concat();
+    for _ in 0..5000 {
+        if conn.wants_input() {
+            conn.read(&fence).unwrap();
+        }
+    }
+    assert!(conn.pending_output().len() < 2 * 64 * 1024);
+}
+
+#[test]
 fn invalid_pixel_format_is_an_error() {
     let mut conn = ready(1, 1);
     let mut bad = PixelFormat::NATIVE;
