@@ -76,3 +76,61 @@ fn bad_input_affects_only_its_own_connection() {
     assert!(server.wait_for_log("invalid pixel format", Duration::from_secs(5)), "{}", server.log());
     still_served(&mut good);
 }
+
+#[test]
+fn every_message_type_cut_short_or_impossible_closes_only_its_connection() {
+    let server = KvncServer::start(env!("CARGO_BIN_EXE_kvnc"), &["serve"]);
+    let addr = server.addr();
+    let mut good = RawClient::connect(&addr);
+    let fence_too_long = [&[248, 0, 0, 0, 0x80, 0, 0, 0, 200][..], &[0u8; 200]].concat();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("SetPixelFormat cut short", vec![0, 0, 0, 0, 32, 24]),
+        ("SetPixelFormat with 0 bits per pixel", [&[0u8, 0, 0, 0, 0, 24, 0, 1][..], &[0; 12]].concat()),
+        ("SetEncodings promising 65535 encodings", vec![2, 0, 0xff, 0xff, 0, 0, 0, 7]),
+        ("FramebufferUpdateRequest cut short", vec![3, 1, 0, 0]),
+        ("KeyEvent cut short", vec![4, 1, 0]),
+        ("PointerEvent cut short", vec![5, 1]),
+        ("ClientCutText cut short", vec![6, 0, 0, 0, 0, 0, 0, 10, b'a']),
+        ("EnableContinuousUpdates never offered", vec![150, 1, 0, 0, 0, 0, 0, 1, 0, 1]),
+        ("a fence never offered, with a 200-byte payload", fence_too_long),
+        ("SetDesktopSize cut short", vec![251, 0, 0, 10, 0, 10, 255, 0]),
+        ("a QEMU message before QEMU keys were offered", vec![255, 0, 0, 1, 0, 0, 0, 0x61]),
+        ("message type 254", vec![254]),
+    ];
+    for (what, bytes) in cases {
+        let mut client = RawClient::connect(&addr);
+        client.stream.write_all(&bytes).unwrap();
+        client.stream.shutdown(Shutdown::Write).unwrap();
+        assert!(closed_by_server(&mut client.stream), "{what}: not closed");
+        still_served(&mut good);
+    }
+    // Impossible but harmless: a request far outside the screen is cropped, not refused.
+    let mut outside = RawClient::connect(&addr);
+    outside.stream.write_all(&[3, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    still_served(&mut outside);
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
+
+#[test]
+fn a_handshake_sent_one_byte_at_a_time_still_logs_in() {
+    let server = KvncServer::start(env!("CARGO_BIN_EXE_kvnc"), &["serve"]);
+    let mut stream = RawClient::connect_bare(&server.addr());
+    let slowly = |stream: &mut std::net::TcpStream, bytes: &[u8]| {
+        for byte in bytes {
+            stream.write_all(std::slice::from_ref(byte)).unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    };
+    slowly(&mut stream, b"RFB 003.008\n");
+    let mut types = [0u8; 16];
+    let n = std::io::Read::read(&mut stream, &mut types).unwrap();
+    assert!(types[1..n].contains(&1), "None offered: {:?}", &types[..n]);
+    slowly(&mut stream, &[1]);
+    let mut result = [0u8; 4];
+    std::io::Read::read_exact(&mut stream, &mut result).unwrap();
+    assert_eq!(result, [0; 4]);
+    slowly(&mut stream, &[1]);
+    let mut init = [0u8; 24];
+    std::io::Read::read_exact(&mut stream, &mut init).unwrap();
+    assert_eq!(&init[..4], &[5, 0, 2, 208], "ServerInit for the 1280x720 demo screen");
+}

@@ -138,9 +138,12 @@ fn novnc_logs_in_over_wss() {
         &["serve", "--password-file", &password_file(&dir), "--users-file", &users, "--state-dir", &state],
     );
     // VeNCrypt Plain inside wss://: noVNC sends the user name and password.
-    let run =
-        novnc::run_novnc(server.port(), &novnc::NoVncOptions::new().tls().username("web").password("browser pass"));
+    let options = novnc::NoVncOptions::new().tls().username("web").password("browser pass").type_text("typed");
+    let run = novnc::run_novnc(server.port(), &options);
     run.assert_ok();
+    // The account is view-only: what the browser typed never reached the target.
+    let console = demo_screen::console(&run.canvas);
+    assert!(!console.iter().any(|line| line.contains("typed")), "{console:?}");
     assert!(server.log().contains("connected (WebSocket over TLSv1_3)"), "kvnc log:\n{}", server.log());
     assert!(server.log().contains("VeNCrypt Plain, user \"web\", ViewOnly access"), "kvnc log:\n{}", server.log());
     assert!(dir.path().join("state/tls.pem").exists(), "the self-signed certificate is kept in the state directory");
@@ -164,6 +167,30 @@ fn novnc_logs_in_with_rsa_aes_over_ws() {
     let run = novnc::run_novnc(server.port(), &novnc::NoVncOptions::new().password("wrong"));
     assert!(!run.connected, "logged in with a wrong password");
     assert!(server.wait_for_log("protocol error: authentication failed", WAIT), "{}", server.log());
+}
+
+#[test]
+fn an_rfb_33_client_still_logs_in_with_vnc_authentication_beside_tls() {
+    let dir = TempDir::new("kvnc-rfb33");
+    let state = dir.path().join("state").to_string_lossy().into_owned();
+    let server = KvncServer::start(KVNC, &["serve", "--password-file", &password_file(&dir), "--state-dir", &state]);
+    // What macOS Screen Sharing does: RFB 3.3, where the server picks the type.
+    let mut stream = RawClient::connect_bare(&server.addr());
+    stream.write_all(b"RFB 003.003\n").unwrap();
+    let mut chosen = [0u8; 4];
+    stream.read_exact(&mut chosen).unwrap();
+    assert_eq!(u32::from_be_bytes(chosen), u32::from(rfb::security::VNC_AUTH));
+    let mut challenge = [0u8; 16];
+    stream.read_exact(&mut challenge).unwrap();
+    stream.write_all(&rfb::security::vnc_auth::expected_response(PASSWORD.as_bytes(), &challenge)).unwrap();
+    let mut result = [0u8; 4];
+    stream.read_exact(&mut result).unwrap();
+    assert_eq!(result, [0; 4]);
+    stream.write_all(&[1]).unwrap();
+    let mut init = [0u8; 4];
+    stream.read_exact(&mut init).unwrap();
+    assert_eq!(init, [5, 0, 2, 208], "ServerInit for the 1280x720 demo screen");
+    assert!(server.wait_for_log("authenticated: RFB 3.3, VncAuth", WAIT), "{}", server.log());
 }
 
 #[test]

@@ -77,6 +77,34 @@ fn honour_policy_lets_an_exclusive_viewer_disconnect_the_others() {
 }
 
 #[test]
+fn a_view_only_viewer_asking_for_exclusive_access_disconnects_nobody() {
+    let dir = viewers::TempDir::new("kvnc-view-only-exclusive");
+    let (full, view) = (dir.path().join("full"), dir.path().join("view"));
+    std::fs::write(&full, "full-pw\n").unwrap();
+    std::fs::write(&view, "view-pw\n").unwrap();
+    let server = KvncServer::start(
+        KVNC,
+        &[
+            "serve",
+            "--shared-policy",
+            "honour",
+            "--password-file",
+            full.to_str().unwrap(),
+            "--view-only-password-file",
+            view.to_str().unwrap(),
+        ],
+    );
+    let local = "127.0.0.1".parse().unwrap();
+    let mut typist = RawClient::login_from(&server.addr(), local, b"full-pw").expect("full access");
+    let mut watcher = RawClient::login_with(&server.addr(), local, b"view-pw", false).expect("view-only access");
+    for viewer in [&mut typist, &mut watcher] {
+        viewer.request_update(false);
+        assert_eq!(viewer.read_raw_update(), FULL_FRAME, "both still served");
+    }
+    assert!(!server.log().contains("exclusive access: disconnecting"), "{}", server.log());
+}
+
+#[test]
 fn always_policy_keeps_everyone_connected() {
     let server = KvncServer::start(KVNC, &["serve"]);
     let mut first = RawClient::connect(&server.addr());

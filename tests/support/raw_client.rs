@@ -66,6 +66,16 @@ impl RawClient {
     /// the password is empty. Ok with the logged-in client, or Err saying how it ended:
     /// "refused" (closed before the version), "failed: REASON".
     pub fn login_from(addr: &str, source: std::net::IpAddr, password: &[u8]) -> Result<RawClient, String> {
+        Self::login_with(addr, source, password, true)
+    }
+
+    /// [`Self::login_from`] asking for shared or exclusive access.
+    pub fn login_with(
+        addr: &str,
+        source: std::net::IpAddr,
+        password: &[u8],
+        shared: bool,
+    ) -> Result<RawClient, String> {
         let mut stream = Self::connect_bare_from(addr, source)?;
         stream.write_all(b"RFB 003.008\n").unwrap();
         let mut count = [0u8; 1];
@@ -89,7 +99,7 @@ impl RawClient {
             stream.read_exact(&mut reason).unwrap();
             return Err(format!("failed: {}", String::from_utf8_lossy(&reason)));
         }
-        Ok(Self::finish_init(stream, true))
+        Ok(Self::finish_init(stream, shared))
     }
 
     /// Full 3.8 handshake with security None, shared, then SetEncodings [Raw].

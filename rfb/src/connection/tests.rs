@@ -117,15 +117,7 @@ fn view_only_password_gives_view_only_access() {
     let (mut conn, _, result) = handshake(cfg.clone(), b"RFB 003.008\n", Some("look"));
     result.unwrap();
     assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::ViewOnly }));
-    conn.accept(8, 8).unwrap();
-    conn.read(&[4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
-    conn.read(&[5, 1, 0, 1, 0, 1]).unwrap();
-    conn.read(&[3, 0, 0, 0, 0, 0, 0, 8, 0, 8]).unwrap();
-    assert_eq!(
-        conn.poll_event(),
-        Some(Event::UpdateRequest { incremental: false, rect: Rect::new(0, 0, 8, 8) }),
-        "a view-only viewer's key and pointer events are dropped"
-    );
+    assert_input_dropped(&mut conn);
     // A view-only password alone also turns on VNC Authentication.
     let (_, _, result) = handshake(config(None, Some("look")), b"RFB 003.008\n", Some("look"));
     result.unwrap();
@@ -164,6 +156,19 @@ fn handshake_split_at_every_byte() {
         conn.read(std::slice::from_ref(byte)).unwrap();
     }
     assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: false, access: Access::Full }));
+}
+
+/// A view-only connection's key, pointer and clipboard messages produce no events: only the
+/// update request behind them does.
+fn assert_input_dropped(conn: &mut ServerConnection) {
+    conn.accept(8, 8).unwrap();
+    while conn.poll_event().is_some() {}
+    conn.read(&[4, 1, 0, 0, 0, 0, 0, 0x61]).unwrap();
+    conn.read(&[5, 1, 0, 1, 0, 1]).unwrap();
+    conn.read(&[&[6, 0, 0, 0][..], &be32(2), b"hi"].concat()).unwrap();
+    conn.read(&[3, 0, 0, 0, 0, 0, 0, 8, 0, 8]).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::UpdateRequest { incremental: false, rect: Rect::new(0, 0, 8, 8) }));
+    assert_eq!(conn.poll_event(), None, "a view-only viewer's input is dropped");
 }
 
 fn tls_config(password: Option<&str>, accounts: bool, require_encryption: bool) -> Arc<ServerConfig> {
@@ -241,6 +246,7 @@ fn plain_login_waits_for_the_callers_verdict() {
     assert_eq!(take_output(&mut conn), be32(0));
     assert_eq!(conn.poll_event(), Some(Event::ClientInit { shared: true, access: Access::ViewOnly }));
     assert_eq!((conn.security(), conn.username()), ("VeNCrypt Plain", Some("admin")));
+    assert_input_dropped(&mut conn);
 
     let (mut conn, result) = login(None);
     assert!(matches!(result, Err(ProtocolError::AuthenticationFailed)));
@@ -355,6 +361,14 @@ fn rsa_aes_ne_with_an_account_leaves_the_session_plain() {
     assert_eq!(conn.username(), Some("admin"));
     conn.accept(4, 4).unwrap();
     assert_eq!(&take_output(&mut conn)[..4], &[0, 4, 0, 4], "plain ServerInit");
+    let (mut conn, _, result) = rsa_aes_login(security::RA2NE, true, b"admin", b"secret phrase");
+    result.unwrap();
+    while let Some(event) = conn.poll_event() {
+        if matches!(event, Event::Credentials(_)) {
+            conn.login_checked(Some(Access::ViewOnly)).unwrap();
+        }
+    }
+    assert_input_dropped(&mut conn);
 }
 
 #[test]
@@ -813,4 +827,113 @@ fn extended_pointer_decoded_only_after_ack() {
     assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x80, x: 7, y: 8 }));
     assert_eq!(conn.poll_event(), Some(Event::Pointer { buttons: 0x04, x: 9, y: 9 }));
     assert_eq!(conn.poll_event(), None);
+}
+
+/// One well-formed message of every client type a ready connection accepts, once the client has
+/// listed what unlocks them (the SetEncodings comes first).
+fn every_client_message() -> Vec<Vec<u8>> {
+    let mut set_encodings = vec![2, 0, 0, 8];
+    for encoding in [7i32, 16, 0, -258, -312, -313, -308, -316] {
+        set_encodings.extend(encoding.to_be_bytes());
+    }
+    let mut colour_map = PixelFormat::BGR233;
+    colour_map.true_colour = false;
+    vec![
+        set_encodings,
+        [[0, 0, 0, 0].as_slice(), &colour_map.to_bytes()].concat(),
+        [[0, 0, 0, 0].as_slice(), &PixelFormat::NATIVE.to_bytes()].concat(),
+        vec![3, 1, 0, 0, 0, 0, 0, 64, 0, 48],
+        vec![4, 1, 0, 0, 0, 0, 0, 0x61],
+        vec![5, 1, 0, 10, 0, 10],
+        [&[6, 0, 0, 0][..], &be32(3), b"abc"].concat(),
+        vec![150, 1, 0, 0, 0, 0, 0, 64, 0, 48],
+        [&[248, 0, 0, 0][..], &be32(0x8000_0000), &[4, 1, 2, 3, 4]].concat(),
+        [&[251, 0][..], &[0, 64, 0, 48, 1, 0], &be32(1), &[0, 0, 0, 0, 0, 64, 0, 48], &be32(0)].concat(),
+        [&[255, 0, 0, 1][..], &be32(0x61), &be32(0x1e)].concat(),
+    ]
+}
+
+#[test]
+fn random_and_mutated_input_never_panics_nor_grows_output() {
+    let messages = every_client_message();
+    let mut rng = fastrand::Rng::with_seed(0x6b766e63);
+    let frame = Frame::new(64, 48);
+    for round in 0..3000 {
+        let mut conn = ready(64, 48);
+        take_output(&mut conn);
+        let mut stream = messages[0].clone();
+        for _ in 0..rng.usize(1..20) {
+            stream.extend(&messages[rng.usize(..messages.len())]);
+        }
+        // Flip, drop, insert or cut: truncated messages, impossible lengths and values.
+        for _ in 0..rng.usize(0..4) {
+            match rng.u8(0..4) {
+                0 if !stream.is_empty() => {
+                    let at = rng.usize(..stream.len());
+                    stream[at] = rng.u8(..);
+                }
+                1 if !stream.is_empty() => {
+                    stream.remove(rng.usize(..stream.len()));
+                }
+                2 => stream.insert(rng.usize(..=stream.len()), rng.u8(..)),
+                _ => stream.truncate(rng.usize(..=stream.len())),
+            }
+        }
+        if round % 10 == 0 {
+            stream = (0..rng.usize(0..200)).map(|_| rng.u8(..)).collect();
+        }
+        let mut at = 0;
+        while at < stream.len() {
+            let n = rng.usize(1..=64).min(stream.len() - at);
+            if conn.read(&stream[at..at + n]).is_err() {
+                assert!(conn.is_closed());
+                break;
+            }
+            at += n;
+            while conn.poll_event().is_some() {}
+            conn.write_update(&frame, &[frame.bounds()]);
+            assert!(conn.pending_output().len() < 1 << 20, "round {round}: output keeps growing");
+            take_output(&mut conn);
+        }
+    }
+}
+
+#[test]
+fn random_input_during_every_login_never_panics() {
+    use crate::security::rsa_aes::ServerKey;
+    use crate::security::rsa_aes::tests::server_2048;
+    let config = Arc::new(ServerConfig {
+        credentials: security::Credentials { password: Some(b"pw".to_vec()), view_only_password: None, accounts: true },
+        tls: true,
+        rsa_key: Some(ServerKey::new(server_2048().clone()).unwrap()),
+        ..ServerConfig::default()
+    });
+    let mut rng = fastrand::Rng::with_seed(42);
+    let transports = [Transport::Tcp, Transport::WebSocket { web_crypto: true }, Transport::Tls];
+    for round in 0..2000 {
+        let mut conn = ServerConnection::new(config.clone(), transports[round % 3], SEED);
+        take_output(&mut conn);
+        let chosen = [security::VENCRYPT, security::RA2, security::RA2NE_256, security::VNC_AUTH][round % 4];
+        let mut stream = b"RFB 003.008\n".to_vec();
+        stream.push(chosen);
+        stream.extend((0..rng.usize(0..600)).map(|_| rng.u8(..)));
+        if chosen == security::VENCRYPT && rng.bool() {
+            // A valid VeNCrypt start, then garbage where the subtype and login go.
+            stream.splice(13..13, [0, 2, 0, 0, 1, 6]);
+        }
+        for chunk in stream.chunks(rng.usize(1..=32)) {
+            if conn.read(chunk).is_err() {
+                break;
+            }
+            while let Some(event) = conn.poll_event() {
+                if matches!(event, Event::Credentials(_)) {
+                    let _ = conn.login_checked(None);
+                }
+            }
+            if conn.tls_requested() {
+                let _ = conn.start_tls();
+            }
+            take_output(&mut conn);
+        }
+    }
 }
