@@ -16,7 +16,7 @@ use crate::hid::paste::{PasteConfig, PasteMode};
 use crate::hid::router::{InputRouter, MouseMode};
 use crate::hid::{InputSink, Role};
 use crate::login::LoginArgs;
-use crate::server::{Limits, Server, SharedPolicy};
+use crate::server::{Limits, Options, Server, SharedPolicy};
 use crate::source::FrameSource;
 use crate::source::replay::ReplaySource;
 use crate::source::v4l2::mode::ModeRequest;
@@ -49,6 +49,12 @@ pub enum Command {
     },
     /// Write a VNC password file, or add, replace or delete a user in an accounts file.
     Passwd(crate::passwd::PasswdArgs),
+    /// Attach, eject or list the target's virtual media (disk and CD images from --media-dir),
+    /// or show what is attached, without the server. Changing media needs root.
+    Media(crate::media::command::MediaArgs),
+    /// Control a running `kvnc serve` through its local socket: media, typing, key combos,
+    /// mouse mode, layout, screenshot, status, viewers.
+    Ctl(crate::control::client::CtlArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +198,18 @@ pub struct ServeArgs {
     /// Seconds a connection may take to log in before it is closed.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub handshake_timeout: u64,
+    /// The control socket for `kvnc ctl` (owner-only). Default: $RUNTIME_DIRECTORY/control.sock
+    /// (systemd), /run/kvnc/control.sock as root, else $XDG_RUNTIME_DIR/kvnc.sock.
+    #[arg(long, value_name = "PATH", conflicts_with = "no_control_socket")]
+    pub control_socket: Option<PathBuf>,
+    /// No control socket.
+    #[arg(long)]
+    pub no_control_socket: bool,
+    /// Disk and CD images the target may be given as virtual media (through the gadget's
+    /// mass-storage function: `kvnc ctl media ...`, the HTTP API). Only regular files directly
+    /// in it (or links resolving inside it) can be attached.
+    #[arg(long, value_name = "DIR")]
+    pub media_dir: Option<PathBuf>,
     /// Longest clipboard text accepted from a viewer, in bytes; longer text is skipped.
     #[arg(long, default_value_t = rfb::messages::client::DEFAULT_MAX_CUT_TEXT)]
     pub max_cut_text: u32,
@@ -269,6 +287,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(*args).await,
         Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
         Command::Passwd(args) => tokio::task::spawn_blocking(move || crate::passwd::run(&args)).await?,
+        Command::Media(args) => tokio::task::spawn_blocking(move || crate::media::command::run(&args)).await?,
+        Command::Ctl(args) => tokio::task::spawn_blocking(move || crate::control::client::run(&args)).await?,
         Command::Probe { json } => {
             let report = tokio::task::spawn_blocking(crate::probe::probe).await?;
             if json {
@@ -366,11 +386,36 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
         allowed_origins: args.ws_allowed_origin.clone(),
     };
-    let server = Server::new(config, source, Arc::new(router), paste, args.shared_policy, limits, logins.security);
+    let control = crate::control::ControlConfig {
+        socket: if args.no_control_socket {
+            None
+        } else {
+            args.control_socket.clone().or_else(crate::control::socket::default_path)
+        },
+        media: args.media_dir.as_ref().map(|dir| -> Arc<dyn crate::media::VirtualMedia> {
+            let library = crate::media::library::MediaLibrary::new(dir.clone());
+            Arc::new(crate::media::drive::GadgetDrive::new(args.gadget.gadget_name.clone(), library))
+        }),
+        gadget: (hid_mode == HidMode::Gadget && args.hid_device.is_none()).then(|| args.gadget.gadget_name.clone()),
+    };
+    let server = Server::new(
+        config,
+        source,
+        Arc::new(router),
+        Options { paste, policy: args.shared_policy, limits, security: logins.security, control },
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
     tokio::select! {
         result = server.run(listener) => result,
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted, shutting down");
+            server.shut_down().await;
+            Ok(())
+        }
+        _ = terminate.recv() => {
+            tracing::info!("asked to stop (SIGTERM), shutting down");
+            server.shut_down().await;
             Ok(())
         }
     }

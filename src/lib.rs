@@ -7,10 +7,12 @@
 pub mod accounts;
 pub mod canvas;
 pub mod cli;
+pub mod control;
 pub mod demo;
 pub mod hid;
 pub mod jpeg;
 pub mod login;
+pub mod media;
 pub mod passwd;
 pub mod probe;
 pub mod rate_limit;

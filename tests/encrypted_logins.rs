@@ -225,4 +225,11 @@ fn require_tls_refuses_plain_clients_with_a_reason() {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("wss://"), "{answer}");
+    // The control API too: a password must not cross the network in plain HTTP.
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("https://"), "{answer}");
 }

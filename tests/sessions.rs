@@ -114,3 +114,17 @@ fn always_policy_keeps_everyone_connected() {
         assert_eq!(viewer.read_raw_update(), FULL_FRAME);
     }
 }
+
+#[test]
+fn sigterm_tells_viewers_and_exits_cleanly() {
+    let mut server = KvncServer::start(KVNC, &["serve"]);
+    let mut viewer = RawClient::connect(&server.addr());
+    viewer.key(0x61, true);
+    let killed = std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    assert!(killed.success());
+    assert!(closed_by_server(&mut viewer.stream), "the viewer is told");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("kvnc exits");
+    assert!(status.success(), "exit status {status}");
+    let log = server.log();
+    assert!(log.contains("SIGTERM") && log.contains("disconnected: the server is shutting down"), "{log}");
+}

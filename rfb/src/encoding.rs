@@ -28,6 +28,19 @@ pub const COMPRESS_LEVEL_0: i32 = -256;
 /// Real (pixel-carrying) encodings this server can produce, in no particular order.
 pub const IMPLEMENTED: &[i32] = &[RAW, TIGHT, ZRLE];
 
+/// A name for logs and status reports.
+pub fn name(encoding: i32) -> &'static str {
+    match encoding {
+        RAW => "Raw",
+        COPY_RECT => "CopyRect",
+        RRE => "RRE",
+        HEXTILE => "Hextile",
+        TIGHT => "Tight",
+        ZRLE => "ZRLE",
+        _ => "other",
+    }
+}
+
 /// Everything learned from the client's latest SetEncodings. Replaced, never merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientEncodings {

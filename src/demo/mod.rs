@@ -66,6 +66,10 @@ impl FrameSource for DemoTarget {
     fn frames(&self) -> watch::Receiver<Arc<SourceFrame>> {
         self.frames.subscribe()
     }
+
+    fn status(&self) -> crate::source::SourceStatus {
+        crate::source::SourceStatus { source: "demo".into(), signal: true, ..Default::default() }
+    }
 }
 
 impl InputSink for DemoTarget {

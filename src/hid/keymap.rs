@@ -101,7 +101,7 @@ fn ascii_to_usage(byte: u8) -> Option<KeyUsage> {
 }
 
 /// X11 keysyms of keys that are not characters (from X11/keysymdef.h).
-mod xk {
+pub mod xk {
     pub const ISO_LEFT_TAB: u32 = 0xFE20;
     pub const ISO_LEVEL3_SHIFT: u32 = 0xFE03;
     pub const BACKSPACE: u32 = 0xFF08;

@@ -2,6 +2,7 @@
 //! absolute pointer and a boot mouse send to the target. The sinks: /dev/hidgN ([`hidg`]), the
 //! demo target, or nothing.
 
+pub mod combo;
 pub mod descriptor;
 pub mod discard;
 pub mod gadget;

@@ -91,6 +91,43 @@ impl Paster {
         }
     }
 
+    /// Types `text`, whatever `--paste` says: the control interface asked for it. Paced and
+    /// capped like a paste; it starts once text typed before has been typed, so requests made
+    /// one after the other reach the target in that order.
+    pub async fn type_now(&self, text: &str) -> Result<(), String> {
+        let length = text.chars().count();
+        if length > self.config.max_chars {
+            return Err(format!(
+                "{length} characters are more than the {} that are typed at once (--paste-max-chars)",
+                self.config.max_chars
+            ));
+        }
+        self.wait_typed().await;
+        self.type_text(text.into());
+        Ok(())
+    }
+
+    /// Waits until no text is being typed.
+    async fn wait_typed(&self) {
+        while self.lock().typing.as_ref().is_some_and(|typing| !typing.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Presses `keysyms` in order and releases them in reverse, as a person does Ctrl+Alt+Del
+    /// (after any text still being typed).
+    pub async fn press_combo(&self, keysyms: &[u32]) {
+        self.wait_typed().await;
+        for &keysym in keysyms {
+            self.router.key(PASTE_VIEWER, keysym, true);
+            tokio::time::sleep(self.config.key_delay).await;
+        }
+        for &keysym in keysyms.iter().rev() {
+            self.router.key(PASTE_VIEWER, keysym, false);
+            tokio::time::sleep(self.config.key_delay).await;
+        }
+    }
+
     fn type_text(&self, text: Arc<str>) {
         let length = text.chars().count();
         if length > self.config.max_chars {
@@ -100,7 +137,7 @@ impl Paster {
             );
             return;
         }
-        tracing::info!("typing clipboard text of {length} characters");
+        tracing::info!("typing text of {length} characters");
         let task = tokio::spawn(type_keys(self.router.clone(), text, self.config.key_delay));
         if let Some(previous) = self.lock().typing.replace(task) {
             previous.abort();

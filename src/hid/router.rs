@@ -8,7 +8,7 @@
 //! a viewer leaving releases only what it held.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use crate::hid::keyboard::Keyboard;
 use crate::hid::keymap::usage;
@@ -52,11 +52,13 @@ impl Chord {
     }
 }
 
-/// The viewer id the paste typist uses: real viewers count from 1.
+/// The viewer id the paste typist (and the control interface's typing) uses: real viewers
+/// count from 1.
 pub const PASTE_VIEWER: ViewerId = 0;
 
 /// Which device pointer events drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MouseMode {
     /// The absolute pointer: exact positions, what operating systems use.
     #[default]
@@ -69,14 +71,30 @@ pub enum MouseMode {
 /// Shared by all viewer connections.
 pub struct InputRouter {
     sink: Arc<dyn InputSink>,
-    layout: Layout,
+    /// Switchable while viewers type (the control interface): each key event takes the layout
+    /// of the moment; a release finds its key by what was pressed, whatever the layout now.
+    layout: RwLock<Arc<Layout>>,
     state: Mutex<RouterState>,
 }
 
 impl InputRouter {
     /// A router typing keysyms as they are produced on the target's `layout`.
     pub fn new(sink: Arc<dyn InputSink>, layout: Layout) -> Self {
-        Self { sink, layout, state: Mutex::new(RouterState::default()) }
+        Self { sink, layout: RwLock::new(Arc::new(layout)), state: Mutex::new(RouterState::default()) }
+    }
+
+    /// The target's keyboard layout from now on.
+    pub fn set_layout(&self, layout: Layout) {
+        tracing::info!("keysyms are now typed for the target's {} keyboard layout", layout.name());
+        *self.layout.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(layout);
+    }
+
+    pub fn layout(&self) -> Arc<Layout> {
+        self.layout.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn mouse_mode(&self) -> MouseMode {
+        self.lock().mouse_mode
     }
 
     /// Switches pointer events to the absolute pointer or the relative boot mouse.
@@ -94,14 +112,15 @@ impl InputRouter {
     /// Returns the [`Chord`] the press completed instead of typing it, if any.
     pub fn key(&self, viewer: ViewerId, keysym: u32, down: bool) -> Option<Chord> {
         let sink = self.sink.as_ref();
+        let layout = self.layout();
         if !down {
             // Released by the key it pressed, whatever keysym the release carries.
-            let same_key = self.layout.stroke(keysym).map(|stroke| stroke.usage);
+            let same_key = layout.stroke(keysym).map(|stroke| stroke.usage);
             self.lock().release(viewer, KeyId::Keysym(keysym), same_key, sink);
             return None;
         }
-        let Some(stroke) = self.layout.stroke(keysym) else {
-            self.lock().unknown_keysym(keysym, self.layout.name());
+        let Some(stroke) = layout.stroke(keysym) else {
+            self.lock().unknown_keysym(keysym, layout.name());
             return None;
         };
         // Asked before locking: the sink has its own lock and nothing here needs to hold ours.

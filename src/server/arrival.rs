@@ -8,9 +8,9 @@ use rfb::security::Transport;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::admission::Kick;
 use super::http::{self, Arrival, Request};
 use super::transport::{BoxedStream, Prefixed};
+use super::viewers::Viewer;
 use super::{Shared, viewer, websocket};
 use crate::hid::router::ViewerId;
 
@@ -24,16 +24,16 @@ pub(super) async fn serve(
     peer: IpAddr,
     id: ViewerId,
     shared: &Shared,
-    kick: &Kick,
+    viewer: &Viewer,
 ) -> anyhow::Result<String> {
     // Everything up to the login shares one deadline, TLS and HTTP included.
     let deadline = Instant::now() + shared.limits.handshake_timeout;
     match http::sniff(&stream).await {
         Arrival::Rfb => {
             tracing::info!("connected");
-            viewer::serve(Box::new(stream), Transport::Tcp, deadline, peer, id, shared, kick).await
+            viewer::serve(Box::new(stream), Transport::Tcp, deadline, peer, id, shared, viewer).await
         }
-        Arrival::Http => serve_http(Box::new(stream), None, deadline, peer, id, shared, kick).await,
+        Arrival::Http => serve_http(Box::new(stream), None, deadline, peer, id, shared, viewer).await,
         Arrival::Tls => {
             let identity =
                 shared.tls.as_ref().ok_or_else(|| anyhow!("TLS is turned off, and this connection began with it"))?;
@@ -42,7 +42,7 @@ pub(super) async fn serve(
                 .map_err(|_| anyhow!("no TLS handshake within the login deadline"))?
                 .context("TLS handshake failed")?;
             let version = stream.get_ref().1.protocol_version().map_or("TLS".into(), |v| format!("{v:?}"));
-            serve_http(Box::new(stream), Some(version), deadline, peer, id, shared, kick).await
+            serve_http(Box::new(stream), Some(version), deadline, peer, id, shared, viewer).await
         }
     }
 }
@@ -56,11 +56,15 @@ async fn serve_http(
     peer: IpAddr,
     id: ViewerId,
     shared: &Shared,
-    kick: &Kick,
+    viewer: &Viewer,
 ) -> anyhow::Result<String> {
     let head = tokio::time::timeout_at(deadline, http::read_head(&mut stream))
         .await
         .map_err(|_| anyhow!("no complete HTTP request within the login deadline"))??;
+    if crate::control::api::is_api_request(&head) {
+        let caller = crate::control::api::Caller::Network { peer, tls: tls_version.is_some() };
+        return Ok(crate::control::api::serve(stream, head, caller, shared).await);
+    }
     match http::classify(&head) {
         Request::Other(reason) => {
             http::respond(&mut stream, "400 Bad Request", NOT_A_WEBSOCKET).await;
@@ -86,7 +90,7 @@ async fn serve_http(
                     Transport::WebSocket { web_crypto }
                 }
             };
-            viewer::serve(Box::new(pipe), transport, deadline, peer, id, shared, kick).await
+            viewer::serve(Box::new(pipe), transport, deadline, peer, id, shared, viewer).await
         }
     }
 }

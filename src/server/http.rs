@@ -15,6 +15,8 @@ use tokio::net::TcpStream;
 pub const SNIFF_TIMEOUT: Duration = Duration::from_millis(150);
 /// The largest request head read; browsers send well under 2 KiB.
 const MAX_HEAD: usize = 8 * 1024;
+/// How HTTP requests start (WebSocket upgrades and the control API; the others get 400).
+const HTTP_METHODS: [&[u8; 4]; 6] = [b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI"];
 /// The first byte of a TLS record carrying a handshake message (the ClientHello).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
@@ -40,7 +42,7 @@ pub async fn sniff(stream: &TcpStream) -> Arrival {
     };
     match tokio::time::timeout(SNIFF_TIMEOUT, peek).await {
         Ok(n) if n > 0 && first[0] == TLS_HANDSHAKE_RECORD => Arrival::Tls,
-        Ok(4) if &first == b"GET " => Arrival::Http,
+        Ok(4) if HTTP_METHODS.contains(&&first) => Arrival::Http,
         _ => Arrival::Rfb,
     }
 }
@@ -104,6 +106,26 @@ pub fn classify(head: &[u8]) -> Request {
     }
 }
 
+/// The `Origin` if it names another site than the server's own host (the `Host` header's host,
+/// any port) and is not in `allowed` (exact `scheme://host[:port]`). Requests without `Origin`
+/// come from programs, not web pages, and are not refused. (WebSocket upgrades and control
+/// requests: a page the user visits must not reach kvnc through the browser.)
+pub fn foreign_origin(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> Option<String> {
+    let origin = origin?.trim().trim_end_matches('/');
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host_only = |host_port: &str| -> String {
+        // "[::1]:5900" → "[::1]", "board:5900" → "board"
+        let host = match host_port.rfind(':') {
+            Some(colon) if !host_port[colon..].contains(']') => &host_port[..colon],
+            _ => host_port,
+        };
+        host.to_ascii_lowercase()
+    };
+    let same_host = host.is_some_and(|host| host_only(host.trim()) == host_only(origin_host));
+    let listed = allowed.iter().any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    (!same_host && !listed).then(|| origin.to_string())
+}
+
 /// Sends a short plain-text answer and ends the connection.
 pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: &str, body: &str) {
     let response = format!(
@@ -138,6 +160,20 @@ mod tests {
         assert!(
             matches!(classify(b"GET /\x01 HTTP/1.1\r\n\r\n"), Request::Other(reason) if reason.contains("malformed"))
         );
+    }
+
+    #[test]
+    fn only_pages_of_another_site_are_refused() {
+        let allowed = vec!["https://console.example:8443".to_string()];
+        let foreign = |origin, host| foreign_origin(origin, Some(host), &allowed);
+        assert_eq!(foreign(None, "board:5900"), None, "no Origin: not a web page");
+        assert_eq!(foreign(Some("http://board:5900"), "board:5900"), None, "kvnc's own page");
+        assert_eq!(foreign(Some("http://BOARD:8080/"), "board:5900"), None, "same host, another port");
+        assert_eq!(foreign(Some("http://[::1]:8080"), "[::1]:5900"), None);
+        assert_eq!(foreign(Some("https://console.example:8443"), "board:5900"), None, "allowed");
+        assert_eq!(foreign(Some("https://evil.example"), "board:5900"), Some("https://evil.example".into()));
+        assert_eq!(foreign(Some("null"), "board:5900"), Some("null".into()), "sandboxed or file pages");
+        assert_eq!(foreign(Some("https://console.example"), "board:5900").as_deref(), Some("https://console.example"));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 mod admission;
 mod arrival;
 mod blacklist;
-mod http;
+pub(crate) mod http;
 pub mod passthrough;
 pub mod rsa_key;
 pub mod screen;
@@ -13,20 +13,22 @@ pub mod tls;
 mod transport;
 mod update;
 mod viewer;
+pub mod viewers;
 mod websocket;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::ValueEnum;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use self::admission::{Admission, Kick, MAX_WAITING_PER_ADDRESS};
+use self::admission::{Admission, MAX_WAITING_PER_ADDRESS};
 pub use self::update::MAX_PENDING_RECTS;
+use self::viewers::{Registry, Viewer};
 use crate::accounts::Accounts;
+use crate::control::ControlConfig;
 use crate::hid::paste::{PasteConfig, Paster};
 use crate::hid::router::{InputRouter, ViewerId};
 use crate::source::FrameSource;
@@ -91,16 +93,23 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub blacklist: blacklist::Blacklist,
     /// Live viewers and the signal that asks each to close.
-    viewers: Mutex<HashMap<ViewerId, Arc<Kick>>>,
+    pub viewers: Registry,
     /// Connections that have not logged in yet.
     pub admission: Admission,
     pub tls: Option<tls::TlsIdentity>,
     accounts: Option<Arc<Accounts>>,
     /// Password hash checks running at once, at most one per core.
     login_checks: tokio::sync::Semaphore,
+    /// What the control interface reaches beyond the server itself.
+    pub control: ControlConfig,
 }
 
 impl Shared {
+    /// What the screen comes from and whether a picture is coming.
+    pub fn source_status(&self) -> crate::source::SourceStatus {
+        self.source.status()
+    }
+
     /// Checks a user name and password against the accounts, off the async threads (a password
     /// hash costs tens of milliseconds on purpose).
     pub async fn check_login(&self, login: rfb::security::plain::Login) -> Option<rfb::Access> {
@@ -113,27 +122,20 @@ impl Shared {
 
     /// Asks every viewer but `keep` to close (an exclusive viewer was admitted).
     pub fn disconnect_others(&self, keep: ViewerId) {
-        let viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
-        for (_, kick) in viewers.iter().filter(|(id, _)| **id != keep) {
-            kick.close("another viewer took exclusive access");
-        }
+        self.viewers.close_others(keep, "another viewer took exclusive access");
     }
 
-    fn register(&self, id: ViewerId) -> Arc<Kick> {
-        let kick = Arc::new(Kick::default());
-        let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
-        viewers.insert(id, kick.clone());
-        if viewers.len() == 1 {
+    fn register(&self, id: ViewerId, peer: std::net::SocketAddr) -> Arc<Viewer> {
+        let (viewer, first) = self.viewers.add(id, peer);
+        if first {
             self.source.set_watched(true);
         }
-        kick
+        viewer
     }
 
     fn unregister(&self, id: ViewerId) {
         self.admission.done(id);
-        let mut viewers = self.viewers.lock().unwrap_or_else(|e| e.into_inner());
-        viewers.remove(&id);
-        if viewers.is_empty() {
+        if self.viewers.remove(id) {
             self.source.set_watched(false);
         }
     }
@@ -144,16 +146,23 @@ pub struct Server {
     next_id: AtomicU64,
 }
 
+/// How the server behaves, beyond the protocol's own configuration.
+pub struct Options {
+    pub paste: PasteConfig,
+    pub policy: SharedPolicy,
+    pub limits: Limits,
+    pub security: Security,
+    pub control: ControlConfig,
+}
+
 impl Server {
     pub fn new(
         config: rfb::ServerConfig,
         source: Arc<dyn FrameSource>,
         input: Arc<InputRouter>,
-        paste: PasteConfig,
-        policy: SharedPolicy,
-        limits: Limits,
-        security: Security,
+        options: Options,
     ) -> Self {
+        let Options { paste, policy, limits, security, control } = options;
         let screen = screen::Screen::start(source.clone());
         let shared = Shared {
             config: Arc::new(config),
@@ -166,17 +175,39 @@ impl Server {
             limits,
             blacklist: blacklist::Blacklist::new(BLACKLIST_THRESHOLD, BLACKLIST_FIRST_BLOCK),
             admission: Admission::new(),
-            viewers: Mutex::default(),
+            viewers: Registry::default(),
             tls: security.tls,
             accounts: security.accounts,
             login_checks: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            control,
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
+    }
+
+    /// Tells every viewer the server is stopping and waits (a second at most) for their tasks to
+    /// end, which releases the keys and buttons they hold on the target. The gadget and any
+    /// attached media stay as they are: the target keeps its keyboard and its disk.
+    pub async fn shut_down(&self) {
+        self.shared.viewers.close_all("the server is shutting down");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !self.shared.viewers.report().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Accepts viewers until the listener fails. Must be called inside a tokio runtime.
     pub async fn run(&self, listener: TcpListener) -> anyhow::Result<()> {
         tracing::info!("listening on {}", listener.local_addr()?);
+        if let Some(path) = &self.shared.control.socket {
+            // Scripts lose `kvnc ctl` without it, viewers lose nothing: serve on.
+            match crate::control::socket::bind(path) {
+                Ok(socket) => {
+                    tracing::info!("control socket {}", path.display());
+                    tokio::spawn(crate::control::socket::serve(socket, self.shared.clone()));
+                }
+                Err(e) => tracing::warn!("no control socket: {e:#}"),
+            }
+        }
         let mut accept_failures = crate::rate_limit::RateLimited::default();
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -197,8 +228,8 @@ impl Server {
             configure_keepalive(&stream, peer);
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let shared = self.shared.clone();
-            let kick = shared.register(id);
-            if !shared.admission.admit(id, peer.ip(), kick.clone()) {
+            let viewer = shared.register(id, peer);
+            if !shared.admission.admit(id, peer.ip(), viewer.kick.clone()) {
                 tracing::debug!(%peer, "refused: {MAX_WAITING_PER_ADDRESS} connections from this address are already waiting to log in");
                 shared.unregister(id);
                 continue;
@@ -206,7 +237,7 @@ impl Server {
             let span = tracing::info_span!("viewer", %peer, id);
             tokio::spawn(
                 async move {
-                    match arrival::serve(stream, peer.ip(), id, &shared, &kick).await {
+                    match arrival::serve(stream, peer.ip(), id, &shared, &viewer).await {
                         Ok(reason) => tracing::info!("disconnected: {reason}"),
                         Err(e) => tracing::warn!("closed: {e:#}"),
                     }

@@ -17,9 +17,9 @@ use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::time::Instant;
 
-use super::admission::Kick;
 use super::transport::{BoxedStream, Prefixed};
 use super::update::{Plan, UpdateScheduler};
+use super::viewers::{Login, Viewer};
 use super::{Shared, SharedPolicy};
 use crate::hid::router::ViewerId;
 use crate::source::SourceFrame;
@@ -39,7 +39,7 @@ pub(crate) async fn serve(
     peer: IpAddr,
     id: ViewerId,
     shared: &Shared,
-    kick: &Kick,
+    viewer: &Viewer,
 ) -> anyhow::Result<String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow!("no randomness for the login: {e}"))?;
@@ -52,7 +52,7 @@ pub(crate) async fn serve(
     };
     let mut stream = stream;
     loop {
-        match run(stream, &mut session, shared, kick).await? {
+        match run(stream, &mut session, shared, viewer).await? {
             Outcome::Ended(reason) => return Ok(reason),
             Outcome::StartTls(raw) => stream = start_tls(raw, &mut session, shared).await?,
         }
@@ -90,7 +90,7 @@ async fn start_tls(raw: BoxedStream, session: &mut Session, shared: &Shared) -> 
 }
 
 /// Serves the connection over one stream until it ends or must switch to TLS.
-async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: &Kick) -> anyhow::Result<Outcome> {
+async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer: &Viewer) -> anyhow::Result<Outcome> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let conn = &mut session.conn;
     let mut frames = shared.screen.frames();
@@ -120,6 +120,7 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: 
             written = writer.write(conn.pending_output()), if writing => {
                 let n = written.context("write failed")?;
                 conn.advance_output(n);
+                viewer.sent(n);
                 if conn.pending_output().is_empty() {
                     // TLS holds back what does not fill a record until flushed.
                     writer.flush().await.context("write failed")?;
@@ -139,7 +140,7 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: 
                 let seconds = shared.limits.handshake_timeout.as_secs();
                 return Err(anyhow!("no login within {seconds}s: closed"));
             }
-            reason = kick.closed() => return Ok(Outcome::Ended(reason.into())),
+            reason = viewer.kick.closed() => return Ok(Outcome::Ended(reason.into())),
         }
         while let Some(event) = conn.poll_event() {
             if let Event::Credentials(login) = event {
@@ -149,8 +150,18 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, kick: 
                 }
                 continue;
             }
-            if let Event::ClientInit { access, .. } = &event {
-                log_login(conn, *access, session.tls_version.as_deref());
+            match &event {
+                Event::ClientInit { access, .. } => {
+                    log_login(conn, *access, session.tls_version.as_deref());
+                    let view_only = *access == rfb::Access::ViewOnly;
+                    viewer.logged_in(Login {
+                        view_only,
+                        method: conn.security(),
+                        user: conn.username().map(Into::into),
+                    });
+                }
+                Event::EncodingsChanged => viewer.set_encoding(conn.encodings().preferred),
+                _ => {}
             }
             handle_event(event, session.id, shared, conn, &mut scheduler)?;
         }

@@ -144,6 +144,22 @@ pub trait FrameSource: Send + Sync + 'static {
     /// Whether any viewer is connected. A source that costs something per frame (capture)
     /// stops converting frames, and eventually streaming, while nobody watches.
     fn set_watched(&self, _watched: bool) {}
+
+    /// What the screen comes from and whether a picture is coming, for the control interface.
+    fn status(&self) -> SourceStatus;
+}
+
+/// A source's state as the control interface reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStatus {
+    /// "demo", "replay:PATH", "v4l2:/dev/video0".
+    pub source: String,
+    /// Whether pictures are coming in (false: a no-signal screen is shown).
+    pub signal: bool,
+    /// The capture mode in use, e.g. "MJPG 1920x1080@30".
+    pub mode: Option<String>,
+    /// Why there is no picture, in the words of the screen that says so.
+    pub problem: Option<String>,
 }
 
 pub mod mjpeg;

@@ -20,6 +20,10 @@ impl FrameSource for ReplaySource {
     fn frames(&self) -> watch::Receiver<Arc<SourceFrame>> {
         self.publisher.subscribe()
     }
+
+    fn status(&self) -> super::SourceStatus {
+        super::SourceStatus { source: "replay".into(), signal: true, ..Default::default() }
+    }
 }
 
 /// What a replay plays: image files, or the JPEGs of an MJPEG file (kept as JPEG, with

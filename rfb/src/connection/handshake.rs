@@ -3,7 +3,6 @@
 //! in [`crate::security::offer`]; this file only runs the chosen one.
 
 use rand_core::RngCore;
-use subtle::ConstantTimeEq;
 
 use super::{Access, Event, ServerConnection, State, VERSION_LEN};
 use crate::error::ProtocolError;
@@ -115,26 +114,12 @@ impl ServerConnection {
             self.events.push_back(Event::Credentials(login));
             self.state = State::CheckingLogin;
         } else {
-            match self.password_access(&credentials.password) {
+            match self.config.credentials.password_access(&credentials.password) {
                 Some(access) => self.succeed(access),
                 None => return Err(self.fail()),
             }
         }
         Ok(Some(used))
-    }
-
-    /// Which VNC password `password` is, compared whole (unlike VNC Authentication, which sees
-    /// only 8 bytes) and in constant time for equal lengths.
-    fn password_access(&self, password: &[u8]) -> Option<Access> {
-        let credentials = &self.config.credentials;
-        let is = |expected: &Option<Vec<u8>>| expected.as_deref().is_some_and(|p| bool::from(p.ct_eq(password)));
-        if is(&credentials.password) {
-            Some(Access::Full)
-        } else if is(&credentials.view_only_password) {
-            Some(Access::ViewOnly)
-        } else {
-            None
-        }
     }
 
     /// Starts the login proper: a top-level type, or what a VeNCrypt subtype runs (inside TLS).

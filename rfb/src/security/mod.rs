@@ -56,4 +56,19 @@ impl Credentials {
     pub fn has_password(&self) -> bool {
         self.password.is_some() || self.view_only_password.is_some()
     }
+
+    /// Which VNC password `password` is, compared whole (unlike VNC Authentication, which sees
+    /// only 8 bytes) and in constant time for equal lengths; for logins that carry the password
+    /// itself (RSA-AES, HTTP).
+    pub fn password_access(&self, password: &[u8]) -> Option<crate::Access> {
+        use subtle::ConstantTimeEq;
+        let is = |expected: &Option<Vec<u8>>| expected.as_deref().is_some_and(|p| bool::from(p.ct_eq(password)));
+        if is(&self.password) {
+            Some(crate::Access::Full)
+        } else if is(&self.view_only_password) {
+            Some(crate::Access::ViewOnly)
+        } else {
+            None
+        }
+    }
 }

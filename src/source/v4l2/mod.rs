@@ -34,7 +34,7 @@ use self::convert::{RawFormat, YuvParams};
 use self::ioctl::{DeviceEvent, DvError};
 use self::mode::{FormatOffer, MJPEG, ModeRequest, SizeOffer};
 use super::status::{DEFAULT_SIZE, NoPicture, no_picture_frame};
-use super::{FramePublisher, FrameSource, JpegPicture, Picture, SourceFrame};
+use super::{FramePublisher, FrameSource, JpegPicture, Picture, SourceFrame, SourceStatus};
 use crate::rate_limit::RateLimited;
 
 /// How often a device with no picture is tried again.
@@ -56,6 +56,8 @@ pub struct CaptureConfig {
 pub struct V4l2Source {
     publisher: FramePublisher,
     watched: Watched,
+    /// What the capture thread last reported, for the control interface.
+    status: Mutex<SourceStatus>,
 }
 
 /// Whether any viewer is connected, and since when nobody is.
@@ -97,6 +99,12 @@ impl V4l2Source {
         let source = Arc::new(Self {
             publisher: FramePublisher::new(Picture::Pixels(no_picture_frame(width, height, &waiting))),
             watched: Watched { state: Mutex::new((false, Instant::now())), changed: Condvar::new() },
+            status: Mutex::new(SourceStatus {
+                source: format!("v4l2:{}", config.device.display()),
+                signal: false,
+                mode: None,
+                problem: Some(waiting.to_string()),
+            }),
         });
         let weak = Arc::downgrade(&source);
         std::thread::Builder::new().name("capture".into()).spawn(move || run(&weak, &config))?;
@@ -104,7 +112,17 @@ impl V4l2Source {
     }
 }
 
+impl V4l2Source {
+    fn report(&self, update: impl FnOnce(&mut SourceStatus)) {
+        update(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
 impl FrameSource for V4l2Source {
+    fn status(&self) -> SourceStatus {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     fn frames(&self) -> tokio::sync::watch::Receiver<Arc<SourceFrame>> {
         self.publisher.subscribe()
     }
@@ -152,6 +170,10 @@ fn run(source: &Weak<V4l2Source>, config: &CaptureConfig) {
             Err(why) => {
                 if shown.as_ref() != Some(&why) {
                     tracing::warn!("capture from {}: {why}", config.device.display());
+                    strong.report(|status| {
+                        status.signal = false;
+                        status.problem = Some(why.to_string());
+                    });
                     strong.publisher.publish(Picture::Pixels(no_picture_frame(size.0, size.1, &why)));
                     shown = Some(why);
                 }
@@ -256,6 +278,15 @@ fn capture(
         format.stride,
         path = path.display(),
     );
+    source.report(|status| {
+        status.signal = true;
+        status.problem = None;
+        status.mode = Some(format!(
+            "{} {width}x{height}{}",
+            format.fourcc,
+            mode.fps.map(|fps| format!("@{fps}")).unwrap_or_default()
+        ));
+    });
     let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFERS).map_err(|e| device_error(path, &e))?;
     stream.set_timeout(FRAME_TIMEOUT);
     let mut dropped = RateLimited::default();
