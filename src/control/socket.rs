@@ -23,10 +23,14 @@ pub fn default_path() -> Option<PathBuf> {
     std::env::var_os("XDG_RUNTIME_DIR").filter(|dir| !dir.is_empty()).map(|dir| Path::new(&dir).join("kvnc.sock"))
 }
 
-/// Binds the socket, owner-only; a stale one from an earlier run is replaced.
+/// Binds the socket, owner-only; a stale one from an earlier run is replaced, a live one is not.
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // A socket someone answers on belongs to another kvnc: leave it to that one.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        anyhow::bail!("another kvnc answers on {} (give this one --control-socket PATH)", path.display());
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
