@@ -25,15 +25,28 @@ use crate::source::v4l2::{CaptureConfig, V4l2Source};
 #[derive(Debug, Parser)]
 #[command(name = "kvnc", version, about = "A VNC server for a KVM over IP")]
 pub struct Cli {
+    /// The configuration file: `kvnc serve`'s long option names as keys (see
+    /// packaging/kvnc.toml). Default: $KVNC_CONFIG, else /etc/kvnc/kvnc.toml if it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+    /// Where the subcommand's settings came from (filled in by `config::parse`).
+    #[arg(skip)]
+    pub provenance: crate::config::Provenance,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the target's screen and input to VNC viewers.
     // Boxed: it is most of the command line, the other commands a few strings.
+    #[command(after_help = crate::config::PRECEDENCE_HELP)]
     Serve(Box<ServeArgs>),
+    /// Check the configuration `kvnc serve` would run with (the file, KVNC_* variables and these
+    /// options): values, password, account and certificate files, media directory, layout.
+    /// Prints each setting and where it comes from; exits non-zero on a problem.
+    #[command(after_help = crate::config::PRECEDENCE_HELP)]
+    Check(Box<ServeArgs>),
     /// Show what this machine offers a KVM: capture devices and the mode kvnc would pick, USB
     /// device controllers, gadgets, and what is missing. Exits 1 if kvnc cannot run as a KVM here.
     Probe {
@@ -283,8 +296,10 @@ fn parse_source(value: &str) -> Result<SourceSpec, String> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Cli { command, provenance, .. } = cli;
+    match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Check(args) => tokio::task::spawn_blocking(move || crate::config::check(&args, &provenance)).await?,
         Command::Gadget { action } => tokio::task::spawn_blocking(move || gadget_command(action)).await?,
         Command::Passwd(args) => tokio::task::spawn_blocking(move || crate::passwd::run(&args)).await?,
         Command::Media(args) => tokio::task::spawn_blocking(move || crate::media::command::run(&args)).await?,
@@ -327,7 +342,7 @@ fn gadget_command(action: GadgetAction) -> anyhow::Result<()> {
 
 impl ServeArgs {
     /// `--hid`, or what it means when not given.
-    fn hid_mode(&self) -> anyhow::Result<HidMode> {
+    pub(crate) fn hid_mode(&self) -> anyhow::Result<HidMode> {
         let mode = self.hid.unwrap_or(match (&self.source, &self.hid_device) {
             (_, Some(_)) => HidMode::Gadget,
             (SourceSpec::Demo, None) => HidMode::Demo,

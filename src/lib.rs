@@ -7,6 +7,8 @@
 pub mod accounts;
 pub mod canvas;
 pub mod cli;
+pub mod config;
+pub mod console;
 pub mod control;
 pub mod demo;
 pub mod hid;

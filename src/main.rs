@@ -1,7 +1,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -10,7 +9,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = kvnc::cli::Cli::parse();
+    // The command line with the configuration file and KVNC_* variables (src/config.rs).
+    let cli = match kvnc::config::parse() {
+        Ok(cli) => cli,
+        Err(failure) => failure.exit(),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

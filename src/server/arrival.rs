@@ -16,7 +16,7 @@ use crate::hid::router::ViewerId;
 
 /// What a browser is told when plain `ws://` is refused under `--require-tls`.
 const TLS_REQUIRED: &str = "kvnc accepts only encrypted connections: use wss:// (https://).\n";
-/// What any other HTTP request is told (the web console will live here).
+/// What any other HTTP request is told (GET and HEAD requests get the web console instead).
 const NOT_A_WEBSOCKET: &str = "kvnc serves VNC on this port: connect a VNC viewer, or noVNC over ws:// or wss://.\n";
 
 pub(super) async fn serve(
@@ -61,6 +61,13 @@ async fn serve_http(
     let head = tokio::time::timeout_at(deadline, http::read_head(&mut stream))
         .await
         .map_err(|_| anyhow!("no complete HTTP request within the login deadline"))??;
+    if let Some(request) = crate::console::Request::parse(&head) {
+        if tls_version.is_none() && shared.config.require_encryption {
+            http::respond(&mut stream, "403 Forbidden", TLS_REQUIRED).await;
+            return Ok("refused the web console over http:// (TLS is required)".into());
+        }
+        return Ok(crate::console::serve(stream, &request, &shared.limits.allowed_origins).await);
+    }
     if crate::control::api::is_api_request(&head) {
         let caller = crate::control::api::Caller::Network { peer, tls: tls_version.is_some() };
         return Ok(crate::control::api::serve(stream, head, caller, shared).await);
