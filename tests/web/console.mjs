@@ -34,6 +34,7 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
+import { keyForChar } from './us_keys.mjs';
 
 const CHROMIUM = process.env.KVNC_CHROMIUM || '/usr/bin/chromium';
 /// With no command for this long the driver gives up (the test died without closing it).
@@ -116,20 +117,11 @@ async function waitFor(what, probe, done, timeoutMs) {
   }
 }
 
-const US_SHIFTED = { '!': 'Digit1', '@': 'Digit2', '#': 'Digit3', '$': 'Digit4', '%': 'Digit5', '^': 'Digit6',
-  '&': 'Digit7', '*': 'Digit8', '(': 'Digit9', ')': 'Digit0', '_': 'Minus', '+': 'Equal', '{': 'BracketLeft',
-  '}': 'BracketRight', '|': 'Backslash', ':': 'Semicolon', '"': 'Quote', '<': 'Comma', '>': 'Period',
-  '?': 'Slash', '~': 'Backquote' };
-const US_PLAIN = { '-': 'Minus', '=': 'Equal', '[': 'BracketLeft', ']': 'BracketRight', '\\': 'Backslash',
-  ';': 'Semicolon', "'": 'Quote', ',': 'Comma', '.': 'Period', '/': 'Slash', '`': 'Backquote', ' ': 'Space',
-  '\n': 'Enter', '\t': 'Tab' };
-function keyForChar(ch) {
-  if (ch >= 'a' && ch <= 'z') return 'Key' + ch.toUpperCase();
-  if (ch >= 'A' && ch <= 'Z') return 'Shift+Key' + ch;
-  if (ch >= '0' && ch <= '9') return 'Digit' + ch;
-  if (US_PLAIN[ch]) return US_PLAIN[ch];
-  if (US_SHIFTED[ch]) return 'Shift+' + US_SHIFTED[ch];
-  throw new Error(`cannot type ${JSON.stringify(ch)} on a US keyboard`);
+/** A US key for `ch`; the console driver types only what a US keyboard has. */
+function usKey(ch) {
+  const key = keyForChar(ch);
+  if (key === null) throw new Error(`cannot type ${JSON.stringify(ch)} on a US keyboard`);
+  return key;
 }
 
 const ops = {
@@ -164,7 +156,7 @@ const ops = {
     return true;
   },
   type_us: async ({ text: value }) => {
-    for (const ch of value) await needPage().keyboard.press(keyForChar(ch));
+    for (const ch of value) await needPage().keyboard.press(usKey(ch));
     return true;
   },
   canvas: async ({ path: file }) => {

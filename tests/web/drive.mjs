@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { keyForChar } from './us_keys.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = process.env.KVNC_CHROMIUM || '/usr/bin/chromium';
@@ -203,24 +204,6 @@ function startHttp() {
   });
 }
 
-// ------------------------------------------------------------------------------------------------
-// US-layout typing: each character becomes a physical key press (with Shift where a US keyboard
-// needs it), so noVNC sends the keysym *and* the scancode a real keyboard would produce.
-const US_SHIFTED = { '!': 'Digit1', '@': 'Digit2', '#': 'Digit3', '$': 'Digit4', '%': 'Digit5', '^': 'Digit6',
-  '&': 'Digit7', '*': 'Digit8', '(': 'Digit9', ')': 'Digit0', '_': 'Minus', '+': 'Equal', '{': 'BracketLeft',
-  '}': 'BracketRight', '|': 'Backslash', ':': 'Semicolon', '"': 'Quote', '<': 'Comma', '>': 'Period',
-  '?': 'Slash', '~': 'Backquote' };
-const US_PLAIN = { '-': 'Minus', '=': 'Equal', '[': 'BracketLeft', ']': 'BracketRight', '\\': 'Backslash',
-  ';': 'Semicolon', "'": 'Quote', ',': 'Comma', '.': 'Period', '/': 'Slash', '`': 'Backquote', ' ': 'Space',
-  '\n': 'Enter', '\t': 'Tab' };
-function keyForChar(ch) {
-  if (ch >= 'a' && ch <= 'z') return 'Key' + ch.toUpperCase();
-  if (ch >= 'A' && ch <= 'Z') return 'Shift+Key' + ch;
-  if (ch >= '0' && ch <= '9') return 'Digit' + ch;
-  if (US_PLAIN[ch]) return US_PLAIN[ch];
-  if (US_SHIFTED[ch]) return 'Shift+' + US_SHIFTED[ch];
-  return null;
-}
 
 // ------------------------------------------------------------------------------------------------
 let browser = null, httpServer = null, page = null;
