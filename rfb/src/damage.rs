@@ -2,7 +2,8 @@
 //!
 //! A capture source (HDMI grabber) gives whole frames with no hint of what changed, so the
 //! detector keeps a copy of the previous frame and compares: in 64×64 blocks, each block's first
-//! and last differing rows, then unchanged 8-pixel column strips trimmed from its left and right.
+//! and last differing rows, then unchanged 8-pixel column strips trimmed from its left and right,
+//! then the outer strips narrowed to the exact changed columns.
 //! The resulting rectangles become a [`Region`]; the copy is updated only where it changed.
 //!
 //! Everything is compared as byte slices (`==` on `[u8]` is `memcmp`, vectorised on both x86 and
@@ -92,11 +93,21 @@ impl DamageDetector {
                 }
                 let first_strip = mask.trailing_zeros() as usize;
                 let end_strip = 32 - mask.leading_zeros() as usize;
-                let x0 = block_x + first_strip * usize::from(STRIP_WIDTH);
-                let x1 = (block_x + end_strip * usize::from(STRIP_WIDTH)).min(block_end);
-                if x1 <= x0 {
+                let strips_x0 = block_x + first_strip * usize::from(STRIP_WIDTH);
+                let strips_x1 = (block_x + end_strip * usize::from(STRIP_WIDTH)).min(block_end);
+                // The outer strips are narrowed to the exact changed columns, so that a character
+                // cell goes out at its own size rather than rounded out to the 8-pixel strips
+                // (at most 8 columns of `y1 - y0 + 1` pixels each side).
+                let column_differs = |x: usize| {
+                    (y0..=y1).any(|y| {
+                        let at = y * stride + x * NATIVE_BYTES_PER_PIXEL;
+                        new[at..at + NATIVE_BYTES_PER_PIXEL] != old[at..at + NATIVE_BYTES_PER_PIXEL]
+                    })
+                };
+                let Some(x0) = (strips_x0..strips_x1).find(|&x| column_differs(x)) else {
                     continue; // Unreachable: some strip of a differing row differs.
-                }
+                };
+                let x1 = (x0..strips_x1).rev().find(|&x| column_differs(x)).map_or(strips_x1, |x| x + 1);
 
                 for y in y0..=y1 {
                     let bytes = y * stride + x0 * NATIVE_BYTES_PER_PIXEL..y * stride + x1 * NATIVE_BYTES_PER_PIXEL;
@@ -146,7 +157,8 @@ mod tests {
         set(frame, x, y, rgb);
     }
 
-    /// The expected damage by the definition, pixel by pixel.
+    /// The expected damage by the definition, pixel by pixel: each 64×64 block's bounding box of
+    /// changed pixels.
     fn reference(old: &Frame, new: &Frame) -> Region {
         let mut rects = Vec::new();
         for by in (0..new.height()).step_by(BLOCK) {
@@ -155,9 +167,8 @@ mod tests {
                 for y in by..(by + BLOCK_SIZE).min(new.height()) {
                     for x in bx..(bx + BLOCK_SIZE).min(new.width()) {
                         if old.pixel(x, y) != new.pixel(x, y) {
-                            let strip = bx + (x - bx) / STRIP_WIDTH * STRIP_WIDTH;
-                            (x0, y0) = (x0.min(strip), y0.min(y));
-                            (x1, y1) = (x1.max((strip + STRIP_WIDTH).min(new.width())), y1.max(y + 1));
+                            (x0, y0) = (x0.min(x), y0.min(y));
+                            (x1, y1) = (x1.max(x + 1), y1.max(y + 1));
                         }
                     }
                 }
@@ -179,18 +190,18 @@ mod tests {
     }
 
     #[test]
-    fn one_pixel_is_one_strip_row() {
+    fn one_pixel_is_one_pixel() {
         let mut frame = textured(1000, 700);
         let mut detector = DamageDetector::new();
         detector.compare(&frame);
         flip(&mut frame, 100, 70);
-        assert_eq!(detector.compare(&frame).rects(), &[Rect::new(96, 70, 8, 1)]);
+        assert_eq!(detector.compare(&frame).rects(), &[Rect::new(100, 70, 1, 1)]);
         assert!(detector.compare(&frame).is_empty(), "the shadow took the change");
-        // Right edge: 1000 = 15 * 64 + 40, so the last block's last strip is whole; 1003 is not.
+        // Right edge: 1003 = 15 * 64 + 43, so the last block's last strip is partial.
         let mut frame = textured(1003, 701);
         detector.compare(&frame);
         flip(&mut frame, 1002, 700);
-        assert_eq!(detector.compare(&frame).rects(), &[Rect::new(1000, 700, 3, 1)]);
+        assert_eq!(detector.compare(&frame).rects(), &[Rect::new(1002, 700, 1, 1)]);
     }
 
     #[test]
@@ -198,7 +209,8 @@ mod tests {
         let mut frame = textured(1000, 700);
         let mut detector = DamageDetector::new();
         detector.compare(&frame);
-        // A glyph-sized change across a block corner, two single pixels, the bottom-right pixel.
+        // A glyph-sized change across a block corner (sent at its own size, not rounded out to
+        // 8-pixel strips), two single pixels in one block, the bottom-right pixel.
         for y in 56..72 {
             for x in 60..70 {
                 flip(&mut frame, x, y);
@@ -210,12 +222,12 @@ mod tests {
         let damage = detector.compare(&frame);
         let mut expected = Region::new();
         for rect in [
-            Rect::new(56, 56, 8, 8),
-            Rect::new(64, 56, 8, 8),
-            Rect::new(56, 64, 8, 8),
-            Rect::new(64, 64, 8, 8),
-            Rect::new(496, 300, 16, 11),
-            Rect::new(992, 699, 8, 1),
+            Rect::new(60, 56, 4, 8),
+            Rect::new(64, 56, 6, 8),
+            Rect::new(60, 64, 4, 8),
+            Rect::new(64, 64, 6, 8),
+            Rect::new(500, 300, 10, 11),
+            Rect::new(999, 699, 1, 1),
         ] {
             expected.union_rect(rect);
         }
@@ -283,7 +295,7 @@ mod tests {
         assert_eq!(detector.compare(&big).rects(), &[big.bounds()]);
         assert!(detector.compare(&big).is_empty());
         flip(&mut big, 799, 599);
-        assert_eq!(detector.compare(&big).rects(), &[Rect::new(792, 599, 8, 1)]);
+        assert_eq!(detector.compare(&big).rects(), &[Rect::new(799, 599, 1, 1)]);
         // Same pixel count, other shape.
         let tall = textured(600, 800);
         assert_eq!(detector.compare(&tall).rects(), &[tall.bounds()]);
