@@ -2,6 +2,9 @@
 //! versions (up to 0.9.15; Debian 12 ships 0.9.14) ignore an ExtendedDesktopSize layout whose
 //! screen id is 0, so this test fails if kvnc ever sends that id again.
 //!
+//! It also decodes kvnc's Zlib and Hextile, which Remmina's "Best" quality and KRDC's "High"
+//! ask for, into exactly the pixels kvnc captured.
+//!
 //! The viewer is tests/support/libvncclient_viewer.c, compiled here with `cc` against Debian's
 //! libvncclient (package libvncserver-dev, which scripts/test installs).
 
@@ -15,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use frames::{pattern, replay_dir};
-use viewers::{KvncServer, artifact_path, require_tool, run_with_timeout};
+use viewers::{KvncServer, RgbImage, artifact_path, load_png, parse_ppm, require_tool, run_with_timeout};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 
@@ -77,4 +80,58 @@ fn libvncclient_follows_every_resize() {
     // sizes alternating over four lines means it went from one to the other and back.
     assert!(sizes.iter().all(|size| ["640x480", "800x600"].contains(size)), "{report}");
     assert!(sizes.windows(2).all(|pair| pair[0] != pair[1]), "{report}");
+}
+
+/// Updates the viewer waits for in the pixel check: enough for the replay to loop through its
+/// frames more than once, so Zlib's stream is continued across many updates.
+const UPDATES: usize = 8;
+
+/// Connects with libvncclient asking only for `encodings`, lets the replay of `frames` run for
+/// [`UPDATES`] updates and checks that what the viewer then shows is exactly one of them.
+fn check_pixels(encodings: &str, frames: &[RgbImage]) {
+    let viewer = build_viewer();
+    let dir = replay_dir(frames);
+    let source = format!("replay:{}", dir.path().display());
+    let state = dir.path().join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "10", "--state-dir", &state_arg]);
+    let ppm = dir.path().join(format!("{encodings}.ppm"));
+    let mut cmd = Command::new(&viewer);
+    cmd.env("KVNC_CA_FILE", state.join("tls.pem"));
+    cmd.arg(server.addr()).arg(UPDATES.to_string()).arg(VIEWER_TIMEOUT.as_secs().to_string());
+    cmd.arg(encodings).arg(&ppm);
+    let (out, killed) = run_with_timeout(&mut cmd, VIEWER_TIMEOUT + Duration::from_secs(10));
+    let report = format!(
+        "viewer {} (killed: {killed})\n--- viewer stdout ---\n{}--- viewer stderr ---\n{}\n--- kvnc log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(out.status.success(), "{report}");
+    let shown = parse_ppm(&std::fs::read(&ppm).unwrap()).unwrap_or_else(|e| panic!("{e}\n{report}"));
+    // Lossless encodings at 32 bpp: byte-identical to one of the captured frames.
+    if !frames.contains(&shown) {
+        let diffs: Vec<_> = frames.iter().map(|f| f.diff_count(&shown, 0)).collect();
+        let path = shown.save_artifact(&format!("libvncclient-{encodings}.png"));
+        panic!("{encodings}: shown image ({}) matches no frame; differing pixels {diffs:?}\n{report}", path.display());
+    }
+}
+
+/// Crops of the fixture screens: anti-aliased desktop text, flat UI and a few-colour BIOS screen.
+fn fixture_frames() -> Vec<RgbImage> {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let desktop = load_png(fixtures.join("desktop-1080p.png"));
+    let post = load_png(fixtures.join("post-1080p.png"));
+    vec![desktop.crop(0, 0, 800, 600), desktop.crop(561, 243, 800, 600), post.crop(0, 0, 800, 600)]
+}
+
+#[test]
+fn libvncclient_shows_exact_pixels_with_zlib() {
+    check_pixels("zlib", &fixture_frames());
+}
+
+#[test]
+fn libvncclient_shows_exact_pixels_with_hextile() {
+    check_pixels("hextile", &fixture_frames());
 }

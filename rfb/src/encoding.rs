@@ -4,6 +4,7 @@ pub const RAW: i32 = 0;
 pub const COPY_RECT: i32 = 1;
 pub const RRE: i32 = 2;
 pub const HEXTILE: i32 = 5;
+pub const ZLIB: i32 = 6;
 pub const TIGHT: i32 = 7;
 pub const ZRLE: i32 = 16;
 
@@ -26,7 +27,7 @@ pub const QUALITY_LEVEL_0: i32 = -32;
 pub const COMPRESS_LEVEL_0: i32 = -256;
 
 /// Real (pixel-carrying) encodings this server can produce, in no particular order.
-pub const IMPLEMENTED: &[i32] = &[RAW, TIGHT, ZRLE];
+pub const IMPLEMENTED: &[i32] = &[RAW, HEXTILE, ZLIB, TIGHT, ZRLE];
 
 /// A name for logs and status reports.
 pub fn name(encoding: i32) -> &'static str {
@@ -35,6 +36,7 @@ pub fn name(encoding: i32) -> &'static str {
         COPY_RECT => "CopyRect",
         RRE => "RRE",
         HEXTILE => "Hextile",
+        ZLIB => "Zlib",
         TIGHT => "Tight",
         ZRLE => "ZRLE",
         _ => "other",
@@ -98,12 +100,20 @@ mod tests {
     #[test]
     fn preferred_skips_pseudo_and_unimplemented() {
         // noVNC-like: CopyRect first, then encodings we may not implement, then Raw.
-        let e = ClientEncodings::from_list(vec![COPY_RECT, 50, HEXTILE, RAW, -26, -254, LAST_RECT]);
+        let e = ClientEncodings::from_list(vec![COPY_RECT, 50, RRE, RAW, -26, -254, LAST_RECT]);
         assert_eq!(e.preferred, RAW);
         assert!(e.last_rect);
         assert_eq!(e.quality_level, Some(6));
         assert_eq!(e.compress_level, Some(2));
         assert!(!e.allows(HEXTILE + 100));
+    }
+
+    #[test]
+    fn remmina_best_quality_gets_zlib() {
+        // Remmina's "Best" and KRDC's "High" list nothing better than Zlib and Hextile.
+        assert_eq!(ClientEncodings::from_list(vec![COPY_RECT, ZLIB, HEXTILE, RAW]).preferred, ZLIB);
+        assert_eq!(ClientEncodings::from_list(vec![COPY_RECT, HEXTILE, ZLIB, RAW]).preferred, HEXTILE);
+        assert_eq!(ClientEncodings::from_list(vec![ZRLE, ZLIB, HEXTILE]).preferred, ZRLE);
     }
 
     #[test]

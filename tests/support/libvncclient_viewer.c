@@ -3,6 +3,7 @@
  * which are built on the same library, as far as following the server's screen size goes.
  *
  *   libvncclient_viewer HOST:PORT SIZES TIMEOUT_SECONDS
+ *   libvncclient_viewer HOST:PORT UPDATES TIMEOUT_SECONDS ENCODINGS PPM
  *
  * Connects (no password; over VeNCrypt X509None when the server lists it first, trusting the
  * certificate file in $KVNC_CA_FILE as Remmina does with the CA file its X509 dialog asks
@@ -11,6 +12,11 @@
  * ExtendedDesktopSize rect the library accepts, since it calls MallocFrameBuffer for exactly
  * those. Exits 0 after SIZES sizes, 2 on timeout, 1 when the connection fails or breaks.
  * libvncclient's own log goes to stderr.
+ *
+ * With ENCODINGS and PPM it instead asks for ENCODINGS (libvncclient's encodings string, e.g.
+ * "zlib" or "hextile", as Remmina sets it) and, after each complete FramebufferUpdate, writes
+ * what it shows to PPM (binary P6, overwritten each time) and prints "update N"; it exits 0
+ * after UPDATES updates.
  */
 #include <rfb/rfbclient.h>
 
@@ -20,6 +26,33 @@
 #include <time.h>
 
 static int sizes_seen;
+static int updates_seen;
+static const char *ppm_path;
+
+/* Writes the framebuffer as RGB through the client's pixel format (32 bpp, as set in main). */
+static void finished_update(rfbClient *client) {
+    FILE *f = fopen(ppm_path, "wb");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", ppm_path);
+        return;
+    }
+    const rfbPixelFormat *pf = &client->format;
+    const uint32_t *pixels = (const uint32_t *)client->frameBuffer;
+    fprintf(f, "P6\n%d %d\n255\n", client->width, client->height);
+    for (int i = 0; i < client->width * client->height; i++) {
+        uint32_t p = pixels[i];
+        unsigned char rgb[3] = {
+            (unsigned char)((p >> pf->redShift) & pf->redMax),
+            (unsigned char)((p >> pf->greenShift) & pf->greenMax),
+            (unsigned char)((p >> pf->blueShift) & pf->blueMax),
+        };
+        fwrite(rgb, 1, 3, f);
+    }
+    fclose(f);
+    updates_seen++;
+    printf("update %d\n", updates_seen);
+    fflush(stdout);
+}
 
 /* libvncclient decodes into client->frameBuffer, so it must always be width x height. */
 static rfbBool malloc_frame_buffer(rfbClient *client) {
@@ -58,8 +91,8 @@ static double now_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s HOST:PORT SIZES TIMEOUT_SECONDS\n", argv[0]);
+    if (argc != 4 && argc != 6) {
+        fprintf(stderr, "usage: %s HOST:PORT SIZES TIMEOUT_SECONDS [ENCODINGS PPM]\n", argv[0]);
         return 1;
     }
     const char *colon = strrchr(argv[1], ':');
@@ -74,6 +107,12 @@ int main(int argc, char **argv) {
     rfbClient *client = rfbGetClient(8, 3, 4);
     client->MallocFrameBuffer = malloc_frame_buffer;
     client->GetCredential = get_credential;
+    if (argc == 6) {
+        client->appData.encodingsString = argv[4];
+        ppm_path = argv[5];
+        client->FinishedFrameBufferUpdate = finished_update;
+    }
+    int *seen = argc == 6 ? &updates_seen : &sizes_seen;
     /* Set directly: rfbInitClient's own argv parsing adds 5900 to ports below 5900. */
     client->serverHost = strndup(argv[1], (size_t)(colon - argv[1]));
     client->serverPort = atoi(colon + 1);
@@ -84,19 +123,19 @@ int main(int argc, char **argv) {
     }
 
     int status = 2;
-    while (sizes_seen < wanted) {
+    while (*seen < wanted) {
         if (now_seconds() >= deadline) {
-            fprintf(stderr, "timeout after %d sizes\n", sizes_seen);
+            fprintf(stderr, "timeout after %d sizes / %d updates\n", sizes_seen, updates_seen);
             break;
         }
         int ready = WaitForMessage(client, 100000);
         if (ready < 0 || (ready > 0 && !HandleRFBServerMessage(client))) {
-            fprintf(stderr, "connection broke after %d sizes\n", sizes_seen);
+            fprintf(stderr, "connection broke after %d sizes / %d updates\n", sizes_seen, updates_seen);
             status = 1;
             break;
         }
     }
-    if (sizes_seen >= wanted) {
+    if (*seen >= wanted) {
         status = 0;
     }
     free(client->frameBuffer);

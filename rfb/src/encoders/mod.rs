@@ -1,16 +1,20 @@
 //! Encoders: one per file, behind [`Encoder`]. [`Encoders`] holds one connection's encoders
 //! and picks one per update from what the client listed.
 
+mod hextile;
 mod raw;
 pub mod shared;
 pub mod tight;
+mod zlib;
 mod zrle;
 
+pub use hextile::HextileEncoder;
 pub use raw::RawEncoder;
 pub use tight::TightEncoder;
+pub use zlib::ZlibEncoder;
 pub use zrle::ZrleEncoder;
 
-use crate::encoding::{ClientEncodings, TIGHT, ZRLE};
+use crate::encoding::{ClientEncodings, HEXTILE, TIGHT, ZLIB, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
@@ -35,7 +39,9 @@ pub trait Encoder: Send {
 #[derive(Default)]
 pub struct Encoders {
     raw: RawEncoder,
+    hextile: HextileEncoder,
     tight: TightEncoder,
+    zlib: ZlibEncoder,
     zrle: ZrleEncoder,
 }
 
@@ -45,6 +51,8 @@ impl Encoders {
         match params.encodings.preferred {
             TIGHT => self.tight.encode(frame, rect, params, out),
             ZRLE => self.zrle.encode(frame, rect, params, out),
+            ZLIB => self.zlib.encode(frame, rect, params, out),
+            HEXTILE => self.hextile.encode(frame, rect, params, out),
             _ => self.raw.encode(frame, rect, params, out),
         }
     }

@@ -1,0 +1,336 @@
+//! Hextile round trips: frames go through `HextileEncoder` and back through an independent,
+//! strict decoder. Hextile is lossless, so every decoded pixel must equal the converter's value.
+
+mod support {
+    pub mod formats;
+    pub mod hextile_decoder;
+}
+
+use rfb::encoders::{EncodeParams, Encoder, Encoders, HextileEncoder};
+use rfb::encoding::{ClientEncodings, HEXTILE, RAW, ZLIB};
+use rfb::{Frame, PixelConverter, PixelFormat, Rect};
+use support::hextile_decoder::{ClientFramebuffer, DecodeError, RectHeader, Stats, decode_rects};
+
+/// Never produced by any format's conversion, so it marks pixels no rect wrote.
+const UNTOUCHED: u32 = u32::MAX;
+
+fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32) -> Frame {
+    let mut bytes = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
+    for y in 0..height {
+        for x in 0..width {
+            bytes.extend_from_slice(&pixel(x, y).to_le_bytes());
+        }
+    }
+    Frame::from_pixels(width, height, bytes).unwrap()
+}
+
+/// Dark glyph-like strokes on white in 8x16 cells, every fifth text line in a link colour and
+/// every third cell blank.
+fn text_frame(width: u16, height: u16) -> Frame {
+    let mut rng = fastrand::Rng::with_seed(0x1234_5678);
+    let masks: Vec<u8> = (0..usize::from(width) * usize::from(height) / 8 + 16).map(|_| rng.u8(..) & 0x7e).collect();
+    frame_from_fn(width, height, |x, y| {
+        let cell = usize::from(y / 16) * usize::from(width / 8 + 1) + usize::from(x / 8);
+        let mask = masks[(cell * 16 + usize::from(y % 16)) % masks.len()];
+        let ink = cell % 3 != 0 && (3..13).contains(&(y % 16)) && mask & (0x80 >> (x % 8)) != 0;
+        match (ink, (y / 16) % 5 == 0) {
+            (false, _) => 0xffffff,
+            (true, false) => 0x202020,
+            (true, true) => 0x1a0dab,
+        }
+    })
+}
+
+/// Gradients plus noise, with a garbage padding byte that must not leak into colour.
+fn photo_frame(width: u16, height: u16) -> Frame {
+    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9);
+    frame_from_fn(width, height, |x, y| {
+        let noise = rng.u32(..);
+        let r = (u32::from(x) * 255 / u32::from(width.max(1)) + (noise & 15)) & 0xff;
+        let g = (u32::from(y) * 255 / u32::from(height.max(1)) + (noise >> 4 & 15)) & 0xff;
+        let b = ((u32::from(x) ^ u32::from(y)) + (noise >> 8 & 31)) & 0xff;
+        0xab00_0000 | r << 16 | g << 8 | b
+    })
+}
+
+/// Horizontal bands of a few colours each: tiles with several flat colours (coloured subrects).
+fn gradient_frame(width: u16, height: u16) -> Frame {
+    frame_from_fn(width, height, |x, y| {
+        let band = u32::from(y / 5) * 40 % 256;
+        (band << 16) | ((u32::from(x / 7) * 30 % 256) << 8) | 0x40
+    })
+}
+
+/// Flat windows on a desktop colour, with a thin frame line: solid and two-colour tiles.
+fn blocks_frame(width: u16, height: u16) -> Frame {
+    let mut frame = Frame::new(width, height);
+    frame.fill_rect(&frame.bounds(), 0x3a6ea5);
+    frame.fill_rect(&Rect::new(10, 10, 150, 90), 0xc0c0c0);
+    frame.fill_rect(&Rect::new(12, 12, 146, 14), 0x000080);
+    frame.fill_rect(&Rect::new(100, 70, 170, 120), 0xffffff);
+    frame.fill_rect(&Rect::new(100, 70, 170, 1), 0x000000);
+    frame
+}
+
+struct Client {
+    name: &'static str,
+    converter: PixelConverter,
+    format: PixelFormat,
+    encoder: HextileEncoder,
+    stats: Stats,
+    encodings: ClientEncodings,
+}
+
+impl Client {
+    fn new(name: &'static str, format: PixelFormat) -> Self {
+        let converter = PixelConverter::new(format);
+        let format = *converter.client_format();
+        Client {
+            name,
+            converter,
+            format,
+            encoder: HextileEncoder::new(),
+            stats: Stats::default(),
+            encodings: ClientEncodings::from_list(vec![HEXTILE]),
+        }
+    }
+
+    fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
+        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared: None };
+        let mut out = vec![0xa5, 0x5a];
+        let count = self.encoder.encode(frame, &rect, &params, &mut out);
+        assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
+        (count, out.split_off(2))
+    }
+
+    /// Sends `rect`, decodes it and checks every pixel; returns the bytes sent.
+    fn send(&mut self, frame: &Frame, rect: Rect) -> usize {
+        let name = self.name;
+        let (count, bytes) = self.encode(frame, rect);
+        let mut fb = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
+        let headers = decode_rects(&self.format, &bytes, &mut fb, &mut self.stats)
+            .unwrap_or_else(|e| panic!("{name}: {rect:?} of {frame:?}: {e:?}"));
+        assert_eq!(count, 1, "{name}");
+        assert_eq!(headers, [RectHeader { rect, encoding: HEXTILE }], "{name}");
+        let mut want = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
+        for y in rect.y..rect.y + rect.height {
+            for x in rect.x..rect.x + rect.width {
+                want.pixels[usize::from(y) * usize::from(frame.width()) + usize::from(x)] =
+                    self.converter.pixel_value(frame.pixel(x, y));
+            }
+        }
+        if fb != want {
+            let i = fb.pixels.iter().zip(&want.pixels).position(|(a, b)| a != b).unwrap_or(0);
+            let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
+            panic!("{name}: {rect:?}: pixel ({x},{y}) is {:x}, want {:x}", fb.pixels[i], want.pixels[i]);
+        }
+        // Never bigger than Raw plus one mask byte per tile: each tile takes the smaller form.
+        let tiles = usize::from(rect.width).div_ceil(16) * usize::from(rect.height).div_ceil(16);
+        assert!(bytes.len() <= 12 + rect.area() * self.converter.bytes_per_pixel() + tiles, "{name}: {rect:?}");
+        bytes.len()
+    }
+}
+
+#[test]
+fn round_trip_every_format() {
+    let frames = [
+        text_frame(200, 150),
+        photo_frame(200, 150),
+        gradient_frame(300, 200),
+        blocks_frame(300, 200),
+        photo_frame(1, 1),
+        text_frame(17, 33),
+    ];
+    let rects = [
+        Rect::new(37, 21, 130, 70),
+        Rect::new(16, 16, 16, 16),
+        Rect::new(199, 149, 1, 1),
+        Rect::new(1, 2, 198, 1),
+        Rect::new(5, 0, 1, 150),
+        Rect::new(3, 5, 31, 47),
+    ];
+    std::thread::scope(|scope| {
+        for (name, format) in support::formats::all() {
+            let frames = &frames;
+            scope.spawn(move || {
+                let mut client = Client::new(name, format);
+                for frame in frames {
+                    client.send(frame, frame.bounds());
+                    for rect in rects {
+                        if frame.bounds().intersect(&rect) == rect {
+                            client.send(frame, rect);
+                        }
+                    }
+                }
+                // Every tile form, and both kinds of carried colour, for every format.
+                let s = &client.stats;
+                assert!(s.raw > 0 && s.solid > 0 && s.mono > 0 && s.coloured > 0, "{name}: {s:?}");
+                assert!(s.background_carried > 0 && s.foreground_carried > 0, "{name}: {s:?}");
+            });
+        }
+    });
+}
+
+#[test]
+fn foreground_survives_solid_tiles_but_not_coloured_or_raw_ones() {
+    // Tiles left to right: mono (fg A), solid, mono (fg A carried), three colours (coloured),
+    // mono (fg A must be specified again), noise (raw), solid (bg must be specified again).
+    let mut rng = fastrand::Rng::with_seed(3);
+    let frame = frame_from_fn(16 * 7, 16, |x, y| {
+        let (tile, lx, ly) = (x / 16, x % 16, y % 16);
+        let dot = lx == 3 && ly == 4;
+        match tile {
+            0 | 2 | 4 if dot => 0xff0000,
+            3 if dot => 0x00ff00,
+            3 if lx == 9 && ly == 9 => 0x0000ff,
+            5 => rng.u32(..=0xffffff),
+            _ => 0xffffff,
+        }
+    });
+    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let (_, bytes) = client.encode(&frame, frame.bounds());
+    let p = |v: u32| v.to_le_bytes();
+    let mut want = vec![2 | 4 | 8];
+    want.extend(p(0xffffff));
+    want.extend(p(0xff0000));
+    want.extend([1, 0x34, 0x00]);
+    want.push(0);
+    want.extend([8, 1, 0x34, 0x00]);
+    want.extend([8 | 16, 2]);
+    want.extend(p(0x00ff00));
+    want.extend([0x34, 0x00]);
+    want.extend(p(0x0000ff));
+    want.extend([0x99, 0x00]);
+    want.push(4 | 8);
+    want.extend(p(0xff0000));
+    want.extend([1, 0x34, 0x00]);
+    assert_eq!(bytes[12..12 + want.len()], want);
+    assert_eq!(bytes[12 + want.len()], 1, "raw tile");
+    let solid_at = 12 + want.len() + 1 + 256 * 4;
+    assert_eq!(bytes[solid_at], 2, "background specified after a raw tile");
+    assert_eq!(bytes.len(), solid_at + 5);
+    client.send(&frame, frame.bounds());
+}
+
+#[test]
+fn text_is_much_smaller_than_raw() {
+    let frame = text_frame(320, 160);
+    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let bytes = client.send(&frame, frame.bounds());
+    assert!(bytes * 3 < 320 * 160 * 4, "{bytes}");
+}
+
+#[test]
+fn degenerate_rects() {
+    let frame = text_frame(100, 80);
+    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    for empty in [Rect::new(5, 6, 0, 10), Rect::new(5, 6, 10, 0), Rect::new(200, 200, 5, 5)] {
+        assert_eq!(client.encode(&frame, empty), (0, vec![]), "{empty:?}");
+    }
+    let (count, bytes) = client.encode(&frame, Rect::new(90, 70, 50, 50));
+    assert_eq!(count, 1);
+    let mut fb = ClientFramebuffer::new(100, 80, UNTOUCHED);
+    let headers = decode_rects(&client.format, &bytes, &mut fb, &mut client.stats).unwrap();
+    assert_eq!(headers, [RectHeader { rect: Rect::new(90, 70, 10, 10), encoding: HEXTILE }]);
+}
+
+#[test]
+fn test_decoder_rejects_malformed_data() {
+    let format = PixelFormat::NATIVE;
+    let decode = |w: u16, h: u16, tiles: &[u8]| {
+        let mut b = Vec::new();
+        for v in [0, 0, w, h] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b.extend_from_slice(&HEXTILE.to_be_bytes());
+        b.extend_from_slice(tiles);
+        let mut fb = ClientFramebuffer::new(32, 32, UNTOUCHED);
+        decode_rects(&format, &b, &mut fb, &mut Stats::default())
+    };
+    assert!(decode(2, 2, &[2, 1, 2, 3, 0]).is_ok());
+    assert_eq!(decode(2, 2, &[0]), Err(DecodeError::NoBackground));
+    assert_eq!(decode(2, 2, &[2 | 8, 1, 2, 3, 0, 1, 0, 0]), Err(DecodeError::NoForeground));
+    assert_eq!(decode(2, 2, &[2 | 4 | 16, 1, 2, 3, 0, 1, 2, 3, 0]), Err(DecodeError::ForegroundAndColoured));
+    assert_eq!(decode(2, 2, &[32]), Err(DecodeError::UndefinedMaskBits(32)));
+    assert!(matches!(
+        decode(2, 2, &[2 | 4 | 8, 1, 2, 3, 0, 1, 2, 3, 0, 1, 0x11, 0x10]),
+        Err(DecodeError::SubrectOutsideTile { .. })
+    ));
+    // Raw tile then a tile without background; a coloured tile then one without foreground.
+    // A background carried from the previous tile is fine.
+    assert!(decode(32, 1, &[2, 1, 2, 3, 0, 0]).is_ok());
+    assert_eq!(decode(32, 1, &[2, 1, 2, 3, 0]), Err(DecodeError::Truncated("subencoding")));
+    let raw: Vec<u8> = [vec![1], vec![0; 64], vec![0]].concat();
+    assert_eq!(decode(32, 1, &raw), Err(DecodeError::NoBackground));
+    let coloured = [2 | 8 | 16, 1, 2, 3, 0, 1, 9, 9, 9, 0, 0, 0, 8, 1, 0, 0];
+    assert_eq!(decode(32, 1, &coloured), Err(DecodeError::NoForeground));
+    assert_eq!(decode(2, 2, &[2, 1, 2]), Err(DecodeError::Truncated("background")));
+}
+
+#[test]
+fn encoders_pick_hextile_when_listed_first() {
+    let frame = blocks_frame(64, 48);
+    let converter = PixelConverter::new(PixelFormat::NATIVE);
+    let encodings = ClientEncodings::from_list(vec![HEXTILE, ZLIB, RAW]);
+    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let mut out = Vec::new();
+    assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out), 1);
+    let mut fb = ClientFramebuffer::new(64, 48, UNTOUCHED);
+    let headers = decode_rects(&PixelFormat::NATIVE, &out, &mut fb, &mut Stats::default()).unwrap();
+    assert_eq!(headers, [RectHeader { rect: frame.bounds(), encoding: HEXTILE }]);
+}
+
+/// A fixture PNG (8-bit RGB or RGBA) as a native frame, cropped to `width` x `height` from the
+/// top-left corner.
+fn load_fixture(name: &str, width: u16, height: u16) -> Frame {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let stride = info.width as usize * channels;
+    frame_from_fn(width, height, |x, y| {
+        let at = usize::from(y) * stride + usize::from(x) * channels;
+        u32::from(buf[at]) << 16 | u32::from(buf[at + 1]) << 8 | u32::from(buf[at + 2])
+    })
+}
+
+/// Bytes per frame for Raw, Zlib and Hextile on the fixture screens, each Hextile frame checked
+/// through the decoder. Slow in debug builds: `cargo test --release -p rfb --test
+/// hextile_roundtrip -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn fixture_sizes() {
+    let converter = PixelConverter::new(PixelFormat::NATIVE);
+    for (name, width, height) in [
+        ("desktop-1080p.png", 1280, 720),
+        ("desktop-1080p.png", 1920, 1080),
+        ("post-1080p.png", 1920, 1080),
+        ("photo-1080p.png", 1920, 1080),
+    ] {
+        let frame = load_fixture(name, width, height);
+        let mut sizes = Vec::new();
+        for list in [vec![RAW], vec![ZLIB], vec![HEXTILE]] {
+            let encodings = ClientEncodings::from_list(list);
+            let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+            let mut out = Vec::new();
+            let start = std::time::Instant::now();
+            Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out);
+            sizes.push((out.len(), start.elapsed()));
+        }
+        let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+        client.send(&frame, frame.bounds());
+        let [raw, zlib, hextile] = [sizes[0], sizes[1], sizes[2]];
+        println!(
+            "{name} {width}x{height}: Raw {} B, Zlib {} B ({:.1}x, {:?}), Hextile {} B ({:.1}x, {:?})",
+            raw.0,
+            zlib.0,
+            raw.0 as f64 / zlib.0 as f64,
+            zlib.1,
+            hextile.0,
+            raw.0 as f64 / hextile.0 as f64,
+            hextile.1
+        );
+    }
+}
