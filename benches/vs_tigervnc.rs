@@ -1,0 +1,538 @@
+//! kvnc against TigerVNC's `Xvnc`, side by side, measured from outside by one RFB client
+//! (`support/rfb_client.rs`) that decodes everything it receives with the rfb test decoders and
+//! checks the result against the picture shown, so a wrong update fails the bench.
+//!
+//! Both servers show the same 1280x720 frames: kvnc with `--source replay:DIR`, Xvnc on its
+//! root window, painted exactly with X11 PutImage requests (a Raw update is checked against
+//! the PNG pixel for pixel). Per server and setting (Tight JPEG q8 c2, Tight c2 without JPEG,
+//! ZRLE, Raw; each in 32-bit and bgr233):
+//!
+//! - **first**: the first full update of a fresh server process (desktop screen);
+//! - **steady**: incremental updates while the screen alternates between two desktop frames
+//!   (a window moved); kvnc's shared JPEG cache makes a frame it has sent before free, which
+//!   alternating frames hit — the table says so;
+//! - **typed**: incremental updates while one character appears and disappears on the POST
+//!   screen;
+//! - **still**: 10 s of a still screen with an incremental request outstanding.
+//!
+//! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's
+//! CPU time (all threads, /proc/PID/task/*/schedstat). kvnc replays PNGs at 10 fps, so its
+//! steady/typed wall time includes waiting for the next frame, and its CPU includes decoding
+//! the replayed PNG (printed below the table); Xvnc is painted before each request and its
+//! CPU excludes the painting. Results also go to `benches/results/vs_tigervnc.csv`.
+//!
+//! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`).
+
+#[path = "support/rfb_client.rs"]
+mod rfb_client;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use rfb::PixelFormat;
+use rfb_client::{Client, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZRLE, cpu_time};
+
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 720;
+/// Updates measured per steady/typed run.
+const UPDATES: usize = 20;
+const STILL: Duration = Duration::from_secs(10);
+const KVNC_FPS: u32 = 10;
+
+struct Setting {
+    name: &'static str,
+    format: PixelFormat,
+    encodings: Vec<i32>,
+}
+
+fn settings() -> Vec<Setting> {
+    let mut all = Vec::new();
+    for (fname, format) in [("32-bit", RGB888), ("bgr233", PixelFormat::BGR233)] {
+        let list: [(&str, Vec<i32>); 4] = [
+            ("Tight JPEG q8 c2", vec![TIGHT, -32 + 8, -256 + 2, LAST_RECT, RICH_CURSOR]),
+            ("Tight c2 (no JPEG)", vec![TIGHT, -256 + 2, LAST_RECT, RICH_CURSOR]),
+            ("ZRLE", vec![ZRLE, RICH_CURSOR]),
+            ("Raw", vec![RAW, RICH_CURSOR]),
+        ];
+        for (name, encodings) in list {
+            let name: &'static str = Box::leak(format!("{name}, {fname}").into_boxed_str());
+            all.push(Setting { name, format, encodings });
+        }
+    }
+    all
+}
+
+fn fixture(path: &str) -> RgbImage {
+    image::open(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture").to_rgb8()
+}
+
+/// The POST screen with one more character: the first character cell of what changes between
+/// the first two frames of `post-memtest` (the memory counter), copied from the second.
+fn typed_character(before: &RgbImage, after: &RgbImage) -> RgbImage {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in before.enumerate_pixels() {
+        if p != after.get_pixel(x, y) {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+        }
+    }
+    assert!(x0 <= x1, "post-memtest frames 0 and 1 are identical");
+    let cell = (y1 - y0 + 1).div_ceil(2);
+    let mut typed = before.clone();
+    for y in y0..=y1 {
+        for x in x0..(x0 + cell).min(x1 + 1) {
+            typed.put_pixel(x, y, *after.get_pixel(x, y));
+        }
+    }
+    typed
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().expect("wait").is_none(), "server exited before listening");
+        assert!(Instant::now() < deadline, "server did not listen on {port} within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server process; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    display: Option<X11>,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(frames: &[&RgbImage]) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kvnc-vs-tigervnc-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for (i, frame) in frames.iter().enumerate() {
+            frame.save(dir.join(format!("{i:03}.png"))).expect("write frame");
+        }
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// kvnc replaying `frames` (looping, `KVNC_FPS`).
+fn start_kvnc(frames: &[&RgbImage]) -> Server {
+    let dir = TempDir::new(frames);
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kvnc"))
+        .arg("serve")
+        .arg("--source")
+        .arg(format!("replay:{}", dir.0.display()))
+        .args(["--fps", &KVNC_FPS.to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .env("XDG_STATE_HOME", &dir.0)
+        .env("HOME", &dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kvnc");
+    wait_for_port(port, &mut child);
+    // Let the first replayed frame arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    Server { child, port, display: None, _dir: Some(dir) }
+}
+
+/// Xvnc on a free display, its root window painted with `first`.
+fn start_xvnc(xvnc: &Path, first: &RgbImage) -> Server {
+    let display = (40..100)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+        })
+        .expect("a free X display number");
+    let port = free_port();
+    let mut child = Command::new(xvnc)
+        .arg(format!(":{display}"))
+        .args(["-geometry", &format!("{WIDTH}x{HEIGHT}"), "-depth", "24", "-SecurityTypes", "None"])
+        .args(["-rfbport", &port.to_string(), "-localhost", "-AlwaysShared", "-nolisten", "tcp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn Xvnc");
+    wait_for_port(port, &mut child);
+    let mut x11 = X11::connect(display);
+    x11.paint(first);
+    Server { child, port, display: Some(x11), _dir: None }
+}
+
+/// Just enough X11 to paint a picture on the root window: PutImage (ZPixmap, depth 24,
+/// 32 bits per pixel, BGRX) in strips, then a round trip so the server has done it.
+struct X11 {
+    stream: UnixStream,
+    root: u32,
+    gc: u32,
+}
+
+impl X11 {
+    fn connect(display: u32) -> X11 {
+        let path = format!("/tmp/.X11-unix/X{display}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match UnixStream::connect(&path) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "X display {display}: {e}");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        stream.write_all(&[b'l', 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0]).expect("X11 setup");
+        let mut head = [0u8; 8];
+        stream.read_exact(&mut head).expect("X11 setup reply");
+        let len = usize::from(u16::from_le_bytes([head[6], head[7]])) * 4;
+        let mut setup = vec![0u8; len];
+        stream.read_exact(&mut setup).expect("X11 setup data");
+        assert_eq!(head[0], 1, "X11 connection refused: {}", String::from_utf8_lossy(&setup));
+        let le32 = |i: usize| u32::from_le_bytes([setup[i], setup[i + 1], setup[i + 2], setup[i + 3]]);
+        let id_base = le32(4);
+        let vendor_len = usize::from(u16::from_le_bytes([setup[16], setup[17]]));
+        let formats = usize::from(setup[21]);
+        let screen = 32 + vendor_len.div_ceil(4) * 4 + formats * 8;
+        let root = le32(screen);
+        assert_eq!(setup[screen + 38], 24, "root depth");
+        let gc = id_base | 1;
+        let mut create_gc = vec![55, 0, 4, 0];
+        create_gc.extend(gc.to_le_bytes());
+        create_gc.extend(root.to_le_bytes());
+        create_gc.extend(0u32.to_le_bytes());
+        stream.write_all(&create_gc).expect("CreateGC");
+        let mut x11 = X11 { stream, root, gc };
+        x11.sync();
+        x11
+    }
+
+    /// GetInputFocus: its reply comes after everything sent before it was done.
+    fn sync(&mut self) {
+        self.stream.write_all(&[43, 0, 1, 0]).expect("GetInputFocus");
+        let mut reply = [0u8; 32];
+        self.stream.read_exact(&mut reply).expect("X11 reply");
+        assert_eq!(reply[0], 1, "X11 error {reply:?}");
+    }
+
+    fn paint(&mut self, image: &RgbImage) {
+        let width = image.width() as usize;
+        let rows = 200_000 / (width * 4);
+        for y0 in (0..image.height() as usize).step_by(rows) {
+            let h = rows.min(image.height() as usize - y0);
+            let data_len = width * h * 4;
+            let words = (24 + data_len) / 4;
+            let mut m = Vec::with_capacity(24 + data_len);
+            m.extend([72, 2]);
+            m.extend((words as u16).to_le_bytes());
+            m.extend(self.root.to_le_bytes());
+            m.extend(self.gc.to_le_bytes());
+            m.extend((width as u16).to_le_bytes());
+            m.extend((h as u16).to_le_bytes());
+            m.extend(0u16.to_le_bytes());
+            m.extend((y0 as u16).to_le_bytes());
+            m.extend([0, 24, 0, 0]);
+            for y in y0..y0 + h {
+                for x in 0..width {
+                    let p = image.get_pixel(x as u32, y as u32).0;
+                    m.extend([p[2], p[1], p[0], 0]);
+                }
+            }
+            self.stream.write_all(&m).expect("PutImage");
+        }
+        self.sync();
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Figures {
+    updates: usize,
+    bytes: usize,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Figures {
+    fn add(&mut self, u: Update) {
+        self.updates += 1;
+        self.bytes += u.bytes;
+        self.wall += u.wall;
+        self.cpu += u.server_cpu;
+    }
+
+    fn per_update(&self) -> (f64, f64, f64) {
+        let n = self.updates.max(1) as f64;
+        (self.bytes as f64 / n, self.wall.as_secs_f64() * 1000.0 / n, self.cpu.as_secs_f64() * 1000.0 / n)
+    }
+}
+
+/// Which of `frames` the client shows (within its format's precision, or 30 dB for JPEG).
+fn shows(client: &Client, frames: &[&RgbImage], what: &str) -> f64 {
+    let results: Vec<_> = frames.iter().map(|f| client.check(f)).collect();
+    results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .reduce(f64::max)
+        .unwrap_or_else(|| panic!("{what}: the decoded screen is none of the frames: {results:?}"))
+}
+
+fn connect(server: &Server, setting: &Setting) -> Client {
+    Client::connect(&server.addr(), server.pid(), setting.format, &setting.encodings).expect("connect")
+}
+
+/// Incremental updates while the screen alternates between `a` and `b`; `paint` switches the
+/// picture for Xvnc (kvnc's replay switches by itself).
+fn alternate(client: &mut Client, server: &mut Server, a: &RgbImage, b: &RgbImage, what: &str) -> Figures {
+    let mut figures = Figures::default();
+    for i in 0..UPDATES {
+        if let Some(x11) = &mut server.display {
+            x11.paint(if i % 2 == 0 { b } else { a });
+        }
+        let update = client.request(true, None).expect("update").expect("an update");
+        shows(client, &[a, b], what);
+        figures.add(update);
+    }
+    figures
+}
+
+struct Row {
+    server: &'static str,
+    setting: &'static str,
+    scenario: &'static str,
+    figures: Figures,
+    quality: f64,
+}
+
+fn main() {
+    let Some(xvnc) = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("Xvnc")).find(|p| p.is_file()))
+    else {
+        println!("vs_tigervnc: TigerVNC's Xvnc is not installed; no figures.");
+        println!(
+            "Install it with `apt-get install tigervnc-standalone-server` and run `cargo bench --bench vs_tigervnc`."
+        );
+        return;
+    };
+    let desktop_a = fixture("sequences/desktop-moving-window/000.png");
+    let desktop_b = fixture("sequences/desktop-moving-window/001.png");
+    let post = fixture("sequences/post-memtest/000.png");
+    let typed = typed_character(&post, &fixture("sequences/post-memtest/001.png"));
+    assert_eq!(desktop_a.dimensions(), (WIDTH, HEIGHT));
+
+    // Xvnc is painted exactly: a Raw update in 32-bit equals the PNG.
+    {
+        let server = start_xvnc(&xvnc, &desktop_a);
+        let raw = Setting { name: "Raw", format: RGB888, encodings: vec![RAW, RICH_CURSOR] };
+        let mut client = connect(&server, &raw);
+        client.request(false, None).expect("update").expect("an update");
+        let psnr = client.check(&desktop_a).expect("Xvnc shows the PNG");
+        assert!(psnr.is_infinite(), "Xvnc's Raw picture differs from the PNG ({psnr:.1} dB)");
+        println!("Xvnc's root window, read back as Raw 32-bit, equals the PNG pixel for pixel.");
+    }
+
+    let png_decode = {
+        let file = format!("{}/fixtures/sequences/desktop-moving-window/000.png", env!("CARGO_MANIFEST_DIR"));
+        let start = Instant::now();
+        for _ in 0..5 {
+            let _ = image::open(&file).expect("png").to_rgb8();
+        }
+        start.elapsed() / 5
+    };
+
+    let mut rows = Vec::new();
+    let mut still_runs: Vec<(&'static str, &'static str, Server, Client)> = Vec::new();
+    for server_name in ["kvnc", "TigerVNC"] {
+        for setting in settings() {
+            eprintln!("{server_name}: {}", setting.name);
+            let mut row = |scenario, figures, quality| {
+                rows.push(Row { server: server_name, setting: setting.name, scenario, figures, quality });
+            };
+            // First update of a fresh process, then the moving window.
+            let mut server = if server_name == "kvnc" {
+                start_kvnc(&[&desktop_a, &desktop_b])
+            } else {
+                start_xvnc(&xvnc, &desktop_a)
+            };
+            let mut client = connect(&server, &setting);
+            let mut first = Figures::default();
+            first.add(client.request(false, None).expect("update").expect("an update"));
+            let quality = shows(&client, &[&desktop_a, &desktop_b], "first update");
+            row("first", first, quality);
+            let steady = alternate(&mut client, &mut server, &desktop_a, &desktop_b, "steady");
+            row("steady", steady, shows(&client, &[&desktop_a, &desktop_b], "steady"));
+            // One typed character on the POST screen.
+            let (mut server, mut client) = if server_name == "kvnc" {
+                drop(client);
+                drop(server);
+                let server = start_kvnc(&[&post, &typed]);
+                let mut client = connect(&server, &setting);
+                client.request(false, None).expect("update").expect("an update");
+                (server, client)
+            } else {
+                if let Some(x11) = &mut server.display {
+                    x11.paint(&post);
+                }
+                client.request(true, None).expect("update").expect("an update");
+                (server, client)
+            };
+            let typing = alternate(&mut client, &mut server, &post, &typed, "typed");
+            row("typed", typing, shows(&client, &[&post, &typed], "typed"));
+            // Still screen: later, all at once.
+            let (server, client) = if server_name == "kvnc" {
+                drop(client);
+                drop(server);
+                let server = start_kvnc(&[&post]);
+                let mut client = connect(&server, &setting);
+                client.request(false, None).expect("update").expect("an update");
+                (server, client)
+            } else {
+                (server, client)
+            };
+            still_runs.push((server_name, setting.name, server, client));
+        }
+    }
+
+    eprintln!("still screen: {} s, all servers at once", STILL.as_secs());
+    let handles: Vec<_> = still_runs
+        .into_iter()
+        .map(|(server_name, setting, server, mut client)| {
+            std::thread::spawn(move || {
+                let cpu0 = cpu_time(server.pid());
+                let start = Instant::now();
+                let mut figures = Figures::default();
+                while start.elapsed() < STILL {
+                    let wait = STILL.saturating_sub(start.elapsed()).max(Duration::from_millis(1));
+                    match client.request(true, Some(wait)).expect("still update") {
+                        Some(u) => figures.add(u),
+                        None => break,
+                    }
+                }
+                figures.cpu = cpu_time(server.pid()).saturating_sub(cpu0);
+                figures.wall = start.elapsed();
+                drop(server);
+                Row { server: server_name, setting, scenario: "still 10 s", figures, quality: f64::NAN }
+            })
+        })
+        .collect();
+    for handle in handles {
+        rows.push(handle.join().expect("still run"));
+    }
+
+    report(&rows, png_decode);
+}
+
+fn report(rows: &[Row], png_decode: Duration) {
+    println!();
+    println!(
+        "1280x720, {UPDATES} updates per steady/typed run; per update: bytes, wall ms (request → last byte), server CPU ms (all threads)"
+    );
+    println!("still 10 s: totals over 10 s (updates, bytes, CPU ms)");
+    println!();
+    println!(
+        "| setting | scenario | kvnc bytes | TigerVNC bytes | kvnc/Tiger bytes | kvnc ms | TigerVNC ms | kvnc CPU ms | TigerVNC CPU ms | kvnc/Tiger CPU |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut csv = String::from(
+        "server,setting,scenario,updates,bytes_per_update,wall_ms_per_update,server_cpu_ms_per_update,total_bytes,total_cpu_ms,psnr_db\n",
+    );
+    for row in rows {
+        let f = &row.figures;
+        let (bytes, wall, cpu) = f.per_update();
+        csv += &format!(
+            "{},\"{}\",{},{},{:.0},{:.3},{:.3},{},{:.3},{}\n",
+            row.server,
+            row.setting,
+            row.scenario,
+            f.updates,
+            bytes,
+            wall,
+            cpu,
+            f.bytes,
+            f.cpu.as_secs_f64() * 1000.0,
+            if row.quality.is_finite() { format!("{:.1}", row.quality) } else { String::new() }
+        );
+        if row.server != "kvnc" {
+            continue;
+        }
+        let Some(tiger) =
+            rows.iter().find(|r| r.server == "TigerVNC" && r.setting == row.setting && r.scenario == row.scenario)
+        else {
+            continue;
+        };
+        let t = &tiger.figures;
+        let still = row.scenario.starts_with("still");
+        let (kb, kw, kc, tb, tw, tc) = if still {
+            let total = |f: &Figures| (f.bytes as f64, f.updates as f64, f.cpu.as_secs_f64() * 1000.0);
+            let (a, b, c) = total(f);
+            let (d, e, g) = total(t);
+            (a, b, c, d, e, g)
+        } else {
+            let (a, b, c) = f.per_update();
+            let (d, e, g) = t.per_update();
+            (a, b, c, d, e, g)
+        };
+        let ratio = |a: f64, b: f64| if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
+        let scenario = match row.scenario {
+            "steady" if row.setting.starts_with("Tight JPEG") && !row.setting.ends_with("bgr233") => {
+                "steady (kvnc: JPEG cache hits)"
+            }
+            s => s,
+        };
+        let (kw, tw) = if still {
+            (format!("{kw:.0} upd"), format!("{tw:.0} upd"))
+        } else {
+            (format!("{kw:.1}"), format!("{tw:.1}"))
+        };
+        println!(
+            "| {} | {scenario} | {kb:.0} | {tb:.0} | {} | {kw} | {tw} | {kc:.1} | {tc:.1} | {} |",
+            row.setting,
+            ratio(kb, tb),
+            ratio(kc, tc),
+        );
+    }
+    println!();
+    println!(
+        "kvnc replays PNGs at {KVNC_FPS} fps: its steady/typed wall time includes waiting for the next frame, and its CPU includes decoding each replayed PNG (~{:.1} ms per frame here), which a capture device does not cost.",
+        png_decode.as_secs_f64() * 1000.0
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    std::fs::create_dir_all(&dir).expect("results dir");
+    let path = dir.join("vs_tigervnc.csv");
+    std::fs::write(&path, csv).expect("write CSV");
+    println!("CSV: {}", path.display());
+}
