@@ -226,6 +226,10 @@ pub struct ServeArgs {
     /// Longest clipboard text accepted from a viewer, in bytes; longer text is skipped.
     #[arg(long, default_value_t = rfb::messages::client::DEFAULT_MAX_CUT_TEXT)]
     pub max_cut_text: u32,
+    /// Milliseconds a screen must be still before the areas sent as JPEG are sent again
+    /// losslessly (0: never).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub lossless_refresh_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -417,7 +421,15 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         config,
         source,
         Arc::new(router),
-        Options { paste, policy: args.shared_policy, limits, security: logins.security, control },
+        Options {
+            paste,
+            policy: args.shared_policy,
+            limits,
+            security: logins.security,
+            control,
+            lossless_refresh: (args.lossless_refresh_ms > 0)
+                .then(|| std::time::Duration::from_millis(args.lossless_refresh_ms)),
+        },
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;

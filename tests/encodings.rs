@@ -21,9 +21,12 @@ fn fixture(name: &str) -> String {
     format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// kvnc replaying one fixture. Lossless refresh is off: these tests look at each encoding's own
+/// output, JPEG artefacts included (`tigervnc_jpeg_turns_lossless_once_still` looks at the refresh).
 fn replay(name: &str) -> (KvncServer, RgbImage) {
     let path = fixture(name);
-    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{path}")]);
+    let server =
+        KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{path}"), "--lossless-refresh-ms", "0"]);
     (server, load_png(&path))
 }
 
@@ -123,6 +126,25 @@ fn tigervnc_tight_jpeg() {
     let args = ["-PreferredEncoding=Tight", "-AutoSelect=0", "-QualityLevel=8"];
     tigervnc_shows("photo-1080p.png", &args, 7, Expect::Psnr(JPEG_MIN_PSNR));
     tigervnc_shows("post-1080p.png", &args, 7, Expect::Exact);
+}
+
+#[test]
+fn tigervnc_jpeg_turns_lossless_once_still() {
+    let path = fixture("photo-1080p.png");
+    let source = load_png(&path);
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{path}")]);
+    let args = ["-PreferredEncoding=Tight", "-AutoSelect=0", "-QualityLevel=2"];
+    let viewer = TigerViewer::start(&server.vnc_target(), &args);
+    // The photo goes out as JPEG first; half a second of still screen later, losslessly.
+    let exact = viewer.wait_until_fb(
+        |fb| check("refreshed", &fb.crop(0, 0, source.width, source.height), &source, Expect::Exact).is_ok(),
+        Duration::from_secs(20),
+    );
+    if let Err(last) = &exact {
+        last.save_artifact("tigervnc-lossless-refresh.png");
+    }
+    assert!(exact.is_ok(), "never lossless; kvnc log:\n{}", server.log());
+    assert!(server.log().contains("lossless refresh of"), "kvnc log:\n{}", server.log());
 }
 
 #[test]

@@ -474,6 +474,26 @@ impl ServerConnection {
         self.finish_update(header_at, count);
     }
 
+    /// Whether updates to this client may be lossy: it prefers Tight and sent a quality level
+    /// (then full-colour areas go as JPEG), at 16 or 32 bpp.
+    pub fn sends_lossy(&self) -> bool {
+        self.state == State::Normal
+            && self.encodings.preferred == encoding::TIGHT
+            && self.encodings.quality_level.is_some()
+            && self.converter.client_format().bits_per_pixel >= 16
+    }
+
+    /// Like [`Self::write_update`], with no lossy encoding: the lossless refresh of areas that
+    /// went out as JPEG and have been still since.
+    pub fn write_update_lossless(&mut self, frame: &Frame, rects: &[Rect]) {
+        let encodings = std::mem::take(&mut self.encodings);
+        let mut lossless = encodings.clone();
+        lossless.quality_level = None;
+        self.encodings = lossless;
+        self.write_update(frame, rects);
+        self.encodings = encodings;
+    }
+
     /// Whether a JPEG `width` pixels wide can go to this client as it is: it prefers Tight,
     /// sent a quality level, has 16 or 32 bpp, and the JPEG fits a Tight rect.
     pub fn takes_jpeg(&self, width: u16) -> bool {

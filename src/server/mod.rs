@@ -102,6 +102,7 @@ pub(crate) struct Shared {
     login_checks: tokio::sync::Semaphore,
     /// What the control interface reaches beyond the server itself.
     pub control: ControlConfig,
+    pub lossless_refresh: Option<Duration>,
 }
 
 impl Shared {
@@ -153,6 +154,8 @@ pub struct Options {
     pub limits: Limits,
     pub security: Security,
     pub control: ControlConfig,
+    /// How long a screen must be still before JPEG areas are sent again losslessly (None: never).
+    pub lossless_refresh: Option<Duration>,
 }
 
 impl Server {
@@ -162,7 +165,7 @@ impl Server {
         input: Arc<InputRouter>,
         options: Options,
     ) -> Self {
-        let Options { paste, policy, limits, security, control } = options;
+        let Options { paste, policy, limits, security, control, lossless_refresh } = options;
         let screen = screen::Screen::start(source.clone());
         let shared = Shared {
             config: Arc::new(config),
@@ -180,6 +183,7 @@ impl Server {
             accounts: security.accounts,
             login_checks: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             control,
+            lossless_refresh,
         };
         Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
     }

@@ -3,6 +3,13 @@
 //! the viewer asked for, plus whatever it asked for non-incrementally; one update answers every
 //! request received since the last one; nothing is sent that was not asked for, except under
 //! continuous updates, which are paced by fences so a slow viewer is never flooded.
+//!
+//! Areas sent lossily (JPEG) are remembered; once the screen has been still for a while
+//! (`--lossless-refresh-ms`) they are sent again losslessly, a bounded piece per update and only
+//! when nothing fresher is owed, so the refresh never holds up a change (TigerVNC's lossless
+//! refresh).
+
+use std::time::{Duration, Instant};
 
 use rfb::Rect;
 use rfb::region::Region;
@@ -11,6 +18,12 @@ use rfb::region::Region;
 /// bounding memory and the work per update: a viewer sending thousands of tiny requests gets a
 /// few larger areas (asking for more than was asked is harmless) instead of slowing everyone.
 pub const MAX_PENDING_RECTS: usize = 64;
+
+/// How long the screen must be still before lossy areas are sent again losslessly, in the tests.
+#[cfg(test)]
+const LOSSLESS_REFRESH_DELAY: Duration = Duration::from_millis(500);
+/// The most pixels one refresh update carries, so a change arriving meanwhile waits little.
+const MAX_REFRESH_PIXELS: usize = 256 * 1024;
 
 /// What to write next.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +51,12 @@ pub struct UpdateScheduler {
     continuous: Option<Rect>,
     /// A pushed update's fence is still unanswered: push nothing more until it is.
     awaiting_fence: bool,
+    /// Areas the viewer shows with lossy (JPEG) pixels, not yet refreshed.
+    lossy: Region,
+    /// When damage last came in (the screen has been still since).
+    last_change: Option<Instant>,
+    /// How long the screen must be still before a lossless refresh (None: never).
+    refresh_delay: Option<Duration>,
     /// The frame generation whose pixels could not be had: wait for a newer frame.
     postponed_for: Option<u64>,
 }
@@ -85,6 +104,7 @@ impl UpdateScheduler {
 
     /// The screen changed size; the resize update answered the pending request.
     pub fn resized(&mut self, screen: Rect) {
+        self.lossy = Region::new();
         self.has_request = false;
         self.requested.clear();
         self.forced.clear();
@@ -121,8 +141,15 @@ impl UpdateScheduler {
             return;
         }
         match self.seen_generation.and_then(damage_since) {
-            Some(damage) => self.pending.union(&damage),
-            None => self.pending = Region::from_rect(screen),
+            Some(damage) if damage.is_empty() => {}
+            Some(damage) => {
+                self.pending.union(&damage);
+                self.last_change = Some(Instant::now());
+            }
+            None => {
+                self.pending = Region::from_rect(screen);
+                self.last_change = Some(Instant::now());
+            }
         }
         self.pending.simplify(MAX_PENDING_RECTS);
         self.seen_generation = Some(generation);
@@ -156,6 +183,62 @@ impl UpdateScheduler {
         self.forced.clear();
         self.has_request = false;
         Some(Plan::Pixels(area))
+    }
+}
+
+impl UpdateScheduler {
+    /// Refresh lossy areas losslessly once the screen has been still this long (None: never).
+    pub fn set_lossless_refresh(&mut self, delay: Option<Duration>) {
+        self.refresh_delay = delay;
+    }
+
+    /// `region` went out lossily (JPEG from a pixel source) or losslessly.
+    pub fn sent(&mut self, region: &Region, lossy: bool) {
+        if lossy && self.refresh_delay.is_some() {
+            self.lossy.union(region);
+            self.lossy.simplify(MAX_PENDING_RECTS);
+        } else {
+            self.lossy.subtract(region);
+        }
+    }
+
+    /// When a lossless refresh will be due, if anything awaits one.
+    pub fn refresh_at(&self) -> Option<Instant> {
+        let delay = self.refresh_delay?;
+        if self.lossy.is_empty() {
+            return None;
+        }
+        Some(self.last_change.map_or_else(Instant::now, |at| at + delay))
+    }
+
+    /// The next piece of lossy area to send again losslessly, when the screen has been still long
+    /// enough, the viewer may be sent something, and no fresh change is owed (call it when
+    /// [`Self::take`] had nothing).
+    pub fn take_refresh(&mut self, now: Instant) -> Option<Region> {
+        if !self.may_send() || self.refresh_at().is_none_or(|at| now < at) {
+            return None;
+        }
+        let mut wanted = self.requested.clone();
+        if let (Some(area), false) = (self.continuous, self.awaiting_fence) {
+            wanted.union_rect(area);
+        }
+        if !self.pending.intersect(&wanted).is_empty() {
+            return None;
+        }
+        let mut piece = Region::new();
+        for rect in self.lossy.intersect(&wanted).rects() {
+            if piece.area() >= MAX_REFRESH_PIXELS {
+                break;
+            }
+            piece.union_rect(*rect);
+        }
+        if piece.is_empty() {
+            return None;
+        }
+        self.lossy.subtract(&piece);
+        self.requested.clear();
+        self.has_request = false;
+        Some(piece)
     }
 }
 
@@ -204,6 +287,34 @@ mod tests {
         assert!(s.requested.rects().len() <= MAX_PENDING_RECTS && s.forced.rects().len() <= MAX_PENDING_RECTS);
         let sent = Region::from_rects(&rects(s.take(false)));
         assert!(tiny.iter().all(|rect| sent.contains(rect.x, rect.y)), "every requested pixel is sent");
+    }
+
+    #[test]
+    fn lossy_areas_are_refreshed_once_still_and_never_before_fresh_changes() {
+        let mut s = UpdateScheduler::default();
+        s.set_lossless_refresh(Some(LOSSLESS_REFRESH_DELAY));
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
+        s.sent(&sent, true);
+        let due = s.refresh_at().expect("a refresh is owed");
+        s.request(true, SCREEN);
+        assert_eq!(s.take_refresh(due - Duration::from_millis(1)), None, "not before the screen is still");
+        // A change meanwhile goes first, and restarts the wait.
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 4, 4))));
+        assert_eq!(s.take_refresh(due + LOSSLESS_REFRESH_DELAY * 2), None, "fresh pixels are owed");
+        let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
+        s.sent(&change, true);
+        let due = s.refresh_at().expect("still owed");
+        assert_eq!(s.take_refresh(due), None, "no request waiting");
+        s.request(true, SCREEN);
+        let refreshed = s.take_refresh(due).expect("the refresh");
+        assert_eq!(refreshed.area(), SCREEN.area(), "the whole lossy area, small enough for one update");
+        assert_eq!(s.refresh_at(), None, "nothing lossy left");
+        // Lossless updates of an area clear it too.
+        s.sent(&Region::from_rect(SCREEN), true);
+        s.sent(&Region::from_rect(SCREEN), false);
+        assert_eq!(s.refresh_at(), None);
     }
 
     #[test]

@@ -97,11 +97,14 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
     let mut leds = shared.input.leds();
     let mut leds_reported = true;
     let mut scheduler = UpdateScheduler::default();
+    scheduler.set_lossless_refresh(shared.lossless_refresh);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut logged_in = conn.is_ready();
 
     loop {
         let writing = !conn.pending_output().is_empty();
+        // Wakes the loop when lossy areas are due for their lossless refresh.
+        let refresh_at = scheduler.refresh_at();
         if !writing && conn.tls_requested() {
             return Ok(Outcome::StartTls(reader.unsplit(writer)));
         }
@@ -141,6 +144,7 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
                 return Err(anyhow!("no login within {seconds}s: closed"));
             }
             reason = viewer.kick.closed() => return Ok(Outcome::Ended(reason.into())),
+            () = tokio::time::sleep_until(refresh_at.map_or_else(Instant::now, Into::into)), if refresh_at.is_some() => {}
         }
         while let Some(event) = conn.poll_event() {
             if let Event::Credentials(login) = event {
@@ -312,7 +316,21 @@ fn send_update(
         return Ok(());
     }
     match scheduler.take(conn.has_pending_pseudo_rects()) {
-        None => {}
+        None => {
+            // Still screen: areas sent as JPEG go again losslessly (not for a JPEG source, whose
+            // pixels are lossy already).
+            if current.jpeg().is_none()
+                && let Ok(frame) = current.pixels()
+                && let Some(region) = scheduler.take_refresh(std::time::Instant::now())
+            {
+                tracing::trace!("lossless refresh of {} pixels", region.area());
+                conn.write_update_lossless(frame, region.rects());
+                scheduler.sent(&region, false);
+                if scheduler.is_continuous() && conn.write_fence_request(&[]) {
+                    scheduler.fence_sent();
+                }
+            }
+        }
         Some(Plan::Layout { reason, result }) => {
             tracing::trace!("screen layout update (reason {reason}, result {result})");
             conn.write_screen_layout(reason, result);
@@ -321,11 +339,14 @@ fn send_update(
             tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
             if !super::passthrough::pass_jpeg_through(conn, current, &region) {
                 match current.pixels() {
-                    Ok(frame) => conn.write_update_shared(
-                        frame,
-                        region.rects(),
-                        Some((current.generation, &shared.shared_rects)),
-                    ),
+                    Ok(frame) => {
+                        conn.write_update_shared(
+                            frame,
+                            region.rects(),
+                            Some((current.generation, &shared.shared_rects)),
+                        );
+                        scheduler.sent(&region, conn.sends_lossy() && current.jpeg().is_none());
+                    }
                     Err(e) => {
                         tracing::warn!("cannot send frame {}, waiting for the next: {e}", current.generation);
                         scheduler.postpone(&region, current.generation);
