@@ -1,6 +1,7 @@
 //! Encoders: one per file, behind [`Encoder`]. [`Encoders`] holds one connection's encoders
 //! and picks one per update from what the client listed.
 
+mod deflate;
 mod hextile;
 mod raw;
 pub mod shared;

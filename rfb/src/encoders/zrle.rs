@@ -6,7 +6,8 @@
 
 use flate2::{Compress, Compression, FlushCompress};
 
-use super::{EncodeParams, Encoder, RawEncoder};
+use super::deflate::{change_level, deflate, in_bands};
+use super::{EncodeParams, Encoder};
 use crate::encoding::ZRLE;
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
 use crate::messages::server::write_rect_header;
@@ -125,67 +126,14 @@ impl ZrleEncoder {
 
 impl Encoder for ZrleEncoder {
     fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
-        // Only what lies inside the frame is sent; nothing at all for an empty rect (zero rects
-        // cover it, and TigerVNC's viewer complains about zero-size rects).
-        let clipped = rect.intersect(&frame.bounds());
-        if clipped.is_empty() {
-            return 0;
-        }
         // Bands of whole tile rows, each small enough for the U32 length.
-        let band_rows = (MAX_RECT_AREA / usize::from(clipped.width)).max(TILE) / TILE * TILE;
-        let band_rows = u16::try_from(band_rows).unwrap_or(u16::MAX);
-        let mut count = 0;
-        let mut y = 0;
-        while y < clipped.height {
-            let band = Rect::new(clipped.x, clipped.y + y, clipped.width, band_rows.min(clipped.height - y));
-            let start = out.len();
-            if !self.broken && self.encode_one(frame, &band, params, out).is_ok() {
-                count += 1;
-            } else {
-                // The stream may hold data the client will never see: give up on it for good.
-                self.broken = true;
-                out.truncate(start);
-                count += RawEncoder.encode(frame, &band, params, out);
-            }
-            y += band.height;
-        }
+        let band_rows = |width: u16| (MAX_RECT_AREA / usize::from(width)).max(TILE) / TILE * TILE;
+        let mut broken = self.broken;
+        let count = in_bands(frame, rect, band_rows, &mut broken, params, out, |band, out| {
+            self.encode_one(frame, band, params, out)
+        });
+        self.broken = broken;
         count
-    }
-}
-
-/// Moves `zlib` (already sync-flushed, so nothing is pending) to `wanted`, returning the level it
-/// ends up at. zlib-rs refuses changes that switch its compression function once data has gone
-/// through the stream (e.g. 6 -> 1); the refusal leaves the stream untouched, so the closest
-/// level that is accepted, walking back towards the current one, is used instead.
-fn change_level(zlib: &mut Compress, current: u8, wanted: u8) -> u8 {
-    let mut level = wanted;
-    while level != current {
-        if zlib.set_level(Compression::new(u32::from(level))).is_ok() {
-            return level;
-        }
-        level = if level > current { level - 1 } else { level + 1 };
-    }
-    current
-}
-
-/// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
-/// returns only once all of it (and everything before it) is in `out`.
-fn deflate(zlib: &mut Compress, mut input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) -> Result<(), ()> {
-    loop {
-        // Room for incompressible input plus zlib's block overhead and earlier buffered data.
-        out.reserve(input.len() + input.len() / 16 + 4096);
-        let (in_before, out_before) = (zlib.total_in(), out.len());
-        zlib.compress_vec(input, out, flush).map_err(|_| ())?;
-        let consumed = usize::try_from(zlib.total_in() - in_before).map_err(|_| ())?;
-        input = input.get(consumed..).ok_or(())?;
-        // Output space left over means zlib had nothing more to write.
-        if input.is_empty() && out.len() < out.capacity() {
-            return Ok(());
-        }
-        if consumed == 0 && out.len() == out_before {
-            // No progress despite room to write: never spin.
-            return Err(());
-        }
     }
 }
 
