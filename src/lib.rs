@@ -16,6 +16,7 @@ pub mod jpeg;
 pub mod login;
 pub mod media;
 pub mod passwd;
+pub mod private_file;
 pub mod probe;
 pub mod rate_limit;
 pub mod server;

@@ -189,7 +189,7 @@ impl Controller<'_> {
             "usb": usb,
             "capture": self.shared.source_status(),
             "screen": { "width": frame.width(), "height": frame.height() },
-            "viewers": self.shared.viewers.report().len(),
+            "viewers": self.shared.viewers.count(),
             "layout": self.shared.input.layout().name(),
             "mouse_mode": self.shared.input.mouse_mode(),
         })))

@@ -194,7 +194,7 @@ impl Server {
     pub async fn shut_down(&self) {
         self.shared.viewers.close_all("the server is shutting down");
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-        while !self.shared.viewers.report().is_empty() && tokio::time::Instant::now() < deadline {
+        while self.shared.viewers.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }

@@ -1,8 +1,7 @@
 //! What kvnc makes once and keeps: the self-signed certificate and the RSA-AES key, in the state
 //! directory, so that the fingerprints viewers pinned stay the same across restarts.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -33,12 +32,7 @@ pub fn load_or_make(dir: &Path, name: &str, make: impl FnOnce() -> anyhow::Resul
 fn store(dir: &Path, path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
+    crate::private_file::replace(path, contents.as_bytes())?;
     Ok(())
 }
 

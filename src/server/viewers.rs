@@ -115,6 +115,11 @@ impl Registry {
         }
     }
 
+    /// How many are connected.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Everyone connected, oldest first.
     pub fn report(&self) -> Vec<ViewerReport> {
         let mut reports: Vec<ViewerReport> = self

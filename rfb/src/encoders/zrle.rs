@@ -4,17 +4,13 @@
 //! connection. Each rect's payload is `U32 length` + the zlib bytes, ended by a sync flush so the
 //! client can decode the rect without waiting for later data.
 
-use flate2::{Compress, Compression, FlushCompress};
+use flate2::FlushCompress;
 
-use super::deflate::{change_level, deflate, in_bands};
+use super::deflate::{ZlibStream, deflate};
 use super::{EncodeParams, Encoder};
 use crate::encoding::ZRLE;
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
-use crate::messages::server::write_rect_header;
 use crate::pixel_format::{PixelConverter, PixelFormat};
-
-/// zlib level when the client sent no compression level (zlib's own default, as TigerVNC).
-const DEFAULT_LEVEL: u8 = 6;
 
 const TILE: usize = 64;
 const TILE_PIXELS: usize = TILE * TILE;
@@ -34,24 +30,13 @@ const SUB_PALETTE_RLE_BASE: u8 = 128;
 
 /// One connection's ZRLE state: the zlib stream (never reset) and reusable tile buffers.
 pub struct ZrleEncoder {
-    zlib: Option<Compress>,
-    /// The level the stream compresses at.
-    level: u8,
-    /// The level last asked for, so a level the stream cannot switch to is tried only once.
-    requested: u8,
-    /// Set when zlib reported an error: the stream can no longer be trusted, so every later rect
-    /// is sent as Raw (always allowed) instead.
-    broken: bool,
+    stream: ZlibStream,
     tiles: TileCoder,
 }
 
 impl std::fmt::Debug for ZrleEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZrleEncoder")
-            .field("level", &self.level)
-            .field("started", &self.zlib.is_some())
-            .field("broken", &self.broken)
-            .finish()
+        f.debug_struct("ZrleEncoder").field("stream", &self.stream).finish()
     }
 }
 
@@ -63,64 +48,7 @@ impl Default for ZrleEncoder {
 
 impl ZrleEncoder {
     pub fn new() -> Self {
-        Self { zlib: None, level: DEFAULT_LEVEL, requested: DEFAULT_LEVEL, broken: false, tiles: TileCoder::new() }
-    }
-
-    /// Creates the stream on first use, or moves it to the client's latest level.
-    fn prepare_stream(&mut self, level: u8) {
-        match &mut self.zlib {
-            Some(zlib) => {
-                if level != self.requested {
-                    self.requested = level;
-                    self.level = change_level(zlib, self.level, level);
-                }
-            }
-            None => {
-                self.level = level;
-                self.requested = level;
-                self.zlib = Some(Compress::new(Compression::new(u32::from(level)), true));
-            }
-        }
-    }
-
-    /// Writes one ZRLE rect for `rect` (inside `frame`, at most [`MAX_RECT_AREA`] pixels).
-    fn encode_one(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> Result<(), ()> {
-        let level = params.encodings.compress_level.map_or(DEFAULT_LEVEL, |l| l.min(9));
-        let converter = params.converter;
-        let map = ValueMap::for_converter(converter);
-        let cpixel = CPixel::for_format(converter.client_format(), converter.bytes_per_pixel());
-
-        write_rect_header(out, rect, ZRLE);
-        let length_at = out.len();
-        out.extend_from_slice(&[0; 4]);
-
-        self.prepare_stream(level);
-        let Self { zlib: Some(zlib), tiles, .. } = self else { return Err(()) };
-        tiles.buf.clear();
-        let (x0, y0) = (usize::from(rect.x), usize::from(rect.y));
-        let (width, height) = (usize::from(rect.width), usize::from(rect.height));
-        for ty in (0..height).step_by(TILE) {
-            for tx in (0..width).step_by(TILE) {
-                // Inside `rect`, so every coordinate fits in u16.
-                let tile = Rect::new(
-                    (x0 + tx) as u16,
-                    (y0 + ty) as u16,
-                    TILE.min(width - tx) as u16,
-                    TILE.min(height - ty) as u16,
-                );
-                tiles.encode_tile(frame, &tile, map, cpixel);
-                if tiles.buf.len() >= CHUNK {
-                    deflate(zlib, &tiles.buf, out, FlushCompress::None)?;
-                    tiles.buf.clear();
-                }
-            }
-        }
-        deflate(zlib, &tiles.buf, out, FlushCompress::Sync)?;
-        tiles.buf.clear();
-
-        let length = u32::try_from(out.len() - length_at - 4).map_err(|_| ())?;
-        out[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
-        Ok(())
+        Self { stream: ZlibStream::new(), tiles: TileCoder::new() }
     }
 }
 
@@ -128,12 +56,34 @@ impl Encoder for ZrleEncoder {
     fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
         // Bands of whole tile rows, each small enough for the U32 length.
         let band_rows = |width: u16| (MAX_RECT_AREA / usize::from(width)).max(TILE) / TILE * TILE;
-        let mut broken = self.broken;
-        let count = in_bands(frame, rect, band_rows, &mut broken, params, out, |band, out| {
-            self.encode_one(frame, band, params, out)
-        });
-        self.broken = broken;
-        count
+        let converter = params.converter;
+        let map = ValueMap::for_converter(converter);
+        let cpixel = CPixel::for_format(converter.client_format(), converter.bytes_per_pixel());
+        let tiles = &mut self.tiles;
+        self.stream.write_bands(frame, rect, ZRLE, band_rows, params, out, |zlib, band, out| {
+            tiles.buf.clear();
+            let (x0, y0) = (usize::from(band.x), usize::from(band.y));
+            let (width, height) = (usize::from(band.width), usize::from(band.height));
+            for ty in (0..height).step_by(TILE) {
+                for tx in (0..width).step_by(TILE) {
+                    // Inside `band`, so every coordinate fits in u16.
+                    let tile = Rect::new(
+                        (x0 + tx) as u16,
+                        (y0 + ty) as u16,
+                        TILE.min(width - tx) as u16,
+                        TILE.min(height - ty) as u16,
+                    );
+                    tiles.encode_tile(frame, &tile, map, cpixel);
+                    if tiles.buf.len() >= CHUNK {
+                        deflate(zlib, &tiles.buf, out, FlushCompress::None)?;
+                        tiles.buf.clear();
+                    }
+                }
+            }
+            deflate(zlib, &tiles.buf, out, FlushCompress::Sync)?;
+            tiles.buf.clear();
+            Ok(())
+        })
     }
 }
 
@@ -564,20 +514,5 @@ mod tests {
         assert_eq!(p.index(0xffffff), None);
         p.clear();
         assert_eq!(p.index(0xffffff), Some(0));
-    }
-
-    #[test]
-    fn level_changes_stay_between_old_and_new() {
-        let mut e = ZrleEncoder::new();
-        e.prepare_stream(3);
-        assert_eq!(e.level, 3);
-        let mut out = Vec::new();
-        for wanted in [9, 0, 1, 5, 5, 2, 7] {
-            let before = e.level;
-            e.prepare_stream(wanted);
-            let zlib = e.zlib.as_mut().unwrap();
-            deflate(zlib, b"some data some data", &mut out, FlushCompress::Sync).unwrap();
-            assert!((before.min(wanted)..=before.max(wanted)).contains(&e.level), "{before} -> {wanted}: {}", e.level);
-        }
     }
 }
