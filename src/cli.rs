@@ -230,6 +230,10 @@ pub struct ServeArgs {
     /// losslessly (0: never).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub lossless_refresh_ms: u64,
+    /// Threads that encode updates (0: one per core). Viewers' input is never held up by
+    /// encoding; more threads make large updates of every viewer faster.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub encode_workers: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,8 +433,12 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             control,
             lossless_refresh: (args.lossless_refresh_ms > 0)
                 .then(|| std::time::Duration::from_millis(args.lossless_refresh_ms)),
+            encode_workers: match args.encode_workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => usize::from(n),
+            },
         },
-    );
+    )?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;
     tokio::select! {

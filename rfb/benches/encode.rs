@@ -35,7 +35,12 @@ fn main() {
         let raw_bytes = frame.pixels().len();
         for (label, list) in CASES {
             let encodings = ClientEncodings::from_list(list.to_vec());
-            let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+            let params = EncodeParams {
+                converter: &converter,
+                encodings: &encodings,
+                shared: None,
+                workers: &rfb::encoders::workers::Serial,
+            };
             let mut encoders = Encoders::default();
             let mut out = Vec::with_capacity(raw_bytes + 1024);
             let mut times = Vec::with_capacity(RUNS);

@@ -56,7 +56,12 @@ fn play(frames: &[Frame], list: &[i32], viewers: usize) -> Figures {
     let mut out = Vec::new();
     // The first frame (everything new) warms the streams and is not counted.
     detector.compare(&frames[0]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((0, &cache)) };
+    let params = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: Some((0, &cache)),
+        workers: &rfb::encoders::workers::Serial,
+    };
     for encoder in &mut encoders {
         encoder.encode(&frames[0], &frames[0].bounds(), &params, &mut out);
     }
@@ -64,7 +69,12 @@ fn play(frames: &[Frame], list: &[i32], viewers: usize) -> Figures {
     let started = Instant::now();
     for (generation, frame) in (1..).zip(&frames[1..]) {
         let damage = detector.compare(frame);
-        let params = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((generation, &cache)) };
+        let params = EncodeParams {
+            converter: &converter,
+            encodings: &encodings,
+            shared: Some((generation, &cache)),
+            workers: &rfb::encoders::workers::Serial,
+        };
         for encoder in &mut encoders {
             out.clear();
             for rect in damage.rects() {

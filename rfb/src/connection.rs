@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::encoders::tight::passthrough::{self, PassthroughError};
-use crate::encoders::{EncodeParams, Encoders, tight};
+use crate::encoders::{Encoders, tight};
 use crate::encoding::{self, ClientEncodings};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, Rect};
@@ -18,6 +18,9 @@ use crate::security::rsa_aes::{self, Ra2Handshake, SessionCipher};
 use crate::security::{self, Transport, vnc_auth};
 
 mod handshake;
+mod update_job;
+
+pub use update_job::{EncodedUpdate, UpdateJob};
 
 const VERSION_LEN: usize = 12;
 /// Replies (colour maps, fence answers, …) a client may have waiting unread before its further
@@ -209,9 +212,11 @@ pub struct ServerConnection {
     events: VecDeque<Event>,
     width: u16,
     height: u16,
-    converter: PixelConverter,
+    /// Shared with an update job that is out (see `update_job.rs`).
+    converter: std::sync::Arc<PixelConverter>,
     encodings: ClientEncodings,
-    encoders: Encoders,
+    /// None while lent to an update job.
+    encoders: Option<Encoders>,
     qemu_key_events: Confirmation,
     extended_mouse_buttons: Confirmation,
     /// The target's keyboard LEDs ([`server::led`] bits); None until the caller first says.
@@ -257,9 +262,9 @@ impl ServerConnection {
             events: VecDeque::new(),
             width: 0,
             height: 0,
-            converter: PixelConverter::new(PixelFormat::NATIVE),
+            converter: std::sync::Arc::new(PixelConverter::new(PixelFormat::NATIVE)),
             encodings: ClientEncodings::default(),
-            encoders: Encoders::default(),
+            encoders: Some(Encoders::default()),
             qemu_key_events: Confirmation::NotOwed,
             extended_mouse_buttons: Confirmation::NotOwed,
             led_state: None,
@@ -461,17 +466,10 @@ impl ServerConnection {
         rects: &[Rect],
         shared: Option<(u64, &dyn crate::encoders::shared::SharedEncodings)>,
     ) {
-        if self.state != State::Normal {
-            return;
+        if let Some(job) = self.start_update(frame.bounds(), rects, false) {
+            let done = job.encode(frame, shared, &crate::encoders::workers::Serial);
+            self.complete_update(done);
         }
-        let bounds = frame.bounds();
-        let rects: Vec<Rect> = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
-        let (header_at, mut count) = self.begin_update();
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared };
-        for rect in &rects {
-            count += self.encoders.encode(frame, rect, &params, &mut self.output);
-        }
-        self.finish_update(header_at, count);
     }
 
     /// Whether updates to this client may be lossy: it prefers Tight and sent a quality level
@@ -770,7 +768,7 @@ impl ServerConnection {
             server::write_set_colour_map_entries(&mut self.output, 0, &PixelFormat::bgr233_colour_map());
             PixelFormat::BGR233
         };
-        self.converter = PixelConverter::new(format);
+        self.converter = std::sync::Arc::new(PixelConverter::new(format));
         self.events.push_back(Event::PixelFormatChanged(format));
         Ok(())
     }

@@ -17,7 +17,7 @@ pub mod security;
 
 mod connection;
 
-pub use connection::{Access, Event, ServerConfig, ServerConnection};
+pub use connection::{Access, EncodedUpdate, Event, ServerConfig, ServerConnection, UpdateJob};
 pub use error::ProtocolError;
 pub use frame::{Frame, Rect};
 pub use pixel_format::{PixelConverter, PixelFormat};

@@ -96,7 +96,12 @@ impl Client {
     }
 
     fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared: None };
+        let params = EncodeParams {
+            converter: &self.converter,
+            encodings: &self.encodings,
+            shared: None,
+            workers: &rfb::encoders::workers::Serial,
+        };
         let mut out = vec![0xa5, 0x5a];
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
@@ -272,7 +277,12 @@ fn encoders_pick_hextile_when_listed_first() {
     let frame = blocks_frame(64, 48);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![HEXTILE, ZLIB, RAW]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let params = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: None,
+        workers: &rfb::encoders::workers::Serial,
+    };
     let mut out = Vec::new();
     assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out), 1);
     let mut fb = ClientFramebuffer::new(64, 48, UNTOUCHED);
@@ -313,7 +323,12 @@ fn fixture_sizes() {
         let mut sizes = Vec::new();
         for list in [vec![RAW], vec![ZLIB], vec![HEXTILE]] {
             let encodings = ClientEncodings::from_list(list);
-            let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+            let params = EncodeParams {
+                converter: &converter,
+                encodings: &encodings,
+                shared: None,
+                workers: &rfb::encoders::workers::Serial,
+            };
             let mut out = Vec::new();
             let start = std::time::Instant::now();
             Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out);

@@ -177,7 +177,12 @@ impl Client {
     /// Encodes `rect` of `frame`, decodes it and checks it; returns per-method statistics.
     fn round_trip(&mut self, frame: &Frame, rect: Rect, list: &[i32]) -> Stats {
         let encodings = ClientEncodings::from_list(list.to_vec());
-        let params = EncodeParams { converter: &self.converter, encodings: &encodings, shared: None };
+        let params = EncodeParams {
+            converter: &self.converter,
+            encodings: &encodings,
+            shared: None,
+            workers: &rfb::encoders::workers::Serial,
+        };
         let mut out = Vec::new();
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         let ctx = format!("{} {list:?} {rect:?}", self.name);
@@ -428,7 +433,12 @@ fn rects_outside_the_frame_are_clipped_and_empty_ones_write_nothing() {
     let frame = ui_frame(64, 48, 3);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![TIGHT, LAST_RECT]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let params = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: None,
+        workers: &rfb::encoders::workers::Serial,
+    };
     let mut encoder = TightEncoder::new();
     let mut out = Vec::new();
     assert_eq!(encoder.encode(&frame, &Rect::new(10, 10, 0, 5), &params, &mut out), 0);
@@ -462,7 +472,12 @@ fn jpeg_rects_are_baseline_with_the_rect_size() {
     let frame = photo_frame(700, 100, 11);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![TIGHT, quality(6)]);
-    let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let params = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: None,
+        workers: &rfb::encoders::workers::Serial,
+    };
     let mut out = Vec::new();
     let rect = Rect::new(1, 2, 333, 77);
     assert_eq!(TightEncoder::new().encode(&frame, &rect, &params, &mut out), 1);
@@ -543,12 +558,22 @@ fn viewers_with_equal_settings_share_jpeg_rects() {
     let frame = photo_frame(600, 300, 41);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![TIGHT, LAST_RECT, quality(8)]);
-    let alone = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+    let alone = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: None,
+        workers: &rfb::encoders::workers::Serial,
+    };
     let mut unshared = Vec::new();
     TightEncoder::new().encode(&frame, &frame.bounds(), &alone, &mut unshared);
 
     let cache = CountingCache::default();
-    let shared = EncodeParams { converter: &converter, encodings: &encodings, shared: Some((7, &cache)) };
+    let shared = EncodeParams {
+        converter: &converter,
+        encodings: &encodings,
+        shared: Some((7, &cache)),
+        workers: &rfb::encoders::workers::Serial,
+    };
     let mut outputs = Vec::new();
     for _ in 0..3 {
         let mut out = Vec::new();

@@ -88,7 +88,12 @@ impl Client {
     }
 
     fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared: None };
+        let params = EncodeParams {
+            converter: &self.converter,
+            encodings: &self.encodings,
+            shared: None,
+            workers: &rfb::encoders::workers::Serial,
+        };
         let mut out = vec![0xa5, 0x5a];
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
@@ -181,7 +186,12 @@ fn payload_is_exactly_raw_pixels() {
             assert_eq!(bytes.len(), 16 + len, "{name}");
             let mut plain = Vec::with_capacity(rect.area() * 4 + 1);
             client.inflater.decompress_vec(&bytes[16..], &mut plain, FlushDecompress::Sync).unwrap();
-            let params = EncodeParams { converter: &client.converter, encodings: &client.encodings, shared: None };
+            let params = EncodeParams {
+                converter: &client.converter,
+                encodings: &client.encodings,
+                shared: None,
+                workers: &rfb::encoders::workers::Serial,
+            };
             let mut raw = Vec::new();
             RawEncoder.encode(&frame, &rect, &params, &mut raw);
             assert_eq!(plain, raw[12..], "{name}: {rect:?}");
@@ -247,7 +257,12 @@ fn encoders_dispatch_on_the_clients_list() {
         (vec![COPY_RECT, RAW], RAW),
     ] {
         let encodings = ClientEncodings::from_list(list);
-        let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+        let params = EncodeParams {
+            converter: &converter,
+            encodings: &encodings,
+            shared: None,
+            workers: &rfb::encoders::workers::Serial,
+        };
         let mut out = Vec::new();
         assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out), 1);
         assert_eq!(i32::from_be_bytes(out[8..12].try_into().unwrap()), want);

@@ -137,7 +137,12 @@ impl Client {
 
     /// Encodes `rect` of `frame` and returns the bytes appended.
     fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams { converter: &self.converter, encodings: &self.encodings, shared: None };
+        let params = EncodeParams {
+            converter: &self.converter,
+            encodings: &self.encodings,
+            shared: None,
+            workers: &rfb::encoders::workers::Serial,
+        };
         let mut out = vec![0xa5, 0x5a];
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);

@@ -4,6 +4,7 @@
 mod admission;
 mod arrival;
 mod blacklist;
+mod encode_pool;
 pub(crate) mod http;
 pub mod passthrough;
 pub mod rsa_key;
@@ -83,7 +84,9 @@ pub(crate) struct Shared {
     pub config: Arc<rfb::ServerConfig>,
     pub screen: screen::Screen,
     /// Stateless rects (JPEG) encoded once for all viewers with equal settings.
-    pub shared_rects: rfb::encoders::shared::SharedRects,
+    pub shared_rects: Arc<rfb::encoders::shared::SharedRects>,
+    /// The threads that encode every viewer's updates.
+    pub encode_pool: Arc<encode_pool::EncodePool>,
     pub input: Arc<InputRouter>,
     /// Clipboard text typed as keys, and the key chords.
     pub paste: Paster,
@@ -156,6 +159,8 @@ pub struct Options {
     pub control: ControlConfig,
     /// How long a screen must be still before JPEG areas are sent again losslessly (None: never).
     pub lossless_refresh: Option<Duration>,
+    /// Threads that encode updates.
+    pub encode_workers: usize,
 }
 
 impl Server {
@@ -164,13 +169,14 @@ impl Server {
         source: Arc<dyn FrameSource>,
         input: Arc<InputRouter>,
         options: Options,
-    ) -> Self {
-        let Options { paste, policy, limits, security, control, lossless_refresh } = options;
+    ) -> anyhow::Result<Self> {
+        let Options { paste, policy, limits, security, control, lossless_refresh, encode_workers } = options;
         let screen = screen::Screen::start(source.clone());
         let shared = Shared {
             config: Arc::new(config),
             screen,
-            shared_rects: rfb::encoders::shared::SharedRects::default(),
+            shared_rects: Arc::default(),
+            encode_pool: encode_pool::EncodePool::new(encode_workers)?,
             paste: Paster::new(input.clone(), paste),
             input,
             policy,
@@ -185,7 +191,7 @@ impl Server {
             control,
             lossless_refresh,
         };
-        Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) }
+        Ok(Self { shared: Arc::new(shared), next_id: AtomicU64::new(1) })
     }
 
     /// Tells every viewer the server is stopping and waits (a second at most) for their tasks to

@@ -8,6 +8,7 @@
 //! is set up on it, and the same connection state carries on over the TLS stream.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -15,8 +16,10 @@ use rfb::messages::server::desktop_size;
 use rfb::security::Transport;
 use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::encode_pool::Encoded;
 use super::transport::{BoxedStream, Prefixed};
 use super::update::{Plan, UpdateScheduler};
 use super::viewers::{Login, Viewer};
@@ -100,6 +103,7 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
     scheduler.set_lossless_refresh(shared.lossless_refresh);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut logged_in = conn.is_ready();
+    let mut in_flight: Option<InFlight> = None;
 
     loop {
         let writing = !conn.pending_output().is_empty();
@@ -145,6 +149,11 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
             }
             reason = viewer.kick.closed() => return Ok(Outcome::Ended(reason.into())),
             () = tokio::time::sleep_until(refresh_at.map_or_else(Instant::now, Into::into)), if refresh_at.is_some() => {}
+            encoded = encoded(in_flight.as_mut()), if in_flight.is_some() => {
+                if let Some(update) = in_flight.take() {
+                    update.complete(encoded, conn, &mut scheduler)?;
+                }
+            }
         }
         while let Some(event) = conn.poll_event() {
             if let Event::Credentials(login) = event {
@@ -181,8 +190,8 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
             }
             let current = frames.borrow_and_update().clone();
             absorb_damage(conn, &current, shared, &mut scheduler);
-            if conn.pending_output().is_empty() {
-                send_update(conn, &current, shared, &mut scheduler)?;
+            if conn.pending_output().is_empty() && in_flight.is_none() {
+                in_flight = send_update(conn, &current, shared, &mut scheduler)?;
             }
         }
     }
@@ -296,15 +305,75 @@ fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared
     }
 }
 
-/// Writes the next update if one is due; a size change goes first, in an update of its own.
+/// An update being encoded on the pool; the viewer's task reads its input meanwhile.
+struct InFlight {
+    result: oneshot::Receiver<Encoded>,
+    region: rfb::region::Region,
+    generation: u64,
+    /// Whether it goes out lossily (then it is refreshed losslessly once still).
+    lossy: bool,
+}
+
+/// Waits for the update in flight; never completes without one.
+async fn encoded(in_flight: Option<&mut InFlight>) -> Result<Encoded, oneshot::error::RecvError> {
+    match in_flight {
+        Some(update) => (&mut update.result).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl InFlight {
+    fn start(
+        conn: &mut ServerConnection,
+        current: &Arc<SourceFrame>,
+        region: rfb::region::Region,
+        lossless: bool,
+        shared: &Shared,
+    ) -> Option<InFlight> {
+        // Lossy only from a pixel source: a JPEG source's pixels are lossy already.
+        let lossy = !lossless && conn.sends_lossy() && current.jpeg().is_none();
+        let job = conn.start_update(current.bounds(), region.rects(), lossless)?;
+        let result = shared.encode_pool.encode(job, current.clone(), shared.shared_rects.clone());
+        Some(InFlight { result, region, generation: current.generation, lossy })
+    }
+
+    /// Queues the encoded update; a frame whose pixels could not be had leaves the area owed
+    /// until a newer frame comes.
+    fn complete(
+        self,
+        encoded: Result<Encoded, oneshot::error::RecvError>,
+        conn: &mut ServerConnection,
+        scheduler: &mut UpdateScheduler,
+    ) -> anyhow::Result<()> {
+        match encoded.map_err(|_| anyhow!("encoding an update failed"))? {
+            Ok(update) => {
+                conn.complete_update(update);
+                scheduler.sent(&self.region, self.lossy);
+                // Pushed updates are paced: the next waits until the viewer has processed this one.
+                if scheduler.is_continuous() && conn.write_fence_request(&[]) {
+                    scheduler.fence_sent();
+                }
+            }
+            Err((cancelled, reason)) => {
+                conn.complete_update(cancelled);
+                tracing::warn!("cannot send frame {}, waiting for the next: {reason}", self.generation);
+                scheduler.postpone(&self.region, self.generation);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the next update if one is due: a size change goes first, in an update of its own;
+/// pixels are encoded on the pool and come back as the returned update in flight.
 fn send_update(
     conn: &mut ServerConnection,
-    current: &SourceFrame,
+    current: &Arc<SourceFrame>,
     shared: &Shared,
     scheduler: &mut UpdateScheduler,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<InFlight>> {
     if !scheduler.may_send() || scheduler.is_postponed(current.generation) {
-        return Ok(());
+        return Ok(None);
     }
     let (width, height) = (current.width(), current.height());
     if (width, height) != conn.framebuffer_size() {
@@ -313,22 +382,17 @@ fn send_update(
         }
         tracing::info!("screen resized to {width}x{height}");
         scheduler.resized(current.bounds());
-        return Ok(());
+        return Ok(None);
     }
     match scheduler.take(conn.has_pending_pseudo_rects()) {
         None => {
             // Still screen: areas sent as JPEG go again losslessly (not for a JPEG source, whose
             // pixels are lossy already).
             if current.jpeg().is_none()
-                && let Ok(frame) = current.pixels()
                 && let Some(region) = scheduler.take_refresh(std::time::Instant::now())
             {
                 tracing::trace!("lossless refresh of {} pixels", region.area());
-                conn.write_update_lossless(frame, region.rects());
-                scheduler.sent(&region, false);
-                if scheduler.is_continuous() && conn.write_fence_request(&[]) {
-                    scheduler.fence_sent();
-                }
+                return Ok(InFlight::start(conn, current, region, true, shared));
             }
         }
         Some(Plan::Layout { reason, result }) => {
@@ -338,29 +402,14 @@ fn send_update(
         Some(Plan::Pixels(region)) => {
             tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
             if !super::passthrough::pass_jpeg_through(conn, current, &region) {
-                match current.pixels() {
-                    Ok(frame) => {
-                        conn.write_update_shared(
-                            frame,
-                            region.rects(),
-                            Some((current.generation, &shared.shared_rects)),
-                        );
-                        scheduler.sent(&region, conn.sends_lossy() && current.jpeg().is_none());
-                    }
-                    Err(e) => {
-                        tracing::warn!("cannot send frame {}, waiting for the next: {e}", current.generation);
-                        scheduler.postpone(&region, current.generation);
-                        return Ok(());
-                    }
-                }
+                return Ok(InFlight::start(conn, current, region, false, shared));
             }
-            // Pushed updates are paced: the next waits until the viewer has processed this one.
             if scheduler.is_continuous() && conn.write_fence_request(&[]) {
                 scheduler.fence_sent();
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Best effort: deliver what the protocol queued before closing (e.g. the reason for a failure).

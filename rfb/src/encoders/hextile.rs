@@ -281,7 +281,12 @@ mod tests {
     fn encode(frame: &Frame) -> Vec<u8> {
         let converter = PixelConverter::new(PixelFormat::NATIVE);
         let encodings = ClientEncodings::from_list(vec![HEXTILE]);
-        let params = EncodeParams { converter: &converter, encodings: &encodings, shared: None };
+        let params = EncodeParams {
+            converter: &converter,
+            encodings: &encodings,
+            shared: None,
+            workers: &crate::encoders::workers::Serial,
+        };
         let mut out = Vec::new();
         assert_eq!(HextileEncoder::new().encode(frame, &frame.bounds(), &params, &mut out), 1);
         out.split_off(12)

@@ -6,6 +6,7 @@ mod hextile;
 mod raw;
 pub mod shared;
 pub mod tight;
+pub mod workers;
 mod zlib;
 mod zrle;
 
@@ -27,6 +28,8 @@ pub struct EncodeParams<'a> {
     pub encodings: &'a ClientEncodings,
     /// The frame's generation and the server's cache of shareable rects, when it has one.
     pub shared: Option<(u64, &'a dyn shared::SharedEncodings)>,
+    /// Where a large rect's pieces may be encoded in parallel.
+    pub workers: &'a dyn workers::Workers,
 }
 
 pub trait Encoder: Send {

@@ -460,7 +460,12 @@ mod tests {
         let settings = |format: PixelFormat, list: Vec<i32>| {
             let converter = PixelConverter::new(format);
             let encodings = ClientEncodings::from_list(list);
-            let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings, shared: None });
+            let s = Settings::new(&EncodeParams {
+                converter: &converter,
+                encodings: &encodings,
+                shared: None,
+                workers: &crate::encoders::workers::Serial,
+            });
             (s.levels, s.divisor, s.jpeg, [256, 10, 65536].map(|area| s.max_colours(area)), s.indexed)
         };
         let native = PixelFormat::NATIVE;
@@ -493,7 +498,12 @@ mod tests {
         enc.pending_reset = 0b0101;
         let converter = PixelConverter::new(PixelFormat::NATIVE);
         let encodings = ClientEncodings::from_list(vec![TIGHT]);
-        let s = Settings::new(&EncodeParams { converter: &converter, encodings: &encodings, shared: None });
+        let s = Settings::new(&EncodeParams {
+            converter: &converter,
+            encodings: &encodings,
+            shared: None,
+            workers: &crate::encoders::workers::Serial,
+        });
         let mut out = Vec::new();
         enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
         enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);

@@ -1,0 +1,131 @@
+//! An update's encoding taken out of the connection, so it can run on another thread while the
+//! connection keeps reading the client's input (neatvnc's model: encode on workers, the event
+//! loop never waits for a frame to compress).
+//!
+//! [`ServerConnection::start_update`] lends the connection's encoders (with their zlib streams)
+//! to an [`UpdateJob`]; [`UpdateJob::encode`] runs anywhere; [`ServerConnection::complete_update`]
+//! takes the encoders back and queues the update. Only one job is out at a time, so the zlib
+//! streams see the updates in the order the client receives them. Messages that arrive
+//! meanwhile are handled at once: a new pixel format or encoding list applies from the next
+//! update, exactly as if the job's update had already been on the wire.
+
+use std::sync::Arc;
+
+use super::{ServerConnection, State};
+use crate::encoders::shared::SharedEncodings;
+use crate::encoders::workers::Workers;
+use crate::encoders::{EncodeParams, Encoders};
+use crate::encoding::ClientEncodings;
+use crate::frame::{Frame, Rect};
+use crate::pixel_format::PixelConverter;
+
+/// One update's pixels to encode, with everything the encode needs from the connection.
+pub struct UpdateJob {
+    encoders: Encoders,
+    converter: Arc<PixelConverter>,
+    encodings: ClientEncodings,
+    rects: Vec<Rect>,
+}
+
+/// An encoded update on its way back to its connection.
+pub struct EncodedUpdate {
+    encoders: Encoders,
+    rects: Vec<u8>,
+    count: usize,
+    /// False for a cancelled job: nothing goes out.
+    send: bool,
+}
+
+impl std::fmt::Debug for UpdateJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateJob").field("rects", &self.rects).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for EncodedUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedUpdate").field("bytes", &self.rects.len()).field("count", &self.count).finish()
+    }
+}
+
+impl UpdateJob {
+    /// The rects this update covers (cropped to the frame given to `start_update`).
+    pub fn rects(&self) -> &[Rect] {
+        &self.rects
+    }
+
+    /// Encodes the rects of `frame`, which must be the frame whose bounds were given to
+    /// [`ServerConnection::start_update`]. `shared` is the frame's generation and the server's
+    /// cache of shareable rects; `workers` may encode a large rect's pieces in parallel.
+    pub fn encode(
+        self,
+        frame: &Frame,
+        shared: Option<(u64, &dyn SharedEncodings)>,
+        workers: &dyn Workers,
+    ) -> EncodedUpdate {
+        let UpdateJob { mut encoders, converter, encodings, rects } = self;
+        let params = EncodeParams { converter: &converter, encodings: &encodings, shared, workers };
+        let mut bytes = Vec::new();
+        let mut count = 0;
+        for rect in &rects {
+            // A frame of another size than announced would leave rects outside it: crop again.
+            let rect = rect.intersect(&frame.bounds());
+            if !rect.is_empty() {
+                count += encoders.encode(frame, &rect, &params, &mut bytes);
+            }
+        }
+        EncodedUpdate { encoders, rects: bytes, count, send: true }
+    }
+
+    /// Gives the encoders back without encoding (the frame could not be had); nothing is sent.
+    pub fn cancel(self) -> EncodedUpdate {
+        EncodedUpdate { encoders: self.encoders, rects: Vec::new(), count: 0, send: false }
+    }
+}
+
+impl EncodedUpdate {
+    /// Bytes of the encoded rects (without the update header).
+    pub fn len(&self) -> usize {
+        self.rects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rects.is_empty()
+    }
+}
+
+impl ServerConnection {
+    /// Lends the encoders to a job for an update of `rects` of a frame with `bounds`; None when
+    /// the connection is not in its normal phase or a job is already out. With `lossless`, no
+    /// lossy encoding is used (the refresh of areas that went out as JPEG).
+    pub fn start_update(&mut self, bounds: Rect, rects: &[Rect], lossless: bool) -> Option<UpdateJob> {
+        if self.state != State::Normal {
+            return None;
+        }
+        let encoders = self.encoders.take()?;
+        let mut encodings = self.encodings.clone();
+        if lossless {
+            encodings.quality_level = None;
+        }
+        let rects = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
+        Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, rects })
+    }
+
+    /// Takes the encoders back and queues the update, with any pseudo-rects owed by now. Must
+    /// be the job this connection lent last.
+    pub fn complete_update(&mut self, done: EncodedUpdate) {
+        let EncodedUpdate { encoders, rects, count, send } = done;
+        self.encoders = Some(encoders);
+        if !send || self.state != State::Normal {
+            return;
+        }
+        let (header_at, pseudo) = self.begin_update();
+        self.output.extend_from_slice(&rects);
+        self.finish_update(header_at, pseudo + count);
+    }
+
+    /// Whether an update's encoders are lent to a job.
+    pub fn is_encoding(&self) -> bool {
+        self.encoders.is_none()
+    }
+}
