@@ -13,9 +13,11 @@
 mod support {
     pub mod formats;
     pub mod tight_decoder;
+    pub mod workers;
 }
 
 use rfb::encoders::tight::{self, TightEncoder};
+use rfb::encoders::workers::{Serial, Workers};
 use rfb::encoders::{EncodeParams, Encoder};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
@@ -165,24 +167,21 @@ struct Client {
     converter: PixelConverter,
     encoder: TightEncoder,
     decoder: TightDecoder,
+    workers: &'static dyn Workers,
 }
 
 impl Client {
     fn new(name: &'static str, format: PixelFormat) -> Client {
         let converter = PixelConverter::new(format);
         let decoder = TightDecoder::new(*converter.client_format());
-        Client { name, converter, encoder: TightEncoder::new(), decoder }
+        Client { name, converter, encoder: TightEncoder::new(), decoder, workers: &Serial }
     }
 
     /// Encodes `rect` of `frame`, decodes it and checks it; returns per-method statistics.
     fn round_trip(&mut self, frame: &Frame, rect: Rect, list: &[i32]) -> Stats {
         let encodings = ClientEncodings::from_list(list.to_vec());
-        let params = EncodeParams {
-            converter: &self.converter,
-            encodings: &encodings,
-            shared: None,
-            workers: &rfb::encoders::workers::Serial,
-        };
+        let params =
+            EncodeParams { converter: &self.converter, encodings: &encodings, shared: None, workers: self.workers };
         let mut out = Vec::new();
         let count = self.encoder.encode(frame, &rect, &params, &mut out);
         let ctx = format!("{} {list:?} {rect:?}", self.name);
@@ -295,6 +294,34 @@ fn frames() -> (Frames, Frames) {
     ];
     let large = vec![("wide 2500x40", photo_frame(2500, 40, 5)), ("300x300 blocks", blocks_frame(300, 300, 6))];
     (small, large)
+}
+
+/// Large updates are analysed in bands on four threads and their zlib streams compressed side
+/// by side; small ones stay on one band. One decoder follows both kinds of update on the same
+/// streams, exactly (lossless lists) or above the PSNR floor (JPEG).
+#[test]
+fn parallel_bands_keep_every_stream_in_order() {
+    let big = [
+        ("text", text_frame(600, 480, 21, false)),
+        ("ui", ui_frame(600, 480, 22)),
+        ("photo", photo_frame(600, 480, 23)),
+        ("blocks", blocks_frame(600, 480, 24)),
+    ];
+    let small = text_frame(160, 100, 25, true);
+    // Bands only change which pixels go where; three TPIXEL sizes are enough here.
+    let formats = formats().into_iter().filter(|(name, _)| ["rgb888-le", "rgb565-be", "bgr233"].contains(name));
+    for (name, format) in formats {
+        let mut client = Client::new(name, format);
+        client.workers = &support::workers::Threads(4);
+        for list in encoding_lists() {
+            for (frame_name, frame) in &big {
+                let stats = client.round_trip(frame, frame.bounds(), &list);
+                assert!(stats.rects >= 4, "{name} {list:?} {frame_name}: {stats:?}");
+                client.round_trip(frame, Rect::new(3, 5, 590, 470), &list);
+                client.round_trip(&small, small.bounds(), &list);
+            }
+        }
+    }
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod solid;
 mod zlib;
 
 use super::shared::{JpegKey, SharedEncodings};
+use super::workers::Workers;
 use super::{EncodeParams, Encoder};
 use crate::encoding::{RAW, TIGHT};
 use crate::frame::{Frame, Rect};
@@ -88,24 +89,67 @@ pub const JPEG_QUALITY: [(u8, Subsampling); 10] = [
     (100, Subsampling::S444),
 ];
 
-/// A connection's Tight encoder: four zlib streams (stream 3 unused), the JPEG compressor and
-/// reusable buffers, so a steady stream of updates allocates nothing per pixel or per rect.
+/// Rects of at least this many pixels are cut into bands encoded in parallel (when the caller
+/// has more than one worker): below it the hand-over costs more than it saves.
+const MIN_PARALLEL_AREA: usize = 4 * MAX_RECT_AREA;
+/// Band heights are multiples of this, the solid search's block size, so bands cut fewer
+/// solid areas.
+const BAND_ALIGN: u16 = 16;
+
+/// A connection's Tight encoder: four zlib streams (stream 3 unused) and one [`Lane`] per
+/// worker.
+///
+/// An update is encoded in three steps, so that the costly part runs on every core while each
+/// zlib stream still sees its data in the order the client decodes it:
+/// 1. each lane analyses its band of the rect (solid areas, palettes, JPEG, filtered pixel data)
+///    into [`Piece`]s, the bands in parallel;
+/// 2. each zlib stream compresses its pieces' data in order, the streams in parallel;
+/// 3. the pieces are written in band order.
+///
+/// With one worker there is one band, and the output is what a serial encoder writes.
 pub struct TightEncoder {
     streams: [ZlibStream; 4],
     /// Streams recreated (level change or zlib failure): the next Tight rect tells the client
     /// to reset them (control byte bits 0-3).
     pending_reset: u8,
+    lanes: Vec<Lane>,
+}
+
+/// What one worker needs to analyse a band: its own palette, JPEG compressor and scratch space.
+struct Lane {
     palette: Palette,
     /// Created on the first JPEG rect; `Err` once creating it failed (then zlib is used).
     jpeg: Option<Result<jpeg::JpegCompressor, ()>>,
-    /// Filtered pixel data of the current sub-rect, before compression.
-    data: Vec<u8>,
-    /// Compressed data of the current sub-rect.
-    compressed: Vec<u8>,
-    /// Control byte, filter and palette of the current sub-rect.
-    prefix: Vec<u8>,
     parts: Vec<Part>,
     search: Vec<Rect>,
+    /// The band's pieces, in order.
+    pieces: Vec<Piece>,
+}
+
+/// One Tight rect of an update, between analysis and writing.
+struct Piece {
+    rect: Rect,
+    body: Body,
+}
+
+enum Body {
+    /// Written as it is after the control byte (`ctl`, to which reset bits are added): a fill
+    /// colour, a JPEG with its length, or basic data too short to compress.
+    Ready { ctl: u8, rest: Vec<u8> },
+    /// Basic compression: `prefix` (control byte, filter, palette), then `data` compressed on
+    /// `stream` at `level`; step 2 replaces `data` with the compressed bytes.
+    Basic { stream: usize, level: u32, prefix: Vec<u8>, data: Vec<u8>, outcome: Outcome },
+}
+
+/// What compressing a [`Body::Basic`] piece did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Pending,
+    Compressed,
+    /// The stream was recreated first: this rect must tell the client to reset it.
+    CompressedAfterReset,
+    /// zlib failed or the data outgrew a compact length: the rect goes as Raw.
+    Failed,
 }
 
 impl std::fmt::Debug for TightEncoder {
@@ -168,158 +212,247 @@ impl<'a> Settings<'a> {
 
 impl TightEncoder {
     pub fn new() -> TightEncoder {
-        TightEncoder {
-            streams: Default::default(),
-            pending_reset: 0,
-            palette: Palette::new(),
-            jpeg: None,
-            data: Vec::new(),
-            compressed: Vec::new(),
-            prefix: Vec::new(),
-            parts: Vec::new(),
-            search: Vec::new(),
+        TightEncoder { streams: Default::default(), pending_reset: 0, lanes: Vec::new() }
+    }
+
+    /// Step 1: analyses `rect` into pieces, in bands spread over `workers` when it is large.
+    fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings, workers: &dyn Workers) {
+        let bands = bands(rect, if rect.area() >= MIN_PARALLEL_AREA { workers.count() } else { 1 });
+        while self.lanes.len() < bands.len() {
+            self.lanes.push(Lane::new());
+        }
+        let lanes = &mut self.lanes[..bands.len()];
+        if let [lane] = lanes {
+            lane.analyse(frame, rect, solid_search, s);
+            return;
+        }
+        let tasks = lanes
+            .iter_mut()
+            .zip(bands)
+            .map(|(lane, band)| -> Box<dyn FnOnce() + Send + '_> {
+                Box::new(move || lane.analyse(frame, &band, solid_search, s))
+            })
+            .collect();
+        workers.run_all(tasks);
+    }
+
+    /// Step 2: compresses the basic pieces' data, each stream's pieces in order, the streams
+    /// in parallel.
+    fn compress(&mut self, workers: &dyn Workers) {
+        let mut by_stream: [Vec<&mut Body>; 4] = Default::default();
+        for piece in self.lanes.iter_mut().flat_map(|lane| lane.pieces.iter_mut()) {
+            if let Body::Basic { stream, .. } = &piece.body {
+                by_stream[*stream].push(&mut piece.body);
+            }
+        }
+        let mut tasks: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::new();
+        for (zlib, bodies) in self.streams.iter_mut().zip(by_stream) {
+            if !bodies.is_empty() {
+                tasks.push(Box::new(move || compress_in_order(zlib, bodies)));
+            }
+        }
+        if tasks.len() == 1 {
+            tasks.into_iter().for_each(|task| task());
+        } else {
+            workers.run_all(tasks);
         }
     }
 
-    /// Splits `rect` and writes the pieces; returns how many.
-    fn encode_split(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) -> usize {
+    /// Step 3: writes the pieces in order and returns how many rects that made.
+    fn write(&mut self, frame: &Frame, s: &Settings, out: &mut Vec<u8>) -> usize {
         let mut count = 0;
-        for sub in sub_rects(rect) {
-            self.encode_sub_rect(frame, &sub, s, out);
-            count += 1;
+        for lane in &mut self.lanes {
+            for piece in lane.pieces.drain(..) {
+                count += 1;
+                let rect = &piece.rect;
+                match piece.body {
+                    Body::Ready { ctl, rest } => {
+                        write_rect_header(out, rect, TIGHT);
+                        out.push(ctl | std::mem::take(&mut self.pending_reset));
+                        out.extend_from_slice(&rest);
+                    }
+                    Body::Basic { stream, outcome: Outcome::Failed, .. } => {
+                        // Recreated for the next rect that uses it, which tells the client.
+                        self.streams[stream] = ZlibStream::default();
+                        self.pending_reset |= 1 << stream;
+                        write_rect_header(out, rect, RAW);
+                        s.converter.convert_rect(frame, rect, out);
+                    }
+                    Body::Basic { stream, prefix, data, outcome, .. } => {
+                        if outcome == Outcome::CompressedAfterReset {
+                            self.pending_reset |= 1 << stream;
+                        }
+                        write_rect_header(out, rect, TIGHT);
+                        let reset = std::mem::take(&mut self.pending_reset);
+                        if let Some((ctl, filter)) = prefix.split_first() {
+                            out.push(ctl | reset);
+                            out.extend_from_slice(filter);
+                        }
+                        write_compact_len(out, data.len());
+                        out.extend_from_slice(&data);
+                    }
+                }
+            }
         }
         count
     }
+}
 
-    /// Writes one rect (width <= 2048, area <= 65536, inside `frame`).
-    fn encode_sub_rect(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
+/// Compresses `bodies` (all on `zlib`'s stream) in order; a failure ends the stream's use for
+/// this update (the rest go as Raw too, and the stream is recreated when written).
+fn compress_in_order(zlib: &mut ZlibStream, bodies: Vec<&mut Body>) {
+    let mut failed = false;
+    let mut compressed = Vec::new();
+    for body in bodies {
+        let Body::Basic { level, data, outcome, .. } = body else { continue };
+        *outcome = match (failed, zlib.compress(*level, data, &mut compressed)) {
+            (false, Ok(recreated)) if compressed.len() <= MAX_COMPACT_LEN => {
+                std::mem::swap(data, &mut compressed);
+                if recreated { Outcome::CompressedAfterReset } else { Outcome::Compressed }
+            }
+            _ => {
+                failed = true;
+                Outcome::Failed
+            }
+        };
+    }
+}
+
+/// Cuts `rect` into at most `count` bands of whole rows, heights a multiple of
+/// [`BAND_ALIGN`] except the last.
+fn bands(rect: &Rect, count: usize) -> Vec<Rect> {
+    let count = u16::try_from(count.max(1)).unwrap_or(u16::MAX);
+    let height = rect.height.div_ceil(count).next_multiple_of(BAND_ALIGN).min(rect.height).max(1);
+    let mut bands = Vec::new();
+    let mut y = 0;
+    while y < rect.height {
+        let h = height.min(rect.height - y);
+        bands.push(Rect::new(rect.x, rect.y + y, rect.width, h));
+        y += h;
+    }
+    bands
+}
+
+impl Lane {
+    fn new() -> Lane {
+        Lane { palette: Palette::new(), jpeg: None, parts: Vec::new(), search: Vec::new(), pieces: Vec::new() }
+    }
+
+    /// Analyses `rect` into `self.pieces`: solid areas first when `solid_search`, the rest split
+    /// into sub-rects.
+    fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings) {
+        if !solid_search {
+            for sub in sub_rects(rect) {
+                self.sub_rect(frame, &sub, s);
+            }
+            return;
+        }
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.clear();
+        solid::find_solid_areas(frame, rect, &mut self.search, &mut parts);
+        for part in &parts {
+            match *part {
+                Part::Solid(area, colour) => self.push_fill(area, colour, s),
+                Part::Rest(area) => {
+                    for sub in sub_rects(&area) {
+                        self.sub_rect(frame, &sub, s);
+                    }
+                }
+            }
+        }
+        self.parts = parts;
+    }
+
+    /// One sub-rect (width <= 2048, area <= 65536, inside `frame`).
+    fn sub_rect(&mut self, frame: &Frame, rect: &Rect, s: &Settings) {
         match self.palette.analyse(frame, rect, s.max_colours(rect.area())) {
-            Analysis::Solid(colour) => self.write_fill(rect, colour, s, out),
-            Analysis::Mono => self.write_palette(frame, rect, s, out),
-            Analysis::Indexed if s.indexed => self.write_palette(frame, rect, s, out),
+            Analysis::Solid(colour) => self.push_fill(*rect, colour, s),
+            Analysis::Mono => self.push_palette(frame, rect, s),
+            Analysis::Indexed if s.indexed => self.push_palette(frame, rect, s),
             Analysis::Indexed | Analysis::FullColour => {
                 if let Some((quality, subsampling)) = s.jpeg
-                    && self.write_jpeg(frame, rect, quality, subsampling, s, out)
+                    && let Some(jpeg) = self.jpeg(frame, rect, quality, subsampling, s)
                 {
+                    self.pieces.push(Piece { rect: *rect, body: Body::Ready { ctl: CTL_JPEG, rest: jpeg } });
                     return;
                 }
-                self.write_full_colour(frame, rect, s, out);
+                let mut data = Vec::new();
+                s.tpixel.write_rect(s.converter, frame, rect, &mut data);
+                self.push_basic(rect, STREAM_FULL_COLOUR, s.levels[2], vec![(STREAM_FULL_COLOUR as u8) << 4], data);
             }
         }
     }
 
-    fn write_fill(&mut self, rect: &Rect, colour: u32, s: &Settings, out: &mut Vec<u8>) {
-        write_rect_header(out, rect, TIGHT);
-        out.push(CTL_FILL | self.take_reset());
-        s.tpixel.write(s.converter, colour, out);
+    fn push_fill(&mut self, rect: Rect, colour: u32, s: &Settings) {
+        let mut rest = Vec::with_capacity(4);
+        s.tpixel.write(s.converter, colour, &mut rest);
+        self.pieces.push(Piece { rect, body: Body::Ready { ctl: CTL_FILL, rest } });
     }
 
     /// Palette filter with the colours of the last analysis: 2 colours as a mono bitmap on
     /// stream 1, more as 1 byte per pixel on stream 2.
-    fn write_palette(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
+    fn push_palette(&mut self, frame: &Frame, rect: &Rect, s: &Settings) {
         let colours = self.palette.colours();
         let mono = colours.len() == 2;
         let (stream, level) = if mono { (STREAM_MONO, s.levels[1]) } else { (STREAM_INDEXED, s.levels[0]) };
         // The palette holds 2..=256 colours, so `len - 1` fits in a byte.
         let last_index = colours.len().saturating_sub(1).min(MAX_PALETTE - 1) as u8;
-        self.prefix.clear();
-        self.prefix.extend_from_slice(&[CTL_EXPLICIT_FILTER | (stream as u8) << 4, FILTER_PALETTE, last_index]);
+        let mut prefix = vec![CTL_EXPLICIT_FILTER | (stream as u8) << 4, FILTER_PALETTE, last_index];
         for &colour in colours {
-            s.tpixel.write(s.converter, colour, &mut self.prefix);
+            s.tpixel.write(s.converter, colour, &mut prefix);
         }
-        self.data.clear();
+        let mut data = Vec::new();
         if mono {
-            self.palette.write_mono_bitmap(frame, rect, &mut self.data);
+            self.palette.write_mono_bitmap(frame, rect, &mut data);
         } else {
-            self.palette.write_indices(frame, rect, &mut self.data);
+            self.palette.write_indices(frame, rect, &mut data);
         }
-        self.finish_basic(frame, rect, stream, level, s, out);
+        self.push_basic(rect, stream, level, prefix, data);
     }
 
-    /// Copy filter (no filter byte) on stream 0.
-    fn write_full_colour(&mut self, frame: &Frame, rect: &Rect, s: &Settings, out: &mut Vec<u8>) {
-        self.prefix.clear();
-        self.prefix.push((STREAM_FULL_COLOUR as u8) << 4);
-        self.data.clear();
-        s.tpixel.write_rect(s.converter, frame, rect, &mut self.data);
-        self.finish_basic(frame, rect, STREAM_FULL_COLOUR, s.levels[2], s, out);
+    /// Basic compression, or the data as it is when shorter than zlib is worth.
+    fn push_basic(&mut self, rect: &Rect, stream: usize, level: u32, prefix: Vec<u8>, data: Vec<u8>) {
+        let body = match prefix.split_first() {
+            Some((&ctl, filter)) if data.len() < MIN_TO_COMPRESS => {
+                let mut rest = filter.to_vec();
+                rest.extend_from_slice(&data);
+                Body::Ready { ctl, rest }
+            }
+            _ => Body::Basic { stream, level, prefix, data, outcome: Outcome::Pending },
+        };
+        self.pieces.push(Piece { rect: *rect, body });
     }
 
-    /// Returns false (writing nothing) when the JPEG codec is unavailable or fails. With a
-    /// shared cache, a rect another viewer already compressed is copied, not compressed again.
-    fn write_jpeg(
+    /// The rect as a JPEG with its compact length, or None when the codec is unavailable or
+    /// fails. With a shared cache, a rect another viewer already compressed is copied, not
+    /// compressed again.
+    fn jpeg(
         &mut self,
         frame: &Frame,
         rect: &Rect,
         quality: u8,
         subsampling: Subsampling,
         s: &Settings,
-        out: &mut Vec<u8>,
-    ) -> bool {
+    ) -> Option<Vec<u8>> {
         let compressor = self.jpeg.get_or_insert_with(|| jpeg::JpegCompressor::new().ok_or(()));
-        let Ok(compressor) = compressor else { return false };
+        let Ok(compressor) = compressor else { return None };
+        let mut rest = Vec::new();
         let shared_jpeg;
         let jpeg: &[u8] = match s.shared {
             Some((generation, cache)) => {
                 let key = JpegKey { frame: generation, rect: *rect, quality, subsampling };
                 let mut compress = || compressor.compress(frame, rect, quality, subsampling).map(<[u8]>::to_vec);
-                let Some(bytes) = cache.jpeg(key, &mut compress) else { return false };
-                shared_jpeg = bytes;
+                shared_jpeg = cache.jpeg(key, &mut compress)?;
                 &shared_jpeg
             }
-            None => match compressor.compress(frame, rect, quality, subsampling) {
-                Some(bytes) => bytes,
-                None => return false,
-            },
+            None => compressor.compress(frame, rect, quality, subsampling)?,
         };
         if jpeg.len() > MAX_COMPACT_LEN {
-            return false;
+            return None;
         }
-        write_rect_header(out, rect, TIGHT);
-        out.push(CTL_JPEG | std::mem::take(&mut self.pending_reset));
-        write_compact_len(out, jpeg.len());
-        out.extend_from_slice(jpeg);
-        true
-    }
-
-    /// Writes the header, `self.prefix` and `self.data` (compressed on `stream` unless short).
-    /// Should zlib fail, the stream is recreated (the next rect resets it on the client too)
-    /// and this rect goes as Raw, which every client takes.
-    fn finish_basic(&mut self, frame: &Frame, rect: &Rect, stream: usize, level: u32, s: &Settings, out: &mut Vec<u8>) {
-        if self.data.len() < MIN_TO_COMPRESS {
-            write_rect_header(out, rect, TIGHT);
-            self.add_reset_to_prefix();
-            out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(&self.data);
-            return;
-        }
-        let compressed = self.streams[stream].compress(level, &self.data, &mut self.compressed);
-        if let Ok(true) = compressed {
-            self.pending_reset |= 1 << stream;
-        }
-        if compressed.is_err() || self.compressed.len() > MAX_COMPACT_LEN {
-            self.streams[stream] = ZlibStream::default();
-            self.pending_reset |= 1 << stream;
-            write_rect_header(out, rect, RAW);
-            s.converter.convert_rect(frame, rect, out);
-            return;
-        }
-        write_rect_header(out, rect, TIGHT);
-        self.add_reset_to_prefix();
-        out.extend_from_slice(&self.prefix);
-        write_compact_len(out, self.compressed.len());
-        out.extend_from_slice(&self.compressed);
-    }
-
-    fn add_reset_to_prefix(&mut self) {
-        let reset = self.take_reset();
-        if let Some(ctl) = self.prefix.first_mut() {
-            *ctl |= reset;
-        }
-    }
-
-    fn take_reset(&mut self) -> u8 {
-        std::mem::take(&mut self.pending_reset)
+        write_compact_len(&mut rest, jpeg.len());
+        rest.extend_from_slice(jpeg);
+        Some(rest)
     }
 }
 
@@ -330,28 +463,11 @@ impl Encoder for TightEncoder {
             return 0;
         }
         let s = Settings::new(params);
-        if !params.encodings.last_rect {
-            // Without LastRect the caller may need the count up front: only the plain split,
-            // whose count is `sub_rects(&rect).count()`.
-            return self.encode_split(frame, &rect, &s, out);
-        }
-        let mut parts = std::mem::take(&mut self.parts);
-        let mut search = std::mem::take(&mut self.search);
-        parts.clear();
-        solid::find_solid_areas(frame, &rect, &mut search, &mut parts);
-        let mut count = 0;
-        for part in &parts {
-            match *part {
-                Part::Solid(area, colour) => {
-                    self.write_fill(&area, colour, &s, out);
-                    count += 1;
-                }
-                Part::Rest(area) => count += self.encode_split(frame, &area, &s, out),
-            }
-        }
-        self.parts = parts;
-        self.search = search;
-        count
+        // Solid areas are searched for only with LastRect, as TigerVNC does: without it the
+        // count must be the plain split's.
+        self.analyse(frame, &rect, params.encodings.last_rect, &s, params.workers);
+        self.compress(params.workers);
+        self.write(frame, &s, out)
     }
 }
 
@@ -498,15 +614,26 @@ mod tests {
         enc.pending_reset = 0b0101;
         let converter = PixelConverter::new(PixelFormat::NATIVE);
         let encodings = ClientEncodings::from_list(vec![TIGHT]);
-        let s = Settings::new(&EncodeParams {
+        let params = EncodeParams {
             converter: &converter,
             encodings: &encodings,
             shared: None,
             workers: &crate::encoders::workers::Serial,
-        });
+        };
+        let frame = Frame::new(1, 1);
         let mut out = Vec::new();
-        enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
-        enc.write_fill(&Rect::new(0, 0, 1, 1), 0, &s, &mut out);
+        enc.encode(&frame, &frame.bounds(), &params, &mut out);
+        enc.encode(&frame, &frame.bounds(), &params, &mut out);
         assert_eq!((out[12], out[28]), (0x85, 0x80));
+    }
+
+    #[test]
+    fn bands_are_aligned_and_tile_the_rect() {
+        assert_eq!(bands(&Rect::new(3, 5, 10, 100), 1), [Rect::new(3, 5, 10, 100)]);
+        let four = bands(&Rect::new(0, 10, 1920, 1080), 4);
+        assert_eq!(four.iter().map(|b| b.height).collect::<Vec<_>>(), [272, 272, 272, 264]);
+        assert!(four.windows(2).all(|w| w[0].y + w[0].height == w[1].y));
+        assert_eq!(bands(&Rect::new(0, 0, 5, 20), 4), [Rect::new(0, 0, 5, 16), Rect::new(0, 16, 5, 4)]);
+        assert_eq!(bands(&Rect::new(0, 0, 5, 3), 8), [Rect::new(0, 0, 5, 3)]);
     }
 }
