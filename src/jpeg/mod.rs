@@ -193,6 +193,12 @@ mod tests {
             validate(&nodht),
             Ok(JpegInfo { width: 1920, height: 1080, has_dht: false, mcu: (16, 8), baseline: true })
         );
+        // The same frame marked extended sequential (SOF1: same tables and data), which noVNC's
+        // JPEG (21) decoder does not know.
+        let mut sof1 = jpeg.to_vec();
+        let at = sof1.windows(2).position(|w| w == [0xff, 0xc0]).expect("SOF0");
+        sof1[at + 1] = 0xc1;
+        assert_eq!(validate(&sof1).map(|info| info.baseline), Ok(false));
     }
 
     #[test]
