@@ -141,6 +141,41 @@ fn viewers_end_with_the_last_frame_and_only_pixel_viewers_cost_a_decode() {
     assert!(server.log().contains("decoding a 1280x720 JPEG frame"), "{}", server.log());
 }
 
+/// A viewer without Tight that lists JPEG (21), as RealVNC Viewer, gets the DHT-less dongle
+/// frame passed through as a JPEG rect, tables inserted, and noVNC's JPEG decoder shows it.
+#[test]
+fn dht_less_mjpeg_passes_through_as_jpeg_21() {
+    let dir = TempDir::new("kvnc-mjpeg-21");
+    let (path, decoded) = still_dongle_frame(&dir);
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{path}")]);
+    let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[21, 16]).name("mjpeg-jpeg21"));
+    run.assert_ok();
+    assert_eq!((run.rect_count(21), run.rect_count(16)), (1, 0), "one JPEG rect: the whole frame ({:?})", run.rects);
+    let psnr = run.canvas.psnr(&decoded).unwrap_or(0.0);
+    assert!(psnr >= DECODERS_AGREE_PSNR, "noVNC shows the dongle's frame: {psnr:.1} dB ({})", run.dir.display());
+    assert!(server.log().contains("passed the source's JPEG through as JPEG"), "{}", server.log());
+    assert!(!server.log().contains("decoding a "), "decoded for a JPEG viewer:\n{}", server.log());
+}
+
+/// A frame wider than a Tight rect (2048 px) passes through whole as a JPEG (21) rect to a
+/// viewer that prefers Tight but lists 21 too: no decode on the board.
+#[test]
+fn frames_wider_than_a_tight_rect_pass_through_as_jpeg_21() {
+    let dir = TempDir::new("kvnc-mjpeg-wide-21");
+    let (w, h) = (2560, 1080);
+    let jpeg = dongle_jpeg(&fixture_rgb("wide-2560x1080.png", w, h), w as usize, h as usize, 90);
+    let path = dir.path().join("wide.mjpeg");
+    std::fs::write(&path, &jpeg).unwrap();
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{}", path.display())]);
+    let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[7, 21]).quality(8).name("wide-jpeg21"));
+    run.assert_ok();
+    assert_eq!((run.rect_count(21), run.rect_count(7)), (1, 0), "the whole frame as JPEG (21): {:?}", run.rects);
+    let psnr = run.canvas.psnr(&decoded_rgb(&jpeg)).unwrap_or(0.0);
+    assert!(psnr >= DECODERS_AGREE_PSNR, "noVNC shows the wide frame: {psnr:.1} dB ({})", run.dir.display());
+    assert!(server.log().contains("passed the source's JPEG through as JPEG"), "{}", server.log());
+    assert!(!server.log().contains("decoding a 2560x1080 JPEG frame"), "{}", server.log());
+}
+
 /// A change too small for the JPEG damage check (under its threshold at 1/8 scale) is still
 /// delivered once the stream goes quiet: a lossless viewer ends with the newest frame exactly.
 #[test]

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::encoders::tight::passthrough::{self, PassthroughError};
-use crate::encoders::{Encoders, tight};
+use crate::encoders::{Encoders, jpeg, tight};
 use crate::encoding::{self, ClientEncodings};
 use crate::error::ProtocolError;
 use crate::frame::{Frame, Rect};
@@ -472,46 +472,66 @@ impl ServerConnection {
         }
     }
 
-    /// Whether updates to this client may be lossy: it prefers Tight and sent a quality level
-    /// (then full-colour areas go as JPEG), at 16 or 32 bpp.
+    /// Whether updates to this client may be lossy, at 16 or 32 bpp: it prefers Tight and sent
+    /// a quality level (then full-colour areas go as JPEG), or it prefers JPEG (21).
     pub fn sends_lossy(&self) -> bool {
         self.state == State::Normal
-            && self.encodings.preferred == encoding::TIGHT
-            && self.encodings.quality_level.is_some()
-            && self.converter.client_format().bits_per_pixel >= 16
+            && jpeg::takes_jpeg(self.converter.client_format())
+            && match self.encodings.preferred {
+                encoding::TIGHT => self.encodings.quality_level.is_some(),
+                encoding::JPEG => true,
+                _ => false,
+            }
     }
 
     /// Like [`Self::write_update`], with no lossy encoding: the lossless refresh of areas that
-    /// went out as JPEG and have been still since.
+    /// went out as JPEG and have been still since. Tight goes without JPEG; a client that
+    /// prefers JPEG (21) gets its first listed lossless encoding, or Raw.
     pub fn write_update_lossless(&mut self, frame: &Frame, rects: &[Rect]) {
-        let encodings = std::mem::take(&mut self.encodings);
-        let mut lossless = encodings.clone();
-        lossless.quality_level = None;
-        self.encodings = lossless;
-        self.write_update(frame, rects);
-        self.encodings = encodings;
+        if let Some(job) = self.start_update(frame.bounds(), rects, true) {
+            let done = job.encode(frame, None, &crate::encoders::workers::Serial);
+            self.complete_update(done);
+        }
     }
 
-    /// Whether a JPEG `width` pixels wide can go to this client as it is: it prefers Tight,
-    /// sent a quality level, has 16 or 32 bpp, and the JPEG fits a Tight rect.
-    pub fn takes_jpeg(&self, width: u16) -> bool {
-        self.state == State::Normal
-            && self.encodings.preferred == encoding::TIGHT
+    /// How a JPEG `width` pixels wide can go to this client as it is (MJPEG pass-through), if
+    /// at all; it must have 16 or 32 bpp. Tight (7) when it prefers Tight, sent a quality level
+    /// and the JPEG fits a Tight rect (2048 wide); else JPEG (21) when it listed that, at any
+    /// width. Listing 21 is enough, even behind a lossless encoding: the source's JPEG is what
+    /// such a viewer would otherwise get decoded, so it loses nothing.
+    pub fn jpeg_passthrough(&self, width: u16) -> Option<i32> {
+        if self.state != State::Normal || !jpeg::takes_jpeg(self.converter.client_format()) {
+            return None;
+        }
+        if self.encodings.preferred == encoding::TIGHT
             && self.encodings.quality_level.is_some()
-            && self.converter.client_format().bits_per_pixel >= 16
             && width <= tight::MAX_RECT_WIDTH
+        {
+            Some(encoding::TIGHT)
+        } else if self.encodings.list.contains(&encoding::JPEG) {
+            Some(encoding::JPEG)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a JPEG `width` pixels wide can go to this client as it is; see
+    /// [`Self::jpeg_passthrough`].
+    pub fn takes_jpeg(&self, width: u16) -> bool {
+        self.jpeg_passthrough(width).is_some()
     }
 
     /// Writes one update whose pixels are JPEGs sent unchanged (MJPEG pass-through), each
-    /// covering its rect, plus pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing
-    /// is written on error.
+    /// covering its rect, as Tight or JPEG (21) rects (see [`Self::jpeg_passthrough`]), plus
+    /// pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing is written on error.
     pub fn write_jpeg_update(&mut self, jpegs: &[(Rect, &[u8])]) -> Result<(), PassthroughError> {
         let mut rect_bytes = Vec::with_capacity(jpegs.iter().map(|(_, jpeg)| jpeg.len() + 20).sum());
         for (rect, jpeg) in jpegs {
-            if !self.takes_jpeg(rect.width) {
-                return Err(PassthroughError::TooWide(rect.width));
+            match self.jpeg_passthrough(rect.width) {
+                Some(encoding::TIGHT) => passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?,
+                Some(_) => jpeg::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?,
+                None => return Err(PassthroughError::NotTaken(rect.width)),
             }
-            passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?;
         }
         let (header_at, count) = self.begin_update();
         self.output.extend_from_slice(&rect_bytes);

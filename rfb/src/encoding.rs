@@ -7,6 +7,9 @@ pub const HEXTILE: i32 = 5;
 pub const ZLIB: i32 = 6;
 pub const TIGHT: i32 = 7;
 pub const ZRLE: i32 = 16;
+/// Each rect one complete JFIF image of the rect's size, no length prefix (RealVNC's; noVNC
+/// 1.4 and TigerVNC 1.16 decode it).
+pub const JPEG: i32 = 21;
 
 pub const DESKTOP_SIZE: i32 = -223;
 pub const LAST_RECT: i32 = -224;
@@ -26,8 +29,12 @@ pub const QUALITY_LEVEL_0: i32 = -32;
 /// Compression level pseudo-encodings -256 (level 0) ..= -247 (level 9).
 pub const COMPRESS_LEVEL_0: i32 = -256;
 
-/// Real (pixel-carrying) encodings this server can produce, in no particular order.
-pub const IMPLEMENTED: &[i32] = &[RAW, HEXTILE, ZLIB, TIGHT, ZRLE];
+/// Real (pixel-carrying) encodings this server can produce, in no particular order: the
+/// client's list decides which one it gets.
+pub const IMPLEMENTED: &[i32] = &[RAW, HEXTILE, ZLIB, TIGHT, ZRLE, JPEG];
+/// Implemented encodings that can carry nothing but lossy pixels (Tight is lossless unless the
+/// client sent a quality level).
+pub const LOSSY: &[i32] = &[JPEG];
 
 /// A name for logs and status reports.
 pub fn name(encoding: i32) -> &'static str {
@@ -39,6 +46,7 @@ pub fn name(encoding: i32) -> &'static str {
         ZLIB => "Zlib",
         TIGHT => "Tight",
         ZRLE => "ZRLE",
+        JPEG => "JPEG",
         _ => "other",
     }
 }
@@ -50,6 +58,10 @@ pub struct ClientEncodings {
     pub list: Vec<i32>,
     /// First real encoding in the list that we implement; Raw when none is.
     pub preferred: i32,
+    /// First real encoding in the list that we implement and that is not lossy only; Raw when
+    /// none is. What a viewer preferring JPEG (21) gets when pixels must arrive exactly (the
+    /// lossless refresh) or it cannot take JPEG (less than 16 bits per pixel).
+    pub lossless: i32,
     pub last_rect: bool,
     pub desktop_size: bool,
     pub extended_desktop_size: bool,
@@ -69,9 +81,11 @@ pub struct ClientEncodings {
 impl ClientEncodings {
     pub fn from_list(list: Vec<i32>) -> Self {
         let preferred = list.iter().copied().find(|e| IMPLEMENTED.contains(e)).unwrap_or(RAW);
+        let lossless = list.iter().copied().find(|e| IMPLEMENTED.contains(e) && !LOSSY.contains(e)).unwrap_or(RAW);
         let level = |base: i32| list.iter().find(|&&e| (base..=base + 9).contains(&e)).map(|&e| (e - base) as u8);
         Self {
             preferred,
+            lossless,
             last_rect: list.contains(&LAST_RECT),
             desktop_size: list.contains(&DESKTOP_SIZE),
             extended_desktop_size: list.contains(&EXTENDED_DESKTOP_SIZE),
@@ -114,6 +128,23 @@ mod tests {
         assert_eq!(ClientEncodings::from_list(vec![COPY_RECT, ZLIB, HEXTILE, RAW]).preferred, ZLIB);
         assert_eq!(ClientEncodings::from_list(vec![COPY_RECT, HEXTILE, ZLIB, RAW]).preferred, HEXTILE);
         assert_eq!(ClientEncodings::from_list(vec![ZRLE, ZLIB, HEXTILE]).preferred, ZRLE);
+    }
+
+    #[test]
+    fn jpeg_preferred_with_a_lossless_fallback() {
+        // RealVNC-like: JPEG first, lossless ones after it.
+        let e = ClientEncodings::from_list(vec![JPEG, ZRLE, HEXTILE, RAW, -24]);
+        assert_eq!((e.preferred, e.lossless), (JPEG, ZRLE));
+        // Only JPEG listed: Raw is always allowed.
+        let e = ClientEncodings::from_list(vec![JPEG]);
+        assert_eq!((e.preferred, e.lossless), (JPEG, RAW));
+        // noVNC lists Tight (and more) before JPEG: Tight wins, and is its own lossless fallback.
+        let e = ClientEncodings::from_list(vec![COPY_RECT, 50, TIGHT, 8, ZRLE, JPEG, HEXTILE, RAW]);
+        assert_eq!((e.preferred, e.lossless), (TIGHT, TIGHT));
+        let e = ClientEncodings::from_list(vec![HEXTILE, JPEG]);
+        assert_eq!((e.preferred, e.lossless), (HEXTILE, HEXTILE));
+        assert_eq!(ClientEncodings::from_list(vec![]).lossless, RAW);
+        assert_eq!(name(JPEG), "JPEG");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct JpegInfo {
     pub has_dht: bool,
     /// The MCU's size in pixels: where a lossless crop may start (see [`crop`]).
     pub mcu: (u16, u16),
+    /// Baseline (SOF0) rather than extended sequential (SOF1): noVNC's decoder for the JPEG
+    /// encoding (21) finds no frame header in the latter.
+    pub baseline: bool,
 }
 
 /// Checks that `jpeg` is one complete frame that viewers can decode: at least 128 bytes, SOI
@@ -116,7 +119,13 @@ pub fn validate(jpeg: &[u8]) -> Result<JpegInfo, JpegError> {
     if len != jpeg.len() {
         return Err(JpegError::TrailingData(jpeg.len() - len));
     }
-    Ok(JpegInfo { width: sof.width, height: sof.height, has_dht: headers.dht, mcu: sof.mcu })
+    Ok(JpegInfo {
+        width: sof.width,
+        height: sof.height,
+        has_dht: headers.dht,
+        mcu: sof.mcu,
+        baseline: sof.marker == markers::SOF0,
+    })
 }
 
 #[cfg(test)]
@@ -175,9 +184,21 @@ mod tests {
     #[test]
     fn validates_a_real_frame() {
         let jpeg = encode_png("desktop-1080p.png", 80);
-        assert_eq!(validate(&jpeg), Ok(JpegInfo { width: 1920, height: 1080, has_dht: true, mcu: (16, 8) }));
+        assert_eq!(
+            validate(&jpeg),
+            Ok(JpegInfo { width: 1920, height: 1080, has_dht: true, mcu: (16, 8), baseline: true })
+        );
         let nodht = strip_dht(&jpeg).unwrap();
-        assert_eq!(validate(&nodht), Ok(JpegInfo { width: 1920, height: 1080, has_dht: false, mcu: (16, 8) }));
+        assert_eq!(
+            validate(&nodht),
+            Ok(JpegInfo { width: 1920, height: 1080, has_dht: false, mcu: (16, 8), baseline: true })
+        );
+        // The same frame marked extended sequential (SOF1: same tables and data), which noVNC's
+        // JPEG (21) decoder does not know.
+        let mut sof1 = jpeg.to_vec();
+        let at = sof1.windows(2).position(|w| w == [0xff, 0xc0]).expect("SOF0");
+        sof1[at + 1] = 0xc1;
+        assert_eq!(validate(&sof1).map(|info| info.baseline), Ok(false));
     }
 
     #[test]

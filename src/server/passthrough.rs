@@ -1,5 +1,6 @@
 //! MJPEG pass-through: the source's JPEG (or lossless crops of it) sent as it is to a viewer
-//! that takes Tight JPEG. Public so the capture bench measures exactly what viewers get.
+//! that takes Tight JPEG, or the JPEG encoding (21) (RealVNC Viewer, which has no Tight; frames
+//! wider than a Tight rect). Public so the capture bench measures exactly what viewers get.
 
 use rfb::ServerConnection;
 use rfb::region::Region;
@@ -7,7 +8,8 @@ use rfb::region::Region;
 use crate::jpeg::BROAD_CHANGE_DIVISOR;
 use crate::source::SourceFrame;
 
-/// Sends the source's own JPEG when the viewer takes Tight JPEG: the whole frame for a broad
+/// Sends the source's own JPEG when the viewer takes it (see
+/// [`rfb::ServerConnection::jpeg_passthrough`]): the whole frame for a broad
 /// change, lossless crops of it for a small one. No decode-and-re-encode on the board, and the
 /// viewer sees the source's quality. Returns whether it did.
 pub fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, region: &Region) -> bool {
@@ -25,10 +27,18 @@ pub fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, reg
             None => return false,
         }
     };
-    // Also false for a frame wider than a Tight rect: it is encoded instead.
-    if !rects.iter().all(|rect| conn.takes_jpeg(rect.width)) {
+    // Also false for a frame wider than a Tight rect to a viewer that did not list JPEG (21):
+    // it is encoded instead.
+    let encodings: Vec<Option<i32>> = rects.iter().map(|rect| conn.jpeg_passthrough(rect.width)).collect();
+    if encodings.contains(&None) {
         return false;
     }
+    // noVNC's JPEG (21) decoder knows baseline frame headers only (Tight JPEG goes to the
+    // browser's decoder whole, which takes any).
+    if encodings.contains(&Some(rfb::encoding::JPEG)) && !picture.is_baseline() {
+        return false;
+    }
+    let via = rfb::encoding::name(encodings[0].unwrap_or(rfb::encoding::RAW));
     let jpegs =
         rects.iter().map(|rect| if *rect == bounds { Ok(picture.bytes().clone()) } else { picture.crop(*rect) });
     let jpegs = match jpegs.collect::<Result<Vec<_>, _>>() {
@@ -43,9 +53,9 @@ pub fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, reg
         Ok(()) => {
             let bytes: usize = rects.iter().map(|(_, jpeg)| jpeg.len()).sum();
             if rects[0].0 == bounds {
-                tracing::trace!("passed the source's JPEG through ({bytes} bytes)");
+                tracing::trace!("passed the source's JPEG through as {via} ({bytes} bytes)");
             } else {
-                tracing::trace!("passed {} crops of the source's JPEG through ({bytes} bytes)", rects.len());
+                tracing::trace!("passed {} crops of the source's JPEG through as {via} ({bytes} bytes)", rects.len());
             }
             true
         }

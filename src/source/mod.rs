@@ -32,6 +32,8 @@ pub struct JpegPicture {
     width: u16,
     height: u16,
     mcu: (u16, u16),
+    /// SOF0, not SOF1 (see [`crate::jpeg::JpegInfo::baseline`]).
+    baseline: bool,
     /// Decoded at most once, by the first viewer that needs pixels; a failure is kept too, so
     /// a broken frame is not decoded again by every viewer.
     decoded: OnceLock<Result<rfb::Frame, JpegError>>,
@@ -48,6 +50,7 @@ impl JpegPicture {
             width: info.width,
             height: info.height,
             mcu: info.mcu,
+            baseline: info.baseline,
             decoded: OnceLock::new(),
             crops: Mutex::default(),
         })
@@ -62,6 +65,11 @@ impl JpegPicture {
 
     pub fn bytes(&self) -> &Arc<[u8]> {
         &self.bytes
+    }
+
+    /// Whether the frame is baseline JPEG (SOF0), which every JPEG (21) decoder takes.
+    pub fn is_baseline(&self) -> bool {
+        self.baseline
     }
 
     /// Whether some viewer has needed (and so decoded) the pixels.

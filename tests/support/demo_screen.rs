@@ -33,6 +33,22 @@ pub fn differences(actual: &RgbImage, expected: &RgbImage, tolerance: u8) -> usi
     count
 }
 
+/// PSNR of `actual` to `expected` in dB outside the clock (see [`RgbImage::psnr`]); None when
+/// the sizes differ.
+pub fn psnr(actual: &RgbImage, expected: &RgbImage) -> Option<f64> {
+    if (actual.width, actual.height) != (expected.width, expected.height) {
+        return None;
+    }
+    let mut masked = actual.clone();
+    let (cx, cy) = (usize::from(CLOCK_RECT.x), usize::from(CLOCK_RECT.y));
+    for y in cy..(cy + usize::from(CLOCK_RECT.height)).min(actual.height) {
+        for x in cx..(cx + usize::from(CLOCK_RECT.width)).min(actual.width) {
+            masked.set_pixel(x, y, expected.pixel(x, y));
+        }
+    }
+    masked.psnr(expected)
+}
+
 /// The console's lines as read from `image` (see `screen::read_console`).
 pub fn console(image: &RgbImage) -> Vec<String> {
     crate::screen::read_console(&image.rgb, image.width, image.height)

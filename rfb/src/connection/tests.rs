@@ -663,6 +663,86 @@ fn jpeg_pass_through_only_to_tight_clients_with_a_quality_level() {
     assert!(take_output(&mut conn).is_empty());
 }
 
+#[test]
+fn jpeg_pass_through_as_encoding_21() {
+    let mut conn = ready(4096, 32);
+    let jpeg = [0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
+    // RealVNC-like: JPEG first. Any width, even past Tight's 2048.
+    set_encodings(&mut conn, &[21, 16, 0]);
+    assert_eq!((conn.jpeg_passthrough(64), conn.jpeg_passthrough(4096)), (Some(21), Some(21)));
+    // Tight with a quality level first: Tight up to 2048 wide, 21 beyond when listed.
+    set_encodings(&mut conn, &[7, 16, 21, -24]);
+    assert_eq!((conn.jpeg_passthrough(2048), conn.jpeg_passthrough(2049)), (Some(7), Some(21)));
+    set_encodings(&mut conn, &[7, -24]);
+    assert_eq!(conn.jpeg_passthrough(2049), None);
+    // Listed behind a lossless encoding, and Tight without a quality level: 21 (the source's
+    // JPEG is what such a viewer would get decoded anyway).
+    set_encodings(&mut conn, &[16, 21]);
+    assert_eq!(conn.jpeg_passthrough(64), Some(21));
+    set_encodings(&mut conn, &[7, 21]);
+    assert_eq!(conn.jpeg_passthrough(64), Some(21));
+    take_output(&mut conn);
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 4096, 32), &jpeg)]).unwrap();
+    let expected = [vec![0, 0, 0, 1, 0, 0, 0, 0, 0x10, 0, 0, 32, 0, 0, 0, 21], jpeg.to_vec()].concat();
+    assert_eq!(take_output(&mut conn), expected);
+    // Not a complete JPEG: nothing is written.
+    assert_eq!(
+        conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 16, 8), &jpeg[..5])]),
+        Err(PassthroughError::NotStandalone)
+    );
+    assert!(take_output(&mut conn).is_empty());
+    // 8 bpp: no JPEG at all.
+    set_pixel_format(&mut conn, PixelFormat::BGR233);
+    assert_eq!(conn.jpeg_passthrough(64), None);
+    assert_eq!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg)]), Err(PassthroughError::NotTaken(16)));
+}
+
+fn set_pixel_format(conn: &mut ServerConnection, format: PixelFormat) {
+    conn.read(&[vec![0, 0, 0, 0], format.to_bytes().to_vec()].concat()).unwrap();
+}
+
+/// The encoding of the first pixel rect of the update in `out` (written without LastRect).
+fn first_rect_encoding(out: &[u8]) -> i32 {
+    i32::from_be_bytes([out[12], out[13], out[14], out[15]])
+}
+
+#[test]
+fn jpeg_21_is_lossy_and_refreshed_with_the_lossless_fallback() {
+    let mut conn = ready(64, 64);
+    let mut frame = Frame::new(64, 64);
+    for y in 0..64 {
+        for x in 0..64 {
+            frame.fill_rect(&Rect::new(x, y, 1, 1), u32::from(x) * 0x0004_0000 + u32::from(y) * 0x0400);
+        }
+    }
+    set_encodings(&mut conn, &[21, 16, 0]);
+    assert!(conn.sends_lossy(), "JPEG needs no quality level");
+    take_output(&mut conn);
+    conn.write_update(&frame, &[frame.bounds()]);
+    assert_eq!(first_rect_encoding(&take_output(&mut conn)), 21);
+    conn.write_update_lossless(&frame, &[frame.bounds()]);
+    assert_eq!(first_rect_encoding(&take_output(&mut conn)), 16, "ZRLE, the first lossless one listed");
+    assert_eq!(conn.encodings().preferred, 21, "only that update");
+    set_encodings(&mut conn, &[21]);
+    take_output(&mut conn);
+    conn.write_update_lossless(&frame, &[frame.bounds()]);
+    assert_eq!(first_rect_encoding(&take_output(&mut conn)), 0, "Raw when nothing lossless is listed");
+    // Tight with a quality level stays lossy, lossless without; ZRLE is never lossy.
+    set_encodings(&mut conn, &[7, 21, -24]);
+    assert!(conn.sends_lossy());
+    set_encodings(&mut conn, &[7, 21]);
+    assert!(!conn.sends_lossy());
+    set_encodings(&mut conn, &[16, 21, -24]);
+    assert!(!conn.sends_lossy());
+    // Below 16 bpp a JPEG-preferring client gets its lossless fallback, and nothing is lossy.
+    set_encodings(&mut conn, &[21, 5, 0]);
+    set_pixel_format(&mut conn, PixelFormat::BGR233);
+    assert!(!conn.sends_lossy());
+    take_output(&mut conn);
+    conn.write_update(&frame, &[frame.bounds()]);
+    assert_eq!(first_rect_encoding(&take_output(&mut conn)), 5, "Hextile");
+}
+
 /// A FramebufferUpdate with no pixels, as written for `set_encodings` lists without LastRect:
 /// the header with the exact count, then `rects`.
 fn pseudo_update(rects: &[Vec<u8>]) -> Vec<u8> {

@@ -105,7 +105,9 @@ impl ServerConnection {
         let encoders = self.encoders.take()?;
         let mut encodings = self.encodings.clone();
         if lossless {
+            // No JPEG inside Tight, and a JPEG (21) viewer gets its first lossless encoding.
             encodings.quality_level = None;
+            encodings.preferred = encodings.lossless;
         }
         let rects = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
         Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, rects })

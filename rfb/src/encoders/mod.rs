@@ -3,6 +3,8 @@
 
 mod deflate;
 mod hextile;
+pub mod jpeg;
+mod jpeg_codec;
 mod raw;
 pub mod shared;
 pub mod tight;
@@ -11,12 +13,14 @@ mod zlib;
 mod zrle;
 
 pub use hextile::HextileEncoder;
+pub use jpeg::JpegEncoder;
+pub use jpeg_codec::Subsampling;
 pub use raw::RawEncoder;
 pub use tight::TightEncoder;
 pub use zlib::ZlibEncoder;
 pub use zrle::ZrleEncoder;
 
-use crate::encoding::{ClientEncodings, HEXTILE, TIGHT, ZLIB, ZRLE};
+use crate::encoding::{ClientEncodings, HEXTILE, JPEG, TIGHT, ZLIB, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
@@ -44,6 +48,7 @@ pub trait Encoder: Send {
 pub struct Encoders {
     raw: RawEncoder,
     hextile: HextileEncoder,
+    jpeg: JpegEncoder,
     tight: TightEncoder,
     zlib: ZlibEncoder,
     zrle: ZrleEncoder,
@@ -51,8 +56,15 @@ pub struct Encoders {
 
 impl Encoders {
     /// Encodes `rect` with the client's preferred encoding; returns the number of rects written.
+    /// A client that prefers JPEG but has fewer than 16 bits per pixel gets its first listed
+    /// lossless encoding.
     pub fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
-        match params.encodings.preferred {
+        let mut encoding = params.encodings.preferred;
+        if encoding == JPEG && !jpeg::takes_jpeg(params.converter.client_format()) {
+            encoding = params.encodings.lossless;
+        }
+        match encoding {
+            JPEG => self.jpeg.encode(frame, rect, params, out),
             TIGHT => self.tight.encode(frame, rect, params, out),
             ZRLE => self.zrle.encode(frame, rect, params, out),
             ZLIB => self.zlib.encode(frame, rect, params, out),

@@ -1,12 +1,13 @@
 //! Encoded data that viewers with equal settings can share. Rects that carry no compression
 //! state (today: Tight JPEG rects) are encoded once per frame and copied to every viewer that
-//! asks for the same rect of the same frame at the same quality; zlib-stream rects cannot be
+//! asks for the same rect of the same frame at the same quality (Tight JPEG rects and JPEG (21)
+//! rects alike: their bytes are the same JPEG); zlib-stream rects cannot be
 //! shared because each connection's streams differ.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use super::tight::Subsampling;
+use super::jpeg_codec::Subsampling;
 use crate::frame::Rect;
 
 /// One JPEG rect of one frame at one quality.
@@ -51,7 +52,6 @@ impl SharedEncodings for SharedRects {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoders::tight::Subsampling;
 
     fn key(frame: u64) -> JpegKey {
         JpegKey { frame, rect: Rect::new(0, 0, 8, 8), quality: 92, subsampling: Subsampling::S444 }

@@ -22,13 +22,13 @@
 //! recreated, and the next Tight rect (for a level change: the rect compressed at the new
 //! level) tells the client to reset its inflater too.
 
-mod jpeg;
 mod palette;
 pub mod passthrough;
 mod pixels;
 mod solid;
 mod zlib;
 
+use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
 use super::workers::Workers;
 use super::{EncodeParams, Encoder};
@@ -37,7 +37,7 @@ use crate::frame::{Frame, Rect};
 use crate::messages::server::write_rect_header;
 use crate::pixel_format::PixelConverter;
 
-pub use jpeg::Subsampling;
+pub use super::jpeg_codec::Subsampling;
 
 use palette::{Analysis, Palette};
 use pixels::TPixel;
@@ -74,20 +74,6 @@ const ZLIB_LEVELS: [[u32; 3]; 10] =
     [[0, 0, 0], [1, 1, 1], [3, 3, 2], [5, 5, 2], [6, 7, 3], [7, 8, 4], [7, 8, 5], [8, 9, 6], [9, 9, 7], [9, 9, 9]];
 /// What a client that sent no compression level gets.
 const DEFAULT_COMPRESS_LEVEL: u8 = 2;
-
-/// JPEG quality and chroma subsampling per quality level (TigerVNC `TightJPEGEncoder`).
-pub const JPEG_QUALITY: [(u8, Subsampling); 10] = [
-    (15, Subsampling::S420),
-    (29, Subsampling::S420),
-    (41, Subsampling::S420),
-    (42, Subsampling::S422),
-    (62, Subsampling::S422),
-    (77, Subsampling::S422),
-    (79, Subsampling::S444),
-    (86, Subsampling::S444),
-    (92, Subsampling::S444),
-    (100, Subsampling::S444),
-];
 
 /// Rects of at least this many pixels are cut into bands encoded in parallel (when the caller
 /// has more than one worker): below it the hand-over costs more than it saves.
@@ -187,7 +173,7 @@ impl<'a> Settings<'a> {
         let compress_level = params.encodings.compress_level.map(|l| l.min(9));
         let level = compress_level.unwrap_or(DEFAULT_COMPRESS_LEVEL);
         let jpeg = match params.encodings.quality_level {
-            Some(q) if format.bits_per_pixel >= 16 => Some(JPEG_QUALITY[usize::from(q.min(9))]),
+            Some(q) if format.bits_per_pixel >= 16 => Some(quality_for_level(q)),
             _ => None,
         };
         Settings {

@@ -14,15 +14,20 @@ use crate::encoding::TIGHT;
 use crate::frame::Rect;
 use crate::messages::server::write_rect_header;
 
-/// Why a JPEG cannot go out as one Tight rect; the caller then encodes decoded pixels instead.
+/// Why a JPEG cannot go out as one Tight or JPEG (21) rect; the caller then encodes decoded
+/// pixels instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PassthroughError {
     #[error("a {0}-byte JPEG exceeds Tight's compact-length limit of 4194303 bytes")]
     TooLarge(usize),
     #[error("a Tight rect {0} pixels wide exceeds the 2048-pixel limit (TigerVNC's viewer rejects it)")]
     TooWide(u16),
-    #[error("a Tight JPEG rect cannot be empty")]
+    #[error("a JPEG rect cannot be empty")]
     EmptyRect,
+    #[error("the JPEG does not start with SOI and end with EOI (encoding 21 needs a complete image)")]
+    NotStandalone,
+    #[error("this viewer takes no JPEG rect {0} pixels wide")]
+    NotTaken(u16),
 }
 
 /// Appends one Tight rect (header with encoding 7, control byte `0x90`, compact length, the
@@ -47,8 +52,8 @@ pub fn write_jpeg_rect(out: &mut Vec<u8>, rect: &Rect, jpeg: &[u8]) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    use super::super::jpeg::JpegCompressor;
     use super::*;
+    use crate::encoders::jpeg_codec::JpegCompressor;
     use crate::encoders::tight::Subsampling;
     use crate::frame::Frame;
 

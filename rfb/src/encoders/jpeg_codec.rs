@@ -1,6 +1,8 @@
-//! The JPEG codec behind Tight's JPEG subencoding: libjpeg-turbo through the `turbojpeg`
-//! crate (NEON on aarch64, AVX2/SSE2 on x86-64). Everything codec-specific is in this file, so
-//! another codec can be swapped in by reimplementing [`JpegCompressor`].
+//! The JPEG codec behind Tight's JPEG subencoding and the JPEG encoding (21): libjpeg-turbo
+//! through the `turbojpeg` crate (NEON on aarch64, AVX2/SSE2 on x86-64). Everything
+//! codec-specific is in this file, so another codec can be swapped in by reimplementing
+//! [`JpegCompressor`]. Both encodings map the client's quality level the same way
+//! ([`JPEG_QUALITY`]), so viewers of either share the server's cached JPEGs.
 
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
 
@@ -13,6 +15,25 @@ pub enum Subsampling {
     S422,
     /// Chroma halved in both directions.
     S420,
+}
+
+/// JPEG quality and chroma subsampling per quality level (TigerVNC `TightJPEGEncoder`).
+pub const JPEG_QUALITY: [(u8, Subsampling); 10] = [
+    (15, Subsampling::S420),
+    (29, Subsampling::S420),
+    (41, Subsampling::S420),
+    (42, Subsampling::S422),
+    (62, Subsampling::S422),
+    (77, Subsampling::S422),
+    (79, Subsampling::S444),
+    (86, Subsampling::S444),
+    (92, Subsampling::S444),
+    (100, Subsampling::S444),
+];
+
+/// JPEG quality and subsampling for a client quality level (0..=9; higher is taken as 9).
+pub fn quality_for_level(level: u8) -> (u8, Subsampling) {
+    JPEG_QUALITY[usize::from(level.min(9))]
 }
 
 /// Compresses rects of native frames to baseline JFIF. Reuses its output buffer.
