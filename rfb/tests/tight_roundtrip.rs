@@ -13,11 +13,10 @@
 mod support {
     pub mod formats;
     pub mod tight_decoder;
-    pub mod workers;
 }
 
 use rfb::encoders::tight::{self, TightEncoder};
-use rfb::encoders::workers::{Serial, Workers};
+use rfb::encoders::workers::{ScopedThreads, Serial, Workers};
 use rfb::encoders::{EncodeParams, Encoder};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
@@ -312,7 +311,7 @@ fn parallel_bands_keep_every_stream_in_order() {
     let formats = formats().into_iter().filter(|(name, _)| ["rgb888-le", "rgb565-be", "bgr233"].contains(name));
     for (name, format) in formats {
         let mut client = Client::new(name, format);
-        client.workers = &support::workers::Threads(4);
+        client.workers = &ScopedThreads(4);
         for list in encoding_lists() {
             for (frame_name, frame) in &big {
                 let stats = client.round_trip(frame, frame.bounds(), &list);

@@ -30,7 +30,7 @@ mod zlib;
 
 use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
-use super::workers::Workers;
+use super::workers::{self, Workers};
 use super::{EncodeParams, Encoder};
 use crate::encoding::{RAW, TIGHT};
 use crate::frame::{Frame, Rect};
@@ -74,13 +74,6 @@ const ZLIB_LEVELS: [[u32; 3]; 10] =
     [[0, 0, 0], [1, 1, 1], [3, 3, 2], [5, 5, 2], [6, 7, 3], [7, 8, 4], [7, 8, 5], [8, 9, 6], [9, 9, 7], [9, 9, 9]];
 /// What a client that sent no compression level gets.
 const DEFAULT_COMPRESS_LEVEL: u8 = 2;
-
-/// Rects of at least this many pixels are cut into bands encoded in parallel (when the caller
-/// has more than one worker): below it the hand-over costs more than it saves.
-const MIN_PARALLEL_AREA: usize = 4 * MAX_RECT_AREA;
-/// Band heights are multiples of this, the solid search's block size, so bands cut fewer
-/// solid areas.
-const BAND_ALIGN: u16 = 16;
 
 /// A connection's Tight encoder: four zlib streams (stream 3 unused) and one [`Lane`] per
 /// worker.
@@ -203,7 +196,7 @@ impl TightEncoder {
 
     /// Step 1: analyses `rect` into pieces, in bands spread over `workers` when it is large.
     fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings, workers: &dyn Workers) {
-        let bands = bands(rect, if rect.area() >= MIN_PARALLEL_AREA { workers.count() } else { 1 });
+        let bands = workers::bands(rect, workers);
         while self.lanes.len() < bands.len() {
             self.lanes.push(Lane::new());
         }
@@ -302,21 +295,6 @@ fn compress_in_order(zlib: &mut ZlibStream, bodies: Vec<&mut Body>) {
             }
         };
     }
-}
-
-/// Cuts `rect` into at most `count` bands of whole rows, heights a multiple of
-/// [`BAND_ALIGN`] except the last.
-fn bands(rect: &Rect, count: usize) -> Vec<Rect> {
-    let count = u16::try_from(count.max(1)).unwrap_or(u16::MAX);
-    let height = rect.height.div_ceil(count).next_multiple_of(BAND_ALIGN).min(rect.height).max(1);
-    let mut bands = Vec::new();
-    let mut y = 0;
-    while y < rect.height {
-        let h = height.min(rect.height - y);
-        bands.push(Rect::new(rect.x, rect.y + y, rect.width, h));
-        y += h;
-    }
-    bands
 }
 
 impl Lane {
@@ -611,15 +589,5 @@ mod tests {
         enc.encode(&frame, &frame.bounds(), &params, &mut out);
         enc.encode(&frame, &frame.bounds(), &params, &mut out);
         assert_eq!((out[12], out[28]), (0x85, 0x80));
-    }
-
-    #[test]
-    fn bands_are_aligned_and_tile_the_rect() {
-        assert_eq!(bands(&Rect::new(3, 5, 10, 100), 1), [Rect::new(3, 5, 10, 100)]);
-        let four = bands(&Rect::new(0, 10, 1920, 1080), 4);
-        assert_eq!(four.iter().map(|b| b.height).collect::<Vec<_>>(), [272, 272, 272, 264]);
-        assert!(four.windows(2).all(|w| w[0].y + w[0].height == w[1].y));
-        assert_eq!(bands(&Rect::new(0, 0, 5, 20), 4), [Rect::new(0, 0, 5, 16), Rect::new(0, 16, 5, 4)]);
-        assert_eq!(bands(&Rect::new(0, 0, 5, 3), 8), [Rect::new(0, 0, 5, 3)]);
     }
 }

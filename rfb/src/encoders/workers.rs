@@ -1,6 +1,16 @@
-//! The seam through which an encoder spreads one update over several cores. rfb owns no
-//! threads: the caller passes its pool (kvnc: a rayon pool sized to the board's cores), and
-//! tests and single-core callers pass [`Serial`].
+//! The seam through which an encoder spreads one update over several cores. rfb keeps no
+//! threads: the caller passes its pool (kvnc: a rayon pool sized to the board's cores);
+//! single-core callers pass [`Serial`], and callers without a pool (tests, benches) can pass
+//! [`ScopedThreads`].
+
+use crate::frame::Rect;
+
+/// Rects of at least this many pixels are cut into bands encoded in parallel (when the caller
+/// has more than one worker): below it the hand-over costs more than it saves.
+pub const MIN_PARALLEL_AREA: usize = 4 * 65536;
+/// Band heights are multiples of this (Tight's solid search block), so bands cut fewer solid
+/// areas.
+const BAND_ALIGN: u16 = 16;
 
 /// Runs independent pieces of one encode, possibly at the same time on other threads.
 pub trait Workers: Sync {
@@ -24,5 +34,66 @@ impl Workers for Serial {
         for task in tasks {
             task();
         }
+    }
+}
+
+/// Runs each task on a scoped thread of its own, reporting `self.0` workers.
+#[derive(Debug, Clone, Copy)]
+pub struct ScopedThreads(pub usize);
+
+impl Workers for ScopedThreads {
+    fn count(&self) -> usize {
+        self.0
+    }
+
+    fn run_all<'a>(&self, tasks: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+        std::thread::scope(|scope| {
+            for task in tasks {
+                scope.spawn(task);
+            }
+        });
+    }
+}
+
+/// The bands `rect` is encoded in: one per worker for a rect of at least
+/// [`MIN_PARALLEL_AREA`] pixels, else the rect itself.
+pub fn bands(rect: &Rect, workers: &dyn Workers) -> Vec<Rect> {
+    split_rows(rect, if rect.area() >= MIN_PARALLEL_AREA { workers.count() } else { 1 })
+}
+
+/// Cuts `rect` into at most `count` bands of whole rows, heights a multiple of
+/// [`BAND_ALIGN`] except the last.
+fn split_rows(rect: &Rect, count: usize) -> Vec<Rect> {
+    let count = u16::try_from(count.max(1)).unwrap_or(u16::MAX);
+    let height = rect.height.div_ceil(count).next_multiple_of(BAND_ALIGN).min(rect.height).max(1);
+    let mut bands = Vec::new();
+    let mut y = 0;
+    while y < rect.height {
+        let h = height.min(rect.height - y);
+        bands.push(Rect::new(rect.x, rect.y + y, rect.width, h));
+        y += h;
+    }
+    bands
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_aligned_and_tile_the_rect() {
+        assert_eq!(split_rows(&Rect::new(3, 5, 10, 100), 1), [Rect::new(3, 5, 10, 100)]);
+        let four = split_rows(&Rect::new(0, 10, 1920, 1080), 4);
+        assert_eq!(four.iter().map(|b| b.height).collect::<Vec<_>>(), [272, 272, 272, 264]);
+        assert!(four.windows(2).all(|w| w[0].y + w[0].height == w[1].y));
+        assert_eq!(split_rows(&Rect::new(0, 0, 5, 20), 4), [Rect::new(0, 0, 5, 16), Rect::new(0, 16, 5, 4)]);
+        assert_eq!(split_rows(&Rect::new(0, 0, 5, 3), 8), [Rect::new(0, 0, 5, 3)]);
+    }
+
+    #[test]
+    fn small_rects_stay_whole() {
+        assert_eq!(bands(&Rect::new(0, 0, 512, 511), &ScopedThreads(4)).len(), 1);
+        assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &ScopedThreads(4)).len(), 4);
+        assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &Serial).len(), 1);
     }
 }
