@@ -193,8 +193,8 @@ pub struct ServeArgs {
     pub paste_key_ms: u64,
     #[command(flatten)]
     pub gadget: GadgetArgs,
-    /// Frames per second for `replay:` directories.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    /// Frames per second for `replay:` directories (0: one frame further at each SIGUSR1).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=240))]
     pub fps: u32,
     #[command(flatten)]
     pub login: LoginArgs,

@@ -15,14 +15,14 @@ use crate::source::SourceFrame;
 
 /// What comes back from the pool: the encoded update, or the job's encoders with the reason
 /// the frame's pixels could not be had.
-pub(crate) type Encoded = Result<EncodedUpdate, (EncodedUpdate, String)>;
+pub type Encoded = Result<EncodedUpdate, (EncodedUpdate, String)>;
 
-pub(crate) struct EncodePool {
+pub struct EncodePool {
     pool: rayon::ThreadPool,
 }
 
 impl EncodePool {
-    pub(crate) fn new(threads: usize) -> anyhow::Result<Arc<EncodePool>> {
+    pub fn new(threads: usize) -> anyhow::Result<Arc<EncodePool>> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("encode-{i}"))
@@ -37,7 +37,7 @@ impl EncodePool {
     /// Encodes `job` from `frame` on the pool; the result arrives on the returned channel.
     /// The frame's pixels are had there too, so decoding a JPEG frame does not hold up the
     /// viewer's task either.
-    pub(crate) fn encode(
+    pub fn encode(
         self: &Arc<Self>,
         job: UpdateJob,
         frame: Arc<SourceFrame>,

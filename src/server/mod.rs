@@ -4,7 +4,7 @@
 mod admission;
 mod arrival;
 mod blacklist;
-mod encode_pool;
+pub mod encode_pool;
 pub(crate) mod http;
 pub mod passthrough;
 pub mod rsa_key;
