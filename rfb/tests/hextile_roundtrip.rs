@@ -3,59 +3,31 @@
 
 mod support {
     pub mod formats;
+    pub mod frames;
     pub mod hextile_decoder;
+    pub mod round_trip;
+    pub mod wire;
 }
 
-use rfb::encoders::{EncodeParams, Encoder, Encoders, HextileEncoder};
+use rfb::encoders::{Encoders, HextileEncoder};
 use rfb::encoding::{ClientEncodings, HEXTILE, RAW, ZLIB};
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
-use support::hextile_decoder::{ClientFramebuffer, DecodeError, RectHeader, Stats, decode_rects};
+use support::frames::{self, Text};
+use support::hextile_decoder::{DecodeError, HextileDecoder, Stats, decode_rects};
+use support::round_trip::{UNTOUCHED, for_every_format, params, send_frames};
+use support::wire::{ClientFramebuffer, RectHeader};
 
-/// Never produced by any format's conversion, so it marks pixels no rect wrote.
-const UNTOUCHED: u32 = u32::MAX;
-
-fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32) -> Frame {
-    let mut bytes = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
-    for y in 0..height {
-        for x in 0..width {
-            bytes.extend_from_slice(&pixel(x, y).to_le_bytes());
-        }
-    }
-    Frame::from_pixels(width, height, bytes).unwrap()
-}
+type Client = support::round_trip::Client<HextileEncoder, HextileDecoder>;
 
 /// Dark glyph-like strokes on white in 8x16 cells, every fifth text line in a link colour and
 /// every third cell blank.
 fn text_frame(width: u16, height: u16) -> Frame {
-    let mut rng = fastrand::Rng::with_seed(0x1234_5678);
-    let masks: Vec<u8> = (0..usize::from(width) * usize::from(height) / 8 + 16).map(|_| rng.u8(..) & 0x7e).collect();
-    frame_from_fn(width, height, |x, y| {
-        let cell = usize::from(y / 16) * usize::from(width / 8 + 1) + usize::from(x / 8);
-        let mask = masks[(cell * 16 + usize::from(y % 16)) % masks.len()];
-        let ink = cell % 3 != 0 && (3..13).contains(&(y % 16)) && mask & (0x80 >> (x % 8)) != 0;
-        match (ink, (y / 16) % 5 == 0) {
-            (false, _) => 0xffffff,
-            (true, false) => 0x202020,
-            (true, true) => 0x1a0dab,
-        }
-    })
-}
-
-/// Gradients plus noise, with a garbage padding byte that must not leak into colour.
-fn photo_frame(width: u16, height: u16) -> Frame {
-    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9);
-    frame_from_fn(width, height, |x, y| {
-        let noise = rng.u32(..);
-        let r = (u32::from(x) * 255 / u32::from(width.max(1)) + (noise & 15)) & 0xff;
-        let g = (u32::from(y) * 255 / u32::from(height.max(1)) + (noise >> 4 & 15)) & 0xff;
-        let b = ((u32::from(x) ^ u32::from(y)) + (noise >> 8 & 31)) & 0xff;
-        0xab00_0000 | r << 16 | g << 8 | b
-    })
+    frames::text(width, height, Text { links: true, every_third_cell_blank: true, random_cells_blank: false })
 }
 
 /// Horizontal bands of a few colours each: tiles with several flat colours (coloured subrects).
 fn gradient_frame(width: u16, height: u16) -> Frame {
-    frame_from_fn(width, height, |x, y| {
+    frames::from_fn(width, height, |x, y| {
         let band = u32::from(y / 5) * 40 % 256;
         (band << 16) | ((u32::from(x / 7) * 30 % 256) << 8) | 0x40
     })
@@ -63,87 +35,34 @@ fn gradient_frame(width: u16, height: u16) -> Frame {
 
 /// Flat windows on a desktop colour, with a thin frame line: solid and two-colour tiles.
 fn blocks_frame(width: u16, height: u16) -> Frame {
-    let mut frame = Frame::new(width, height);
-    frame.fill_rect(&frame.bounds(), 0x3a6ea5);
-    frame.fill_rect(&Rect::new(10, 10, 150, 90), 0xc0c0c0);
-    frame.fill_rect(&Rect::new(12, 12, 146, 14), 0x000080);
-    frame.fill_rect(&Rect::new(100, 70, 170, 120), 0xffffff);
+    let mut frame = frames::blocks(width, height, true);
     frame.fill_rect(&Rect::new(100, 70, 170, 1), 0x000000);
     frame
 }
 
-struct Client {
-    name: &'static str,
-    converter: PixelConverter,
-    format: PixelFormat,
-    encoder: HextileEncoder,
-    stats: Stats,
-    encodings: ClientEncodings,
+fn connect(name: &'static str, format: PixelFormat) -> Client {
+    Client::new(name, format, HextileEncoder::new(), HextileDecoder::default(), HEXTILE)
 }
 
-impl Client {
-    fn new(name: &'static str, format: PixelFormat) -> Self {
-        let converter = PixelConverter::new(format);
-        let format = *converter.client_format();
-        Client {
-            name,
-            converter,
-            format,
-            encoder: HextileEncoder::new(),
-            stats: Stats::default(),
-            encodings: ClientEncodings::from_list(vec![HEXTILE]),
-        }
-    }
-
-    fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams {
-            converter: &self.converter,
-            encodings: &self.encodings,
-            shared: None,
-            workers: &rfb::encoders::workers::Serial,
-        };
-        let mut out = vec![0xa5, 0x5a];
-        let count = self.encoder.encode(frame, &rect, &params, &mut out);
-        assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
-        (count, out.split_off(2))
-    }
-
-    /// Sends `rect`, decodes it and checks every pixel; returns the bytes sent.
-    fn send(&mut self, frame: &Frame, rect: Rect) -> usize {
-        let name = self.name;
-        let (count, bytes) = self.encode(frame, rect);
-        let mut fb = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        let headers = decode_rects(&self.format, &bytes, &mut fb, &mut self.stats)
-            .unwrap_or_else(|e| panic!("{name}: {rect:?} of {frame:?}: {e:?}"));
-        assert_eq!(count, 1, "{name}");
-        assert_eq!(headers, [RectHeader { rect, encoding: HEXTILE }], "{name}");
-        let mut want = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        for y in rect.y..rect.y + rect.height {
-            for x in rect.x..rect.x + rect.width {
-                want.pixels[usize::from(y) * usize::from(frame.width()) + usize::from(x)] =
-                    self.converter.pixel_value(frame.pixel(x, y));
-            }
-        }
-        if fb != want {
-            let i = fb.pixels.iter().zip(&want.pixels).position(|(a, b)| a != b).unwrap_or(0);
-            let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
-            panic!("{name}: {rect:?}: pixel ({x},{y}) is {:x}, want {:x}", fb.pixels[i], want.pixels[i]);
-        }
-        // Never bigger than Raw plus one mask byte per tile: each tile takes the smaller form.
-        let tiles = usize::from(rect.width).div_ceil(16) * usize::from(rect.height).div_ceil(16);
-        assert!(bytes.len() <= 12 + rect.area() * self.converter.bytes_per_pixel() + tiles, "{name}: {rect:?}");
-        bytes.len()
-    }
+/// Sends `rect`, decodes it and checks every pixel; returns the bytes sent.
+fn send(client: &mut Client, frame: &Frame, rect: Rect) -> usize {
+    let name = client.name;
+    let (bytes, headers, _) = client.send(frame, rect);
+    assert_eq!(headers, [RectHeader { rect, encoding: HEXTILE }], "{name}");
+    // Never bigger than Raw plus one mask byte per tile: each tile takes the smaller form.
+    let tiles = usize::from(rect.width).div_ceil(16) * usize::from(rect.height).div_ceil(16);
+    assert!(bytes.len() <= 12 + rect.area() * client.converter.bytes_per_pixel() + tiles, "{name}: {rect:?}");
+    bytes.len()
 }
 
 #[test]
 fn round_trip_every_format() {
     let frames = [
         text_frame(200, 150),
-        photo_frame(200, 150),
+        frames::photo(200, 150),
         gradient_frame(300, 200),
         blocks_frame(300, 200),
-        photo_frame(1, 1),
+        frames::photo(1, 1),
         text_frame(17, 33),
     ];
     let rects = [
@@ -154,25 +73,15 @@ fn round_trip_every_format() {
         Rect::new(5, 0, 1, 150),
         Rect::new(3, 5, 31, 47),
     ];
-    std::thread::scope(|scope| {
-        for (name, format) in support::formats::all() {
-            let frames = &frames;
-            scope.spawn(move || {
-                let mut client = Client::new(name, format);
-                for frame in frames {
-                    client.send(frame, frame.bounds());
-                    for rect in rects {
-                        if frame.bounds().intersect(&rect) == rect {
-                            client.send(frame, rect);
-                        }
-                    }
-                }
-                // Every tile form, and both kinds of carried colour, for every format.
-                let s = &client.stats;
-                assert!(s.raw > 0 && s.solid > 0 && s.mono > 0 && s.coloured > 0, "{name}: {s:?}");
-                assert!(s.background_carried > 0 && s.foreground_carried > 0, "{name}: {s:?}");
-            });
-        }
+    for_every_format(|name, format| {
+        let mut client = connect(name, format);
+        send_frames(&frames, &rects, |frame, rect| {
+            send(&mut client, frame, rect);
+        });
+        // Every tile form, and both kinds of carried colour, for every format.
+        let s = &client.decoder.stats;
+        assert!(s.raw > 0 && s.solid > 0 && s.mono > 0 && s.coloured > 0, "{name}: {s:?}");
+        assert!(s.background_carried > 0 && s.foreground_carried > 0, "{name}: {s:?}");
     });
 }
 
@@ -181,7 +90,7 @@ fn foreground_survives_solid_tiles_but_not_coloured_or_raw_ones() {
     // Tiles left to right: mono (fg A), solid, mono (fg A carried), three colours (coloured),
     // mono (fg A must be specified again), noise (raw), solid (bg must be specified again).
     let mut rng = fastrand::Rng::with_seed(3);
-    let frame = frame_from_fn(16 * 7, 16, |x, y| {
+    let frame = frames::from_fn(16 * 7, 16, |x, y| {
         let (tile, lx, ly) = (x / 16, x % 16, y % 16);
         let dot = lx == 3 && ly == 4;
         match tile {
@@ -192,7 +101,7 @@ fn foreground_survives_solid_tiles_but_not_coloured_or_raw_ones() {
             _ => 0xffffff,
         }
     });
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     let (_, bytes) = client.encode(&frame, frame.bounds());
     let p = |v: u32| v.to_le_bytes();
     let mut want = vec![2 | 4 | 8];
@@ -214,28 +123,28 @@ fn foreground_survives_solid_tiles_but_not_coloured_or_raw_ones() {
     let solid_at = 12 + want.len() + 1 + 256 * 4;
     assert_eq!(bytes[solid_at], 2, "background specified after a raw tile");
     assert_eq!(bytes.len(), solid_at + 5);
-    client.send(&frame, frame.bounds());
+    send(&mut client, &frame, frame.bounds());
 }
 
 #[test]
 fn text_is_much_smaller_than_raw() {
     let frame = text_frame(320, 160);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
-    let bytes = client.send(&frame, frame.bounds());
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
+    let bytes = send(&mut client, &frame, frame.bounds());
     assert!(bytes * 3 < 320 * 160 * 4, "{bytes}");
 }
 
 #[test]
 fn degenerate_rects() {
     let frame = text_frame(100, 80);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     for empty in [Rect::new(5, 6, 0, 10), Rect::new(5, 6, 10, 0), Rect::new(200, 200, 5, 5)] {
         assert_eq!(client.encode(&frame, empty), (0, vec![]), "{empty:?}");
     }
     let (count, bytes) = client.encode(&frame, Rect::new(90, 70, 50, 50));
     assert_eq!(count, 1);
     let mut fb = ClientFramebuffer::new(100, 80, UNTOUCHED);
-    let headers = decode_rects(&client.format, &bytes, &mut fb, &mut client.stats).unwrap();
+    let headers = decode_rects(&client.format, &bytes, &mut fb, &mut client.decoder.stats).unwrap();
     assert_eq!(headers, [RectHeader { rect: Rect::new(90, 70, 10, 10), encoding: HEXTILE }]);
 }
 
@@ -277,14 +186,8 @@ fn encoders_pick_hextile_when_listed_first() {
     let frame = blocks_frame(64, 48);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![HEXTILE, ZLIB, RAW]);
-    let params = EncodeParams {
-        converter: &converter,
-        encodings: &encodings,
-        shared: None,
-        workers: &rfb::encoders::workers::Serial,
-    };
     let mut out = Vec::new();
-    assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out), 1);
+    assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params(&converter, &encodings), &mut out), 1);
     let mut fb = ClientFramebuffer::new(64, 48, UNTOUCHED);
     let headers = decode_rects(&PixelFormat::NATIVE, &out, &mut fb, &mut Stats::default()).unwrap();
     assert_eq!(headers, [RectHeader { rect: frame.bounds(), encoding: HEXTILE }]);
@@ -300,7 +203,7 @@ fn load_fixture(name: &str, width: u16, height: u16) -> Frame {
     let info = reader.next_frame(&mut buf).unwrap();
     let channels = info.color_type.samples();
     let stride = info.width as usize * channels;
-    frame_from_fn(width, height, |x, y| {
+    frames::from_fn(width, height, |x, y| {
         let at = usize::from(y) * stride + usize::from(x) * channels;
         u32::from(buf[at]) << 16 | u32::from(buf[at + 1]) << 8 | u32::from(buf[at + 2])
     })
@@ -323,19 +226,13 @@ fn fixture_sizes() {
         let mut sizes = Vec::new();
         for list in [vec![RAW], vec![ZLIB], vec![HEXTILE]] {
             let encodings = ClientEncodings::from_list(list);
-            let params = EncodeParams {
-                converter: &converter,
-                encodings: &encodings,
-                shared: None,
-                workers: &rfb::encoders::workers::Serial,
-            };
             let mut out = Vec::new();
             let start = std::time::Instant::now();
-            Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out);
+            Encoders::default().encode(&frame, &frame.bounds(), &params(&converter, &encodings), &mut out);
             sizes.push((out.len(), start.elapsed()));
         }
-        let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
-        client.send(&frame, frame.bounds());
+        let mut client = connect("rgb888-le", PixelFormat::NATIVE);
+        send(&mut client, &frame, frame.bounds());
         let [raw, zlib, hextile] = [sizes[0], sizes[1], sizes[2]];
         println!(
             "{name} {width}x{height}: Raw {} B, Zlib {} B ({:.1}x, {:?}), Hextile {} B ({:.1}x, {:?})",

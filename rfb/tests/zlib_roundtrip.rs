@@ -4,147 +4,66 @@
 
 mod support {
     pub mod formats;
+    pub mod frames;
+    pub mod round_trip;
+    pub mod wire;
     pub mod zlib_decoder;
 }
 
 use flate2::{Decompress, FlushDecompress};
-use rfb::encoders::{EncodeParams, Encoder, Encoders, RawEncoder, ZlibEncoder};
+use rfb::encoders::{Encoder, Encoders, RawEncoder, ZlibEncoder};
 use rfb::encoding::{COMPRESS_LEVEL_0, COPY_RECT, ClientEncodings, HEXTILE, RAW, ZLIB};
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
-use support::zlib_decoder::{ClientFramebuffer, DecodeError, RectHeader, colour_mask, decode_rects};
+use support::frames::{self, Text};
+use support::round_trip::{UNTOUCHED, for_every_format, params, send_frames};
+use support::wire::{ClientFramebuffer, RectHeader};
+use support::zlib_decoder::{DecodeError, ZlibDecoder, decode_rects};
 
-/// Never produced by any format's conversion, so it marks pixels no rect wrote.
-const UNTOUCHED: u32 = u32::MAX;
+type Client = support::round_trip::Client<ZlibEncoder, ZlibDecoder>;
+
 /// libvncserver's largest Zlib rect in pixels (at least two rows are always sent).
 const MAX_RECT_PIXELS: usize = 128 * 256;
 
-fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32) -> Frame {
-    let mut bytes = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
-    for y in 0..height {
-        for x in 0..width {
-            bytes.extend_from_slice(&pixel(x, y).to_le_bytes());
-        }
-    }
-    Frame::from_pixels(width, height, bytes).unwrap()
-}
-
 /// Dark glyph-like strokes on white in 8x16 cells.
 fn text_frame(width: u16, height: u16) -> Frame {
-    let mut rng = fastrand::Rng::with_seed(0x1234_5678);
-    let masks: Vec<u8> = (0..usize::from(width) * usize::from(height) / 8 + 16).map(|_| rng.u8(..) & 0x7e).collect();
-    frame_from_fn(width, height, |x, y| {
-        let cell = usize::from(y / 16) * usize::from(width / 8 + 1) + usize::from(x / 8);
-        let mask = masks[(cell * 16 + usize::from(y % 16)) % masks.len()];
-        let ink = (3..13).contains(&(y % 16)) && mask & (0x80 >> (x % 8)) != 0;
-        if ink { 0x202020 } else { 0xffffff }
-    })
-}
-
-/// Gradients plus noise, with a garbage padding byte that encoders must not leak into colour.
-fn photo_frame(width: u16, height: u16) -> Frame {
-    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9);
-    frame_from_fn(width, height, |x, y| {
-        let noise = rng.u32(..);
-        let r = (u32::from(x) * 255 / u32::from(width.max(1)) + (noise & 15)) & 0xff;
-        let g = (u32::from(y) * 255 / u32::from(height.max(1)) + (noise >> 4 & 15)) & 0xff;
-        let b = ((u32::from(x) ^ u32::from(y)) + (noise >> 8 & 31)) & 0xff;
-        0xab00_0000 | r << 16 | g << 8 | b
-    })
+    frames::text(width, height, Text { links: false, every_third_cell_blank: false, random_cells_blank: false })
 }
 
 fn gradient_frame(width: u16, height: u16) -> Frame {
-    frame_from_fn(width, height, |x, y| (u32::from(x) & 0xff) << 16 | (u32::from(y) & 0xff) << 8 | 0x40)
+    frames::from_fn(width, height, |x, y| (u32::from(x) & 0xff) << 16 | (u32::from(y) & 0xff) << 8 | 0x40)
 }
 
-fn blocks_frame(width: u16, height: u16) -> Frame {
-    let mut frame = Frame::new(width, height);
-    frame.fill_rect(&frame.bounds(), 0x3a6ea5);
-    frame.fill_rect(&Rect::new(10, 10, 150, 90), 0xc0c0c0);
-    frame.fill_rect(&Rect::new(100, 70, 170, 120), 0xffffff);
-    frame
+fn connect(name: &'static str, format: PixelFormat) -> Client {
+    Client::new(name, format, ZlibEncoder::new(), ZlibDecoder::default(), ZLIB)
 }
 
-struct Client {
-    name: &'static str,
-    converter: PixelConverter,
-    format: PixelFormat,
-    encoder: ZlibEncoder,
-    inflater: Decompress,
-    encodings: ClientEncodings,
-}
-
-impl Client {
-    fn new(name: &'static str, format: PixelFormat) -> Self {
-        let converter = PixelConverter::new(format);
-        let format = *converter.client_format();
-        Client {
-            name,
-            converter,
-            format,
-            encoder: ZlibEncoder::new(),
-            inflater: Decompress::new(true),
-            encodings: ClientEncodings::from_list(vec![ZLIB]),
-        }
+/// Sends `rect`, decodes it, checks every pixel and returns the rects received.
+fn send(client: &mut Client, frame: &Frame, rect: Rect) -> Vec<RectHeader> {
+    let name = client.name;
+    let (_, headers, _) = client.send(frame, rect);
+    // Bands of whole rows, top to bottom, each a Zlib rect within libvncserver's limit.
+    let mut y = rect.y;
+    for h in &headers {
+        assert_eq!(h.encoding, ZLIB, "{name}");
+        assert_eq!((h.rect.x, h.rect.y, h.rect.width), (rect.x, y, rect.width), "{name}");
+        assert!(h.rect.area() <= MAX_RECT_PIXELS || h.rect.height <= 2, "{name}: {:?}", h.rect);
+        y += h.rect.height;
     }
-
-    fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams {
-            converter: &self.converter,
-            encodings: &self.encodings,
-            shared: None,
-            workers: &rfb::encoders::workers::Serial,
-        };
-        let mut out = vec![0xa5, 0x5a];
-        let count = self.encoder.encode(frame, &rect, &params, &mut out);
-        assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
-        (count, out.split_off(2))
-    }
-
-    /// Sends `rect`, decodes it, checks every pixel and returns the rects received.
-    fn send(&mut self, frame: &Frame, rect: Rect) -> Vec<RectHeader> {
-        let name = self.name;
-        let (count, bytes) = self.encode(frame, rect);
-        let mut fb = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        let headers = decode_rects(&self.format, &mut self.inflater, &bytes, &mut fb)
-            .unwrap_or_else(|e| panic!("{name}: {rect:?} of {frame:?}: {e:?}"));
-        assert_eq!(count, headers.len(), "{name}: returned count");
-        // Bands of whole rows, top to bottom, each a Zlib rect within libvncserver's limit.
-        let mut y = rect.y;
-        for h in &headers {
-            assert_eq!(h.encoding, ZLIB, "{name}");
-            assert_eq!((h.rect.x, h.rect.y, h.rect.width), (rect.x, y, rect.width), "{name}");
-            assert!(h.rect.area() <= MAX_RECT_PIXELS || h.rect.height <= 2, "{name}: {:?}", h.rect);
-            y += h.rect.height;
-        }
-        assert_eq!(y, rect.y + rect.height, "{name}: bands cover the rect");
-        let mask = colour_mask(&self.format);
-        let mut want = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        for y in rect.y..rect.y + rect.height {
-            for x in rect.x..rect.x + rect.width {
-                want.pixels[usize::from(y) * usize::from(frame.width()) + usize::from(x)] =
-                    self.converter.pixel_value(frame.pixel(x, y)) & mask;
-            }
-        }
-        if fb != want {
-            let i = fb.pixels.iter().zip(&want.pixels).position(|(a, b)| a != b).unwrap_or(0);
-            let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
-            panic!("{name}: {rect:?}: pixel ({x},{y}) is {:x}, want {:x}", fb.pixels[i], want.pixels[i]);
-        }
-        headers
-    }
+    assert_eq!(y, rect.y + rect.height, "{name}: bands cover the rect");
+    headers
 }
 
 #[test]
 fn round_trip_every_format_on_one_connection() {
     let frames = [
         text_frame(200, 150),
-        photo_frame(200, 150),
+        frames::photo(200, 150),
         gradient_frame(300, 200),
-        blocks_frame(300, 200),
-        photo_frame(1, 1),
+        frames::blocks(300, 200, false),
+        frames::photo(1, 1),
         text_frame(17, 33),
     ];
-    let big = photo_frame(700, 120);
+    let big = frames::photo(700, 120);
     let rects = [
         Rect::new(37, 21, 130, 70),
         Rect::new(16, 16, 16, 16),
@@ -152,48 +71,32 @@ fn round_trip_every_format_on_one_connection() {
         Rect::new(1, 2, 198, 1),
         Rect::new(5, 0, 1, 150),
     ];
-    std::thread::scope(|scope| {
-        for (name, format) in support::formats::all() {
-            let (frames, big) = (&frames, &big);
-            scope.spawn(move || {
-                let mut client = Client::new(name, format);
-                // Many updates on one stream: the inflater must stay in step throughout.
-                for _ in 0..2 {
-                    for frame in frames {
-                        client.send(frame, frame.bounds());
-                        for rect in rects {
-                            if frame.bounds().intersect(&rect) == rect {
-                                client.send(frame, rect);
-                            }
-                        }
-                    }
-                }
-                // 700 x 120 = 84000 pixels: 46 rows per band, so 3 bands.
-                assert_eq!(client.send(big, big.bounds()).len(), 3, "{name}");
+    for_every_format(|name, format| {
+        let mut client = connect(name, format);
+        // Many updates on one stream: the inflater must stay in step throughout.
+        for _ in 0..2 {
+            send_frames(&frames, &rects, |frame, rect| {
+                send(&mut client, frame, rect);
             });
         }
+        // 700 x 120 = 84000 pixels: 46 rows per band, so 3 bands.
+        assert_eq!(send(&mut client, &big, big.bounds()).len(), 3, "{name}");
     });
 }
 
 #[test]
 fn payload_is_exactly_raw_pixels() {
-    let frame = photo_frame(90, 40);
+    let frame = frames::photo(90, 40);
     for (name, format) in support::formats::all() {
-        let mut client = Client::new(name, format);
+        let mut client = connect(name, format);
         for rect in [frame.bounds(), Rect::new(3, 4, 50, 30)] {
             let (_, bytes) = client.encode(&frame, rect);
             let len = u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
             assert_eq!(bytes.len(), 16 + len, "{name}");
             let mut plain = Vec::with_capacity(rect.area() * 4 + 1);
-            client.inflater.decompress_vec(&bytes[16..], &mut plain, FlushDecompress::Sync).unwrap();
-            let params = EncodeParams {
-                converter: &client.converter,
-                encodings: &client.encodings,
-                shared: None,
-                workers: &rfb::encoders::workers::Serial,
-            };
+            client.decoder.inflater.decompress_vec(&bytes[16..], &mut plain, FlushDecompress::Sync).unwrap();
             let mut raw = Vec::new();
-            RawEncoder.encode(&frame, &rect, &params, &mut raw);
+            RawEncoder.encode(&frame, &rect, &params(&client.converter, &client.encodings), &mut raw);
             assert_eq!(plain, raw[12..], "{name}: {rect:?}");
             assert_eq!(bytes[..8], raw[..8], "{name}: same rect");
         }
@@ -203,24 +106,24 @@ fn payload_is_exactly_raw_pixels() {
 #[test]
 fn level_changes_mid_stream_keep_the_stream_decodable() {
     let text = text_frame(200, 130);
-    let photo = photo_frame(200, 130);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let photo = frames::photo(200, 130);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     for level in [None, Some(1), Some(9), Some(0), Some(2), Some(6), Some(3), Some(0), Some(9), None] {
         let mut list = vec![ZLIB, RAW];
         list.extend(level.map(|l| COMPRESS_LEVEL_0 + l));
         client.encodings = ClientEncodings::from_list(list);
-        client.send(&text, text.bounds());
-        client.send(&photo, Rect::new(3, 7, 190, 100));
+        send(&mut client, &text, text.bounds());
+        send(&mut client, &photo, Rect::new(3, 7, 190, 100));
     }
 }
 
 #[test]
 fn compresses_text_and_level_zero_stores() {
     let text = text_frame(320, 100);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     let (_, bytes) = client.encode(&text, text.bounds());
     assert!(bytes.len() * 5 < 320 * 100 * 4, "{}", bytes.len());
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     client.encodings = ClientEncodings::from_list(vec![ZLIB, COMPRESS_LEVEL_0]);
     let (_, stored) = client.encode(&text, Rect::new(0, 0, 100, 50));
     assert!(stored.len() > 100 * 50 * 4, "{}", stored.len());
@@ -229,27 +132,27 @@ fn compresses_text_and_level_zero_stores() {
 #[test]
 fn degenerate_rects() {
     let frame = text_frame(100, 80);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     for empty in [Rect::new(5, 6, 0, 10), Rect::new(5, 6, 10, 0), Rect::new(200, 200, 5, 5)] {
         assert_eq!(client.encode(&frame, empty), (0, vec![]), "{empty:?}");
     }
-    client.send(&frame, frame.bounds());
+    send(&mut client, &frame, frame.bounds());
     // A rect reaching outside the frame is clipped.
     let (count, bytes) = client.encode(&frame, Rect::new(90, 70, 50, 50));
     assert_eq!(count, 1);
     let mut fb = ClientFramebuffer::new(100, 80, UNTOUCHED);
-    let headers = decode_rects(&client.format, &mut client.inflater, &bytes, &mut fb).unwrap();
+    let headers = decode_rects(&client.format, &mut client.decoder.inflater, &bytes, &mut fb).unwrap();
     assert_eq!(headers, [RectHeader { rect: Rect::new(90, 70, 10, 10), encoding: ZLIB }]);
-    client.send(&frame, Rect::new(1, 1, 98, 78));
+    send(&mut client, &frame, Rect::new(1, 1, 98, 78));
     // One pixel wide and very tall: bands of MAX_RECT_PIXELS rows.
     let tall = gradient_frame(1, 40000);
-    let headers = client.send(&tall, tall.bounds());
+    let headers = send(&mut client, &tall, tall.bounds());
     assert_eq!(headers.iter().map(|h| h.rect.height).collect::<Vec<_>>(), [32768, 40000 - 32768]);
 }
 
 #[test]
 fn encoders_dispatch_on_the_clients_list() {
-    let frame = blocks_frame(64, 48);
+    let frame = frames::blocks(64, 48, false);
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     for (list, want) in [
         (vec![COPY_RECT, ZLIB, HEXTILE, RAW], ZLIB),
@@ -257,14 +160,8 @@ fn encoders_dispatch_on_the_clients_list() {
         (vec![COPY_RECT, RAW], RAW),
     ] {
         let encodings = ClientEncodings::from_list(list);
-        let params = EncodeParams {
-            converter: &converter,
-            encodings: &encodings,
-            shared: None,
-            workers: &rfb::encoders::workers::Serial,
-        };
         let mut out = Vec::new();
-        assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params, &mut out), 1);
+        assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params(&converter, &encodings), &mut out), 1);
         assert_eq!(i32::from_be_bytes(out[8..12].try_into().unwrap()), want);
     }
 }

@@ -4,75 +4,49 @@
 
 mod support {
     pub mod formats;
+    pub mod frames;
+    pub mod round_trip;
     pub mod zrle_decoder;
+    // zrle_decoder brings the shared wire helpers in itself (a bench includes it on its own).
+    pub use zrle_decoder::wire;
 }
 
+use std::fmt::Debug;
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
-use rfb::encoders::{EncodeParams, Encoder, ZrleEncoder};
+use rfb::encoders::{Encoder, ZrleEncoder};
 use rfb::encoding::{COMPRESS_LEVEL_0, ClientEncodings, RAW, ZRLE};
-use rfb::{Frame, PixelConverter, PixelFormat, Rect};
+use rfb::{Frame, PixelFormat, Rect};
+use support::frames::{self, Text};
+use support::round_trip::{Decoded, RectDecoder, UNTOUCHED, for_every_format, send_frames};
+use support::wire::RectHeader;
 use support::zrle_decoder::{
-    ClientFramebuffer, DecodeError, RectHeader, Stats, client_pixel_to_rgb, cpixel_len, decode_rects, decode_zrle_rect,
+    ClientFramebuffer, DecodeError, Stats, client_pixel_to_rgb, cpixel_len, decode_rects, decode_zrle_rect,
 };
 
-/// Never produced by any format's conversion (8/16 bpp values are small, 32 bpp ones leave a
-/// byte free), so it marks pixels no rect wrote.
-const UNTOUCHED: u32 = u32::MAX;
+type Client = support::round_trip::Client<ZrleEncoder, ZrleDecoder>;
 
-fn frame_from_fn(width: u16, height: u16, mut pixel: impl FnMut(u16, u16) -> u32) -> Frame {
-    let mut bytes = Vec::with_capacity(usize::from(width) * usize::from(height) * 4);
-    for y in 0..height {
-        for x in 0..width {
-            bytes.extend_from_slice(&pixel(x, y).to_le_bytes());
-        }
+/// One connection's decoder: its inflater and what it decoded so far. (Here rather than in
+/// `support/zrle_decoder.rs`, which the vs_tigervnc bench includes without `round_trip`.)
+struct ZrleDecoder {
+    inflater: Decompress,
+    stats: Stats,
+}
+
+impl RectDecoder for ZrleDecoder {
+    fn decode(&mut self, format: &PixelFormat, bytes: &[u8], fb: &mut ClientFramebuffer) -> Decoded<impl Debug> {
+        decode_rects(format, &mut self.inflater, bytes, fb, &mut self.stats)
     }
-    Frame::from_pixels(width, height, bytes).unwrap()
 }
 
 /// Dark glyph-like strokes on white in 8x16 cells, every fifth line in a link colour.
 fn text_frame(width: u16, height: u16) -> Frame {
-    let cells_per_row = usize::from(width / 8 + 1);
-    let mut rng = fastrand::Rng::with_seed(0x1234_5678);
-    // One 8-bit row mask per cell row; about one cell in five is blank.
-    let glyphs: Vec<u8> = (0..cells_per_row * usize::from(height / 16 + 1) * 16)
-        .map(|_| {
-            let r = rng.u32(..);
-            if r.is_multiple_of(5) { 0 } else { (r >> 8) as u8 & 0x7e }
-        })
-        .collect();
-    frame_from_fn(width, height, |x, y| {
-        let (cx, cy, gy) = (usize::from(x / 8), usize::from(y / 16), y % 16);
-        let blank_cell = glyphs[(cy * cells_per_row + cx) * 16] == 0;
-        let mask = glyphs[(cy * cells_per_row + cx) * 16 + usize::from(gy)];
-        let ink = !blank_cell && (3..13).contains(&gy) && mask & (0x80 >> (x % 8)) != 0;
-        match (ink, cy % 5 == 0) {
-            (false, _) => 0xffffff,
-            (true, false) => 0x202020,
-            (true, true) => 0x1a0dab,
-        }
-    })
-}
-
-/// Smooth gradients plus noise: almost every pixel differs from its neighbours. The padding byte
-/// is garbage, which encoders must ignore.
-fn photo_frame(width: u16, height: u16) -> Frame {
-    let mut rng = fastrand::Rng::with_seed(0x9e37_79b9);
-    frame_from_fn(width, height, |x, y| {
-        let noise = rng.u32(..);
-        let r = (u32::from(x) * 255 / u32::from(width.max(1)) + (noise & 15)) & 0xff;
-        let g = (u32::from(y) * 255 / u32::from(height.max(1)) + (noise >> 4 & 15)) & 0xff;
-        let b = ((u32::from(x) ^ u32::from(y)) + (noise >> 8 & 31)) & 0xff;
-        0xab00_0000 | r << 16 | g << 8 | b
-    })
+    frames::text(width, height, Text { links: true, every_third_cell_blank: false, random_cells_blank: true })
 }
 
 /// A few flat-coloured windows on a desktop colour.
 fn blocks_frame(width: u16, height: u16) -> Frame {
-    let mut frame = Frame::new(width, height);
-    frame.fill_rect(&frame.bounds(), 0x3a6ea5);
-    frame.fill_rect(&Rect::new(10, 10, 150, 90), 0xc0c0c0);
-    frame.fill_rect(&Rect::new(12, 12, 146, 14), 0x000080);
-    frame.fill_rect(&Rect::new(100, 70, 170, 120), 0xffffff);
+    let mut frame = frames::blocks(width, height, true);
     frame.fill_rect(&Rect::new(0, height.saturating_sub(20), width, 20), 0x202020);
     frame
 }
@@ -91,7 +65,7 @@ fn level_colour(k: u32) -> u32 {
 fn mixed_frame() -> Frame {
     let mut rng = fastrand::Rng::with_seed(42);
     let text = text_frame(64, 64);
-    frame_from_fn(256, 128, |x, y| {
+    frames::from_fn(256, 128, |x, y| {
         let (tx, ty, lx, ly) = (x / 64, y / 64, u32::from(x % 64), u32::from(y % 64));
         let i = ly * 64 + lx;
         match (tx, ty) {
@@ -108,90 +82,36 @@ fn mixed_frame() -> Frame {
     })
 }
 
-/// One client connection: its encoder, its inflater and what its screen shows.
-struct Client {
-    name: &'static str,
-    converter: PixelConverter,
-    /// What the client decodes with: its own format, or BGR233 for a colour-map client.
-    format: PixelFormat,
-    encoder: ZrleEncoder,
-    inflater: Decompress,
-    stats: Stats,
-    encodings: ClientEncodings,
+fn connect(name: &'static str, format: PixelFormat) -> Client {
+    let decoder = ZrleDecoder { inflater: Decompress::new(true), stats: Stats::default() };
+    Client::new(name, format, ZrleEncoder::new(), decoder, ZRLE)
 }
 
-impl Client {
-    fn new(name: &'static str, format: PixelFormat) -> Self {
-        let converter = PixelConverter::new(format);
-        let format = *converter.client_format();
-        Client {
-            name,
-            converter,
-            format,
-            encoder: ZrleEncoder::new(),
-            inflater: Decompress::new(true),
-            stats: Stats::default(),
-            encodings: ClientEncodings::from_list(vec![ZRLE]),
-        }
+/// Sends `rect`, decodes it and checks every pixel; returns the rects received.
+fn send(client: &mut Client, frame: &Frame, rect: Rect) -> Vec<RectHeader> {
+    let name = client.name;
+    let (_, headers, fb) = client.send(frame, rect);
+    assert_eq!(headers, [RectHeader { rect, encoding: ZRLE }], "{name}");
+    // Spot-check that the client shows the native colours.
+    for (i, &shown) in fb.pixels.iter().enumerate().filter(|&(_, &p)| p != UNTOUCHED).step_by(13) {
+        let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
+        check_rgb(client, frame.pixel(x as u16, y as u16), shown);
     }
+    headers
+}
 
-    /// Encodes `rect` of `frame` and returns the bytes appended.
-    fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
-        let params = EncodeParams {
-            converter: &self.converter,
-            encodings: &self.encodings,
-            shared: None,
-            workers: &rfb::encoders::workers::Serial,
-        };
-        let mut out = vec![0xa5, 0x5a];
-        let count = self.encoder.encode(frame, &rect, &params, &mut out);
-        assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
-        (count, out.split_off(2))
-    }
-
-    /// Sends `rect`, decodes it and checks every pixel; returns the rects received.
-    fn send(&mut self, frame: &Frame, rect: Rect) -> Vec<RectHeader> {
-        let name = self.name;
-        let (count, bytes) = self.encode(frame, rect);
-        let mut fb = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        let headers = decode_rects(&self.format, &mut self.inflater, &bytes, &mut fb, &mut self.stats)
-            .unwrap_or_else(|e| panic!("{name}: {rect:?} of {frame:?}: {e:?}"));
-        assert_eq!(count, headers.len(), "{name}: returned count");
-        assert_eq!(headers, [RectHeader { rect, encoding: ZRLE }], "{name}");
-        // Exactly the rect's pixels are written, each with the converter's value.
-        let mut want = ClientFramebuffer::new(frame.width(), frame.height(), UNTOUCHED);
-        for y in rect.y..rect.y + rect.height {
-            for x in rect.x..rect.x + rect.width {
-                want.pixels[usize::from(y) * usize::from(frame.width()) + usize::from(x)] =
-                    self.converter.pixel_value(frame.pixel(x, y));
-            }
-        }
-        if fb != want {
-            let i = fb.pixels.iter().zip(&want.pixels).position(|(a, b)| a != b).unwrap_or(0);
-            let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
-            panic!("{name}: {rect:?} of {frame:?}: pixel ({x},{y}) is {:x}, want {:x}", fb.pixels[i], want.pixels[i]);
-        }
-        // Spot-check that the client shows the native colours.
-        for (i, &client) in fb.pixels.iter().enumerate().filter(|&(_, &p)| p != UNTOUCHED).step_by(13) {
-            let (x, y) = (i % usize::from(frame.width()), i / usize::from(frame.width()));
-            self.check_rgb(frame.pixel(x as u16, y as u16), client);
-        }
-        headers
-    }
-
-    /// The colour the client shows is the native one, up to the format's precision.
-    fn check_rgb(&self, native: u32, client: u32) {
-        let f = &self.format;
-        let shown = client_pixel_to_rgb(f, client);
-        let [b, g, r, _] = native.to_le_bytes();
-        for (channel, (want, max)) in shown.iter().zip([(r, f.red_max), (g, f.green_max), (b, f.blue_max)]) {
-            let tolerance = 255 / (2 * i32::from(max)) + 1;
-            assert!(
-                (i32::from(*channel) - i32::from(want)).abs() <= tolerance,
-                "{}: native {native:06x} shown as {shown:?}",
-                self.name
-            );
-        }
+/// The colour the client shows is the native one, up to the format's precision.
+fn check_rgb(client: &Client, native: u32, value: u32) {
+    let f = &client.format;
+    let shown = client_pixel_to_rgb(f, value);
+    let [b, g, r, _] = native.to_le_bytes();
+    for (channel, (want, max)) in shown.iter().zip([(r, f.red_max), (g, f.green_max), (b, f.blue_max)]) {
+        let tolerance = 255 / (2 * i32::from(max)) + 1;
+        assert!(
+            (i32::from(*channel) - i32::from(want)).abs() <= tolerance,
+            "{}: native {native:06x} shown as {shown:?}",
+            client.name
+        );
     }
 }
 
@@ -199,14 +119,14 @@ impl Client {
 fn round_trip_every_format() {
     let small = [
         text_frame(200, 150),
-        photo_frame(200, 150),
+        frames::photo(200, 150),
         blocks_frame(300, 200),
         mixed_frame(),
-        photo_frame(1, 1),
-        photo_frame(63, 65),
+        frames::photo(1, 1),
+        frames::photo(63, 65),
         text_frame(130, 70),
     ];
-    let big = [text_frame(260, 200), photo_frame(260, 200)];
+    let big = [text_frame(260, 200), frames::photo(260, 200)];
     let rects = [
         Rect::new(37, 21, 130, 70),
         Rect::new(64, 64, 64, 64),
@@ -215,38 +135,32 @@ fn round_trip_every_format() {
         Rect::new(5, 0, 1, 200),
         Rect::new(100, 70, 160, 130),
     ];
-    // One thread per format (each its own connection) keeps debug builds quick.
-    std::thread::scope(|scope| {
-        for (name, format) in support::formats::all() {
-            let (small, big) = (&small, &big);
-            scope.spawn(move || {
-                let mut client = Client::new(name, format);
-                for frame in small {
-                    client.send(frame, frame.bounds());
-                }
-                for frame in big {
-                    for rect in rects {
-                        client.send(frame, rect);
-                    }
-                }
-                // Every subencoding was used, for every format.
-                let s = &client.stats;
-                assert!(s.subencodings[0] > 0, "{name}: raw");
-                assert!(s.subencodings[1] > 0, "{name}: solid");
-                assert!(s.packed_bits.iter().all(|&n| n > 0), "{name}: packed palettes {:?}", s.packed_bits);
-                assert!(s.subencodings[128] > 0, "{name}: plain RLE");
-                assert!(s.subencodings[130..].iter().sum::<usize>() > 0, "{name}: palette RLE");
-                assert_eq!(s.subencodings[17..128].iter().sum::<usize>() + s.subencodings[129], 0, "{name}");
-            });
+    for_every_format(|name, format| {
+        let mut client = connect(name, format);
+        send_frames(&small, &[], |frame, rect| {
+            send(&mut client, frame, rect);
+        });
+        for frame in &big {
+            for rect in rects {
+                send(&mut client, frame, rect);
+            }
         }
+        // Every subencoding was used, for every format.
+        let s = &client.decoder.stats;
+        assert!(s.subencodings[0] > 0, "{name}: raw");
+        assert!(s.subencodings[1] > 0, "{name}: solid");
+        assert!(s.packed_bits.iter().all(|&n| n > 0), "{name}: packed palettes {:?}", s.packed_bits);
+        assert!(s.subencodings[128] > 0, "{name}: plain RLE");
+        assert!(s.subencodings[130..].iter().sum::<usize>() > 0, "{name}: palette RLE");
+        assert_eq!(s.subencodings[17..128].iter().sum::<usize>() + s.subencodings[129], 0, "{name}");
     });
 }
 
 #[test]
 fn mixed_frame_picks_the_expected_subencodings() {
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
-    client.send(&mixed_frame(), Rect::new(0, 0, 256, 128));
-    let s = &client.stats;
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
+    send(&mut client, &mixed_frame(), Rect::new(0, 0, 256, 128));
+    let s = &client.decoder.stats;
     assert_eq!(s.tiles, 8);
     assert_eq!(s.subencodings[1], 1);
     assert_eq!(s.subencodings[2], 1);
@@ -260,30 +174,30 @@ fn mixed_frame_picks_the_expected_subencodings() {
 #[test]
 fn level_changes_mid_stream_keep_the_stream_decodable() {
     let text = text_frame(200, 130);
-    let photo = photo_frame(200, 130);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let photo = frames::photo(200, 130);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     let levels = [None, Some(1), Some(9), Some(0), Some(2), Some(6), Some(3), Some(0), Some(9), Some(5), None];
     for level in levels {
         let mut list = vec![ZRLE, RAW];
         list.extend(level.map(|l| COMPRESS_LEVEL_0 + l));
         client.encodings = ClientEncodings::from_list(list);
-        client.send(&text, text.bounds());
-        client.send(&photo, Rect::new(3, 7, 190, 100));
-        client.send(&text, Rect::new(10, 10, 64, 64));
+        send(&mut client, &text, text.bounds());
+        send(&mut client, &photo, Rect::new(3, 7, 190, 100));
+        send(&mut client, &text, Rect::new(10, 10, 64, 64));
     }
 }
 
 #[test]
 fn first_level_is_the_clients() {
     // Level 0 from the start: zlib stores, so the payload is at least as big as the tile data.
-    let photo = photo_frame(128, 64);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let photo = frames::photo(128, 64);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     client.encodings = ClientEncodings::from_list(vec![ZRLE, COMPRESS_LEVEL_0]);
     let (_, stored) = client.encode(&photo, photo.bounds());
     assert!(stored.len() > 128 * 64 * 3, "{}", stored.len());
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     client.encodings = ClientEncodings::from_list(vec![ZRLE, COMPRESS_LEVEL_0 + 9]);
-    client.send(&photo, photo.bounds());
+    send(&mut client, &photo, photo.bounds());
 }
 
 fn true_colour(bpp: u8, depth: u8, big_endian: bool, shift: [u8; 3]) -> PixelFormat {
@@ -292,8 +206,8 @@ fn true_colour(bpp: u8, depth: u8, big_endian: bool, shift: [u8; 3]) -> PixelFor
 
 /// The uncompressed bytes of a 1x1 rect of colour 0x123456: subencoding and CPIXEL.
 fn solid_tile_bytes(format: PixelFormat) -> Vec<u8> {
-    let frame = frame_from_fn(1, 1, |_, _| 0x123456);
-    let mut client = Client::new("cpixel", format);
+    let frame = frames::from_fn(1, 1, |_, _| 0x123456);
+    let mut client = connect("cpixel", format);
     let (count, bytes) = client.encode(&frame, frame.bounds());
     assert_eq!(count, 1);
     let length = u32::from_be_bytes(bytes[12..16].try_into().unwrap()) as usize;
@@ -338,22 +252,23 @@ fn cpixel_byte_placement() {
 #[test]
 fn degenerate_rects() {
     let frame = text_frame(100, 80);
-    let mut client = Client::new("rgb888-le", PixelFormat::NATIVE);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
     // Empty rects are covered by zero rects, and leave the zlib stream alone.
     for empty in [Rect::new(5, 6, 0, 10), Rect::new(5, 6, 10, 0), Rect::new(200, 200, 5, 5), Rect::new(100, 0, 5, 5)] {
         let (count, bytes) = client.encode(&frame, empty);
         assert_eq!((count, bytes.len()), (0, 0), "{empty:?}");
     }
-    client.send(&frame, Rect::new(0, 0, 100, 80));
+    send(&mut client, &frame, Rect::new(0, 0, 100, 80));
     // A rect reaching outside the frame is clipped rather than panicking.
     let (count, bytes) = client.encode(&frame, Rect::new(90, 70, 50, 50));
     assert_eq!(count, 1);
     let mut fb = ClientFramebuffer::new(100, 80, UNTOUCHED);
-    let headers = decode_rects(&client.format, &mut client.inflater, &bytes, &mut fb, &mut client.stats).unwrap();
+    let headers =
+        decode_rects(&client.format, &mut client.decoder.inflater, &bytes, &mut fb, &mut client.decoder.stats).unwrap();
     assert_eq!(headers, [RectHeader { rect: Rect::new(90, 70, 10, 10), encoding: ZRLE }]);
     assert_eq!(fb.get(99, 79), frame.pixel(99, 79));
     // The stream is still in step.
-    client.send(&frame, Rect::new(1, 1, 98, 78));
+    send(&mut client, &frame, Rect::new(1, 1, 98, 78));
 }
 
 #[test]

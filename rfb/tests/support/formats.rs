@@ -1,6 +1,5 @@
 //! Pixel formats that round-trip tests run every encoder through: what real clients ask for,
 //! plus layouts that exercise every CPIXEL / byte-order case.
-#![allow(dead_code)]
 
 use rfb::PixelFormat;
 

@@ -3,9 +3,13 @@
 //! specified nor validly carried over from the previous tile of the rect is an error, as are
 //! ForegroundSpecified together with SubrectsColoured, undefined mask bits and subrects reaching
 //! outside their tile. Malformed data is reported as an error, never a panic.
-#![allow(dead_code)]
+
+use std::fmt::Debug;
 
 use rfb::{PixelFormat, Rect};
+
+use super::round_trip::{Decoded, RectDecoder};
+use super::wire::{ClientFramebuffer, Reader, RectHeader, WireError, for_each_rect, pixel_len, put_pixels, read_pixel};
 
 const RAW: i32 = 0;
 const HEXTILE: i32 = 5;
@@ -37,28 +41,7 @@ pub enum DecodeError {
     UnsupportedFormat,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFramebuffer {
-    pub width: u16,
-    pub height: u16,
-    pub pixels: Vec<u32>,
-}
-
-impl ClientFramebuffer {
-    pub fn new(width: u16, height: u16, fill: u32) -> Self {
-        Self { width, height, pixels: vec![fill; usize::from(width) * usize::from(height)] }
-    }
-
-    fn set(&mut self, x: usize, y: usize, v: u32) {
-        self.pixels[y * usize::from(self.width) + x] = v;
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RectHeader {
-    pub rect: Rect,
-    pub encoding: i32,
-}
+super::wire::from_wire_error!(DecodeError);
 
 /// Counts of what was decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,47 +61,24 @@ pub struct Stats {
     pub bytes: usize,
 }
 
-pub fn pixel_len(format: &PixelFormat) -> Result<usize, DecodeError> {
-    match format.bits_per_pixel {
-        8 => Ok(1),
-        16 => Ok(2),
-        32 => Ok(4),
-        _ => Err(DecodeError::UnsupportedFormat),
+/// One connection's decoder: what it decoded so far.
+#[derive(Default)]
+pub struct HextileDecoder {
+    pub stats: Stats,
+}
+
+impl RectDecoder for HextileDecoder {
+    fn decode(&mut self, format: &PixelFormat, bytes: &[u8], fb: &mut ClientFramebuffer) -> Decoded<impl Debug> {
+        decode_rects(format, bytes, fb, &mut self.stats)
     }
 }
 
-/// The bits of a pixel value that carry colour (all of them for a colour-map format).
-pub fn colour_mask(format: &PixelFormat) -> u32 {
-    if !format.true_colour {
-        return u32::MAX;
-    }
-    [(format.red_max, format.red_shift), (format.green_max, format.green_shift), (format.blue_max, format.blue_shift)]
-        .iter()
-        .fold(0, |m, &(max, shift)| m | u32::from(max).checked_shl(u32::from(shift)).unwrap_or(0))
+fn byte(r: &mut Reader, what: &'static str) -> Result<u8, DecodeError> {
+    Ok(r.take(1, what)?[0])
 }
 
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let s = self.data.get(self.pos..self.pos + n).ok_or(DecodeError::Truncated(what))?;
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn pixel(&mut self, format: &PixelFormat, what: &'static str) -> Result<u32, DecodeError> {
-        let bytes = self.take(pixel_len(format)?, what)?;
-        let fold = |acc: u32, &b: &u8| acc << 8 | u32::from(b);
-        let v = if format.big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) };
-        Ok(v & colour_mask(format))
-    }
+fn pixel(r: &mut Reader, format: &PixelFormat, what: &'static str) -> Result<u32, DecodeError> {
+    Ok(read_pixel(format, r.take(pixel_len(format)?, what)?))
 }
 
 /// Decodes rects (headers and data, no FramebufferUpdate header) of encodings Hextile or Raw.
@@ -128,35 +88,15 @@ pub fn decode_rects(
     fb: &mut ClientFramebuffer,
     stats: &mut Stats,
 ) -> Result<Vec<RectHeader>, DecodeError> {
-    let mut r = Reader { data: bytes, pos: 0 };
-    let mut headers = Vec::new();
-    while r.pos < bytes.len() {
-        let h = r.take(12, "rect header")?;
-        let u16_at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        let header = RectHeader {
-            rect: Rect::new(u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
-            encoding: i32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        };
+    let headers = for_each_rect(bytes, |r, header| {
         let rect = header.rect;
-        if usize::from(rect.x) + usize::from(rect.width) > usize::from(fb.width)
-            || usize::from(rect.y) + usize::from(rect.height) > usize::from(fb.height)
-        {
-            return Err(DecodeError::OutsideFramebuffer(rect));
-        }
+        fb.check_inside(rect)?;
         match header.encoding {
-            HEXTILE => decode_hextile(format, &mut r, rect, fb, stats)?,
-            RAW => {
-                for y in 0..usize::from(rect.height) {
-                    for x in 0..usize::from(rect.width) {
-                        let v = r.pixel(format, "raw pixels")?;
-                        fb.set(usize::from(rect.x) + x, usize::from(rect.y) + y, v);
-                    }
-                }
-            }
-            other => return Err(DecodeError::UnexpectedEncoding(other)),
+            HEXTILE => decode_hextile(format, r, rect, fb, stats),
+            RAW => Ok(put_pixels(format, rect, r.take(rect.area() * pixel_len(format)?, "raw pixels")?, fb)?),
+            other => Err(DecodeError::UnexpectedEncoding(other)),
         }
-        headers.push(header);
-    }
+    })?;
     stats.bytes += bytes.len();
     Ok(headers)
 }
@@ -181,12 +121,12 @@ fn decode_hextile(
             let tw = (rw - tx).min(16);
             let (x0, y0) = (rx + tx, ry + ty);
             stats.tiles += 1;
-            let mask = r.u8("subencoding")?;
+            let mask = byte(r, "subencoding")?;
             if mask & M_RAW != 0 {
                 stats.raw += 1;
                 for y in 0..th {
                     for x in 0..tw {
-                        let v = r.pixel(format, "raw tile")?;
+                        let v = pixel(r, format, "raw tile")?;
                         fb.set(x0 + x, y0 + y, v);
                     }
                 }
@@ -200,7 +140,7 @@ fn decode_hextile(
                 return Err(DecodeError::UndefinedMaskBits(mask));
             }
             if mask & M_BACKGROUND != 0 {
-                background = Some(r.pixel(format, "background")?);
+                background = Some(pixel(r, format, "background")?);
             } else {
                 stats.background_carried += 1;
             }
@@ -209,7 +149,7 @@ fn decode_hextile(
                 if mask & M_COLOURED != 0 {
                     return Err(DecodeError::ForegroundAndColoured);
                 }
-                foreground = Some(r.pixel(format, "foreground")?);
+                foreground = Some(pixel(r, format, "foreground")?);
             }
             for y in 0..th {
                 for x in 0..tw {
@@ -222,7 +162,7 @@ fn decode_hextile(
                 tx += 16;
                 continue;
             }
-            let count = usize::from(r.u8("subrect count")?);
+            let count = usize::from(byte(r, "subrect count")?);
             let coloured = mask & M_COLOURED != 0;
             if coloured {
                 stats.coloured += 1;
@@ -235,12 +175,12 @@ fn decode_hextile(
             stats.subrects += count;
             for _ in 0..count {
                 let colour = if coloured {
-                    r.pixel(format, "subrect colour")?
+                    pixel(r, format, "subrect colour")?
                 } else {
                     foreground.ok_or(DecodeError::NoForeground)?
                 };
-                let xy = r.u8("subrect position")?;
-                let wh = r.u8("subrect size")?;
+                let xy = byte(r, "subrect position")?;
+                let wh = byte(r, "subrect size")?;
                 let (x, y) = (usize::from(xy >> 4), usize::from(xy & 15));
                 let (w, h) = (usize::from(wh >> 4) + 1, usize::from(wh & 15) + 1);
                 if x + w > tw || y + h > th {

@@ -3,10 +3,14 @@
 //! Each Zlib rect is `U32 length` + that many bytes of zlib data which inflate to exactly the
 //! rect's pixels as Raw would send them. Like a real client it keeps one inflater for the whole
 //! connection. Malformed data is reported as an error, never a panic.
-#![allow(dead_code)]
+
+use std::fmt::Debug;
 
 use flate2::{Decompress, FlushDecompress, Status};
 use rfb::{PixelFormat, Rect};
+
+use super::round_trip::{Decoded, RectDecoder};
+use super::wire::{ClientFramebuffer, RectHeader, WireError, colour_mask, for_each_rect, pixel_len, put_pixels};
 
 const RAW: i32 = 0;
 const ZLIB: i32 = 6;
@@ -31,106 +35,50 @@ pub enum DecodeError {
     UnsupportedFormat,
 }
 
-/// What a client shows: one client pixel value per pixel, bits outside the colour channels
-/// cleared (a client never looks at them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFramebuffer {
-    pub width: u16,
-    pub height: u16,
-    pub pixels: Vec<u32>,
+super::wire::from_wire_error!(DecodeError);
+
+/// One connection's decoder: its inflater.
+pub struct ZlibDecoder {
+    pub inflater: Decompress,
 }
 
-impl ClientFramebuffer {
-    pub fn new(width: u16, height: u16, fill: u32) -> Self {
-        Self { width, height, pixels: vec![fill; usize::from(width) * usize::from(height)] }
+impl Default for ZlibDecoder {
+    fn default() -> Self {
+        ZlibDecoder { inflater: Decompress::new(true) }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RectHeader {
-    pub rect: Rect,
-    pub encoding: i32,
-}
-
-/// Bytes per PIXEL.
-pub fn pixel_len(format: &PixelFormat) -> Result<usize, DecodeError> {
-    match format.bits_per_pixel {
-        8 => Ok(1),
-        16 => Ok(2),
-        32 => Ok(4),
-        _ => Err(DecodeError::UnsupportedFormat),
+impl RectDecoder for ZlibDecoder {
+    fn decode(&mut self, format: &PixelFormat, bytes: &[u8], fb: &mut ClientFramebuffer) -> Decoded<impl Debug> {
+        decode_rects(format, &mut self.inflater, bytes, fb)
     }
-}
 
-/// The bits of a pixel value that carry colour (all of them for a colour-map format).
-pub fn colour_mask(format: &PixelFormat) -> u32 {
-    if !format.true_colour {
-        return u32::MAX;
+    /// Bits outside the colour channels are cleared.
+    fn shown(format: &PixelFormat, value: u32) -> u32 {
+        value & colour_mask(format)
     }
-    [(format.red_max, format.red_shift), (format.green_max, format.green_shift), (format.blue_max, format.blue_shift)]
-        .iter()
-        .fold(0, |m, &(max, shift)| m | u32::from(max).checked_shl(u32::from(shift)).unwrap_or(0))
-}
-
-fn read_pixel(format: &PixelFormat, bytes: &[u8]) -> u32 {
-    let fold = |acc: u32, &b: &u8| acc << 8 | u32::from(b);
-    let v = if format.big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) };
-    v & colour_mask(format)
-}
-
-/// Writes `data` (row-major pixels of `rect`) into `fb`.
-fn put_pixels(format: &PixelFormat, rect: Rect, data: &[u8], fb: &mut ClientFramebuffer) -> Result<(), DecodeError> {
-    let bpp = pixel_len(format)?;
-    if usize::from(rect.x) + usize::from(rect.width) > usize::from(fb.width)
-        || usize::from(rect.y) + usize::from(rect.height) > usize::from(fb.height)
-    {
-        return Err(DecodeError::OutsideFramebuffer(rect));
-    }
-    for (i, px) in data.chunks_exact(bpp).enumerate() {
-        let (x, y) = (i % usize::from(rect.width), i / usize::from(rect.width));
-        let at = (usize::from(rect.y) + y) * usize::from(fb.width) + usize::from(rect.x) + x;
-        fb.pixels[at] = read_pixel(format, px);
-    }
-    Ok(())
 }
 
 /// Decodes rects (headers and data, no FramebufferUpdate header) of encodings Zlib or Raw.
 pub fn decode_rects(
     format: &PixelFormat,
     inflater: &mut Decompress,
-    mut bytes: &[u8],
+    bytes: &[u8],
     fb: &mut ClientFramebuffer,
 ) -> Result<Vec<RectHeader>, DecodeError> {
-    let mut headers = Vec::new();
-    while !bytes.is_empty() {
-        let h = bytes.get(..12).ok_or(DecodeError::Truncated("rect header"))?;
-        let u16_at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-        let header = RectHeader {
-            rect: Rect::new(u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
-            encoding: i32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        };
-        bytes = &bytes[12..];
+    for_each_rect(bytes, |r, header| {
         let want = header.rect.area() * pixel_len(format)?;
-        let used = match header.encoding {
+        match header.encoding {
             ZLIB => {
-                let len = bytes.get(..4).ok_or(DecodeError::Truncated("zlib length"))?;
+                let len = r.take(4, "zlib length")?;
                 let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                let data = bytes.get(4..4 + len).ok_or(DecodeError::Truncated("zlib data"))?;
-                let pixels = inflate_exact(inflater, data, want)?;
-                put_pixels(format, header.rect, &pixels, fb)?;
-                4 + len
+                let pixels = inflate_exact(inflater, r.take(len, "zlib data")?, want)?;
+                Ok(put_pixels(format, header.rect, &pixels, fb)?)
             }
-            RAW => {
-                let data = bytes.get(..want).ok_or(DecodeError::Truncated("raw pixels"))?;
-                put_pixels(format, header.rect, data, fb)?;
-                want
-            }
-            other => return Err(DecodeError::UnexpectedEncoding(other)),
-        };
-        bytes = &bytes[used..];
-        headers.push(header);
-    }
-    Ok(headers)
+            RAW => Ok(put_pixels(format, header.rect, r.take(want, "raw pixels")?, fb)?),
+            other => Err(DecodeError::UnexpectedEncoding(other)),
+        }
+    })
 }
 
 /// Inflates all of `data`, which must produce exactly `want` bytes.

@@ -2,10 +2,18 @@
 //!
 //! Like a real client it keeps one zlib inflater for the whole connection and decodes into a
 //! framebuffer of client pixel values. Malformed data is reported as an error, never a panic.
-#![allow(dead_code)]
 
 use flate2::{Decompress, FlushDecompress, Status};
 use rfb::{PixelFormat, Rect};
+
+// The vs_tigervnc bench's client (benches/support/rfb_client.rs) includes this file by path,
+// without the rest of support, so the shared helpers come in as a child module here; test crates
+// that include this decoder use it as `support::wire` through `pub use zrle_decoder::wire`.
+#[path = "wire.rs"]
+pub mod wire;
+
+pub use wire::ClientFramebuffer;
+use wire::{Reader, RectHeader, WireError, for_each_rect, pixel_len, put_pixels, read_uint};
 
 const ZRLE: i32 = 16;
 const RAW: i32 = 0;
@@ -35,23 +43,7 @@ pub enum DecodeError {
     UnsupportedFormat,
 }
 
-/// What a client shows: one client pixel value per pixel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFramebuffer {
-    pub width: u16,
-    pub height: u16,
-    pub pixels: Vec<u32>,
-}
-
-impl ClientFramebuffer {
-    pub fn new(width: u16, height: u16, fill: u32) -> Self {
-        Self { width, height, pixels: vec![fill; usize::from(width) * usize::from(height)] }
-    }
-
-    pub fn get(&self, x: u16, y: u16) -> u32 {
-        self.pixels[usize::from(y) * usize::from(self.width) + usize::from(x)]
-    }
-}
+wire::from_wire_error!(DecodeError);
 
 /// Counts of what was decoded.
 #[derive(Debug, Clone)]
@@ -69,55 +61,24 @@ impl Default for Stats {
     }
 }
 
-/// One rect of a FramebufferUpdate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RectHeader {
-    pub rect: Rect,
-    pub encoding: i32,
-}
-
-/// Parses a 12-byte rect header.
-pub fn parse_rect_header(bytes: &[u8]) -> Result<RectHeader, DecodeError> {
-    let h = bytes.get(..12).ok_or(DecodeError::Truncated("rect header"))?;
-    let u16_at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
-    Ok(RectHeader {
-        rect: Rect::new(u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
-        encoding: i32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-    })
-}
-
 /// Decodes a sequence of rects (headers and data, no FramebufferUpdate header) of encodings
 /// ZRLE or Raw, returning their headers.
 pub fn decode_rects(
     format: &PixelFormat,
     inflater: &mut Decompress,
-    mut bytes: &[u8],
+    bytes: &[u8],
     fb: &mut ClientFramebuffer,
     stats: &mut Stats,
 ) -> Result<Vec<RectHeader>, DecodeError> {
-    let mut headers = Vec::new();
-    while !bytes.is_empty() {
-        let header = parse_rect_header(bytes)?;
-        bytes = &bytes[12..];
+    for_each_rect(bytes, |r, header| {
         let used = match header.encoding {
-            ZRLE => decode_zrle_rect(format, inflater, header.rect, bytes, fb, stats)?,
-            RAW => decode_raw_rect(format, header.rect, bytes, fb)?,
+            ZRLE => decode_zrle_rect(format, inflater, header.rect, &r.data[r.pos..], fb, stats)?,
+            RAW => decode_raw_rect(format, header.rect, &r.data[r.pos..], fb)?,
             other => return Err(DecodeError::UnexpectedEncoding(other)),
         };
-        bytes = &bytes[used..];
-        headers.push(header);
-    }
-    Ok(headers)
-}
-
-/// Size of a PIXEL of `format` in bytes.
-pub fn pixel_len(format: &PixelFormat) -> Result<usize, DecodeError> {
-    match format.bits_per_pixel {
-        8 => Ok(1),
-        16 => Ok(2),
-        32 => Ok(4),
-        _ => Err(DecodeError::UnsupportedFormat),
-    }
+        r.take(used, "rect data")?;
+        Ok(())
+    })
 }
 
 /// Where a CPIXEL's bytes come from.
@@ -159,15 +120,9 @@ pub fn cpixel_layout(format: &PixelFormat) -> CpixelLayout {
 
 pub fn cpixel_len(format: &PixelFormat) -> Result<usize, DecodeError> {
     match cpixel_layout(format) {
-        CpixelLayout::Pixel => pixel_len(format),
+        CpixelLayout::Pixel => Ok(pixel_len(format)?),
         CpixelLayout::LowBytes | CpixelLayout::HighBytes => Ok(3),
     }
-}
-
-/// Reads an unsigned big- or little-endian integer from `bytes` (1 to 4 of them).
-fn read_uint(bytes: &[u8], big_endian: bool) -> u32 {
-    let fold = |acc: u32, &b: &u8| acc << 8 | u32::from(b);
-    if big_endian { bytes.iter().fold(0, fold) } else { bytes.iter().rev().fold(0, fold) }
 }
 
 fn read_cpixel(format: &PixelFormat, layout: CpixelLayout, bytes: &[u8]) -> u32 {
@@ -195,33 +150,18 @@ pub fn client_pixel_to_rgb(format: &PixelFormat, value: u32) -> [u8; 3] {
     ]
 }
 
-/// Cursor over uncompressed data.
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+fn byte(r: &mut Reader, what: &'static str) -> Result<u8, DecodeError> {
+    Ok(r.take(1, what)?[0])
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Truncated(what))?;
-        let bytes = self.data.get(self.pos..end).ok_or(DecodeError::Truncated(what))?;
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    fn byte(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    /// A run length: 255s continue, the final byte ends it; length = 1 + sum of the bytes.
-    fn run_length(&mut self) -> Result<usize, DecodeError> {
-        let mut len = 1usize;
-        loop {
-            let b = self.byte("run length")?;
-            len += usize::from(b);
-            if b != 255 {
-                return Ok(len);
-            }
+/// A run length: 255s continue, the final byte ends it; length = 1 + sum of the bytes.
+fn run_length(r: &mut Reader) -> Result<usize, DecodeError> {
+    let mut len = 1usize;
+    loop {
+        let b = byte(r, "run length")?;
+        len += usize::from(b);
+        if b != 255 {
+            return Ok(len);
         }
     }
 }
@@ -232,12 +172,6 @@ fn read_cpixels(r: &mut Reader, format: &PixelFormat, cp: usize, count: usize) -
     Ok(bytes.chunks_exact(cp).map(|b| read_cpixel(format, layout, b)).collect())
 }
 
-fn check_inside(rect: Rect, fb: &ClientFramebuffer) -> Result<(), DecodeError> {
-    let inside = u32::from(rect.x) + u32::from(rect.width) <= u32::from(fb.width)
-        && u32::from(rect.y) + u32::from(rect.height) <= u32::from(fb.height);
-    if inside { Ok(()) } else { Err(DecodeError::OutsideFramebuffer(rect)) }
-}
-
 /// Decodes a Raw rect's data; returns the bytes used.
 pub fn decode_raw_rect(
     format: &PixelFormat,
@@ -245,15 +179,9 @@ pub fn decode_raw_rect(
     data: &[u8],
     fb: &mut ClientFramebuffer,
 ) -> Result<usize, DecodeError> {
-    check_inside(rect, fb)?;
-    let bpp = pixel_len(format)?;
-    let len = rect.area() * bpp;
-    let bytes = data.get(..len).ok_or(DecodeError::Truncated("raw rect"))?;
-    for (i, px) in bytes.chunks_exact(bpp).enumerate() {
-        let x = usize::from(rect.x) + i % usize::from(rect.width);
-        let y = usize::from(rect.y) + i / usize::from(rect.width);
-        fb.pixels[y * usize::from(fb.width) + x] = read_uint(px, format.big_endian);
-    }
+    fb.check_inside(rect)?;
+    let len = rect.area() * pixel_len(format)?;
+    put_pixels(format, rect, data.get(..len).ok_or(DecodeError::Truncated("raw rect"))?, fb)?;
     Ok(len)
 }
 
@@ -290,13 +218,13 @@ pub fn decode_zrle_rect(
     fb: &mut ClientFramebuffer,
     stats: &mut Stats,
 ) -> Result<usize, DecodeError> {
-    check_inside(rect, fb)?;
+    fb.check_inside(rect)?;
     let length_bytes = payload.get(..4).ok_or(DecodeError::Truncated("zrle length"))?;
     let length = u32::from_be_bytes([length_bytes[0], length_bytes[1], length_bytes[2], length_bytes[3]]) as usize;
     let zlib_data = payload.get(4..4 + length).ok_or(DecodeError::Truncated("zrle data"))?;
     let plain = if zlib_data.is_empty() { Vec::new() } else { inflate(inflater, zlib_data)? };
     let cp = cpixel_len(format)?;
-    let mut r = Reader { data: &plain, pos: 0 };
+    let mut r = Reader::new(&plain);
     let mut tile = vec![0u32; TILE * TILE];
 
     let (width, height) = (usize::from(rect.width), usize::from(rect.height));
@@ -305,7 +233,7 @@ pub fn decode_zrle_rect(
             let tw = TILE.min(width - tx);
             let th = TILE.min(height - ty);
             let n = tw * th;
-            let sub = r.byte("subencoding")?;
+            let sub = byte(&mut r, "subencoding")?;
             stats.tiles += 1;
             stats.subencodings[usize::from(sub)] += 1;
             match sub {
@@ -343,7 +271,7 @@ pub fn decode_zrle_rect(
                     let mut filled = 0;
                     while filled < n {
                         let colour = read_cpixels(&mut r, format, cp, 1)?[0];
-                        let len = r.run_length()?;
+                        let len = run_length(&mut r)?;
                         let end = filled.checked_add(len).filter(|&e| e <= n).ok_or(DecodeError::RunOverflow)?;
                         tile[filled..end].fill(colour);
                         filled = end;
@@ -353,12 +281,12 @@ pub fn decode_zrle_rect(
                     let palette = read_cpixels(&mut r, format, cp, usize::from(sub - 128))?;
                     let mut filled = 0;
                     while filled < n {
-                        let b = r.byte("palette rle index")?;
+                        let b = byte(&mut r, "palette rle index")?;
                         let index = b & 0x7f;
                         let colour = *palette
                             .get(usize::from(index))
                             .ok_or(DecodeError::PaletteIndex { index, palette: palette.len() })?;
-                        let len = if b & 0x80 != 0 { r.run_length()? } else { 1 };
+                        let len = if b & 0x80 != 0 { run_length(&mut r)? } else { 1 };
                         let end = filled.checked_add(len).filter(|&e| e <= n).ok_or(DecodeError::RunOverflow)?;
                         tile[filled..end].fill(colour);
                         filled = end;
