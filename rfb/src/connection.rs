@@ -209,6 +209,8 @@ pub struct ServerConnection {
     skip: u64,
     output: Vec<u8>,
     output_sent: usize,
+    /// A buffer lent to the next update job (see `update_job.rs`).
+    spare_output: Vec<u8>,
     events: VecDeque<Event>,
     width: u16,
     height: u16,
@@ -259,6 +261,7 @@ impl ServerConnection {
             skip: 0,
             output: SERVER_VERSION.to_vec(),
             output_sent: 0,
+            spare_output: Vec::new(),
             events: VecDeque::new(),
             width: 0,
             height: 0,

@@ -61,7 +61,7 @@ impl DamageDetector {
         let height = usize::from(frame.height());
         let stride = frame.stride();
         let new = frame.pixels();
-        let old = shadow.pixels_mut();
+        let old = shadow.pixels();
         self.rects.clear();
 
         for stripe_y in (0..height).step_by(BLOCK) {
@@ -108,14 +108,14 @@ impl DamageDetector {
                     continue; // Unreachable: some strip of a differing row differs.
                 };
                 let x1 = (x0..strips_x1).rev().find(|&x| column_differs(x)).map_or(strips_x1, |x| x + 1);
-
-                for y in y0..=y1 {
-                    let bytes = y * stride + x0 * NATIVE_BYTES_PER_PIXEL..y * stride + x1 * NATIVE_BYTES_PER_PIXEL;
-                    old[bytes.clone()].copy_from_slice(&new[bytes]);
-                }
                 // All coordinates are within the u16-sized frame.
                 self.rects.push(Rect::new(x0 as u16, y0 as u16, (x1 - x0) as u16, (y1 + 1 - y0) as u16));
             }
+        }
+        if !self.rects.is_empty() {
+            // Outside the rects the frames are equal, so the new frame is the next reference;
+            // frames share their pixels, so this copies nothing.
+            self.shadow = Some(frame.clone());
         }
         Region::from_rects(&self.rects)
     }

@@ -64,11 +64,14 @@ pub const NATIVE_BYTES_PER_PIXEL: usize = 4;
 
 /// A frame in the native pixel format: 32 bpp little-endian `0x00RRGGBB`,
 /// i.e. bytes B, G, R, X in memory, rows packed with no padding.
+///
+/// Cloning shares the pixels (copy on write): a frame handed to every viewer, an encode
+/// worker and a replay's cache costs one buffer, not one each.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     width: u16,
     height: u16,
-    pixels: Vec<u8>,
+    pixels: std::sync::Arc<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Frame {
@@ -91,7 +94,7 @@ impl Frame {
     /// A black frame.
     pub fn new(width: u16, height: u16) -> Self {
         let len = usize::from(width) * usize::from(height) * NATIVE_BYTES_PER_PIXEL;
-        Self { width, height, pixels: vec![0; len] }
+        Self { width, height, pixels: std::sync::Arc::new(vec![0; len]) }
     }
 
     pub fn from_pixels(width: u16, height: u16, pixels: Vec<u8>) -> Result<Self, FrameSizeError> {
@@ -99,7 +102,7 @@ impl Frame {
         if pixels.len() != expected {
             return Err(FrameSizeError { width, height, expected, actual: pixels.len() });
         }
-        Ok(Self { width, height, pixels })
+        Ok(Self { width, height, pixels: std::sync::Arc::new(pixels) })
     }
 
     pub fn width(&self) -> u16 {
@@ -124,7 +127,7 @@ impl Frame {
     }
 
     pub fn pixels_mut(&mut self) -> &mut [u8] {
-        &mut self.pixels
+        std::sync::Arc::make_mut(&mut self.pixels).as_mut_slice()
     }
 
     /// The native bytes of one row of `rect` (which must lie inside the frame).
@@ -144,10 +147,11 @@ impl Frame {
         let rect = rect.intersect(&self.bounds());
         let bytes = rgb.to_le_bytes();
         let stride = self.stride();
+        let pixels = std::sync::Arc::make_mut(&mut self.pixels);
         for y in rect.y..rect.y + rect.height {
             let start = usize::from(y) * stride + usize::from(rect.x) * NATIVE_BYTES_PER_PIXEL;
             let end = start + usize::from(rect.width) * NATIVE_BYTES_PER_PIXEL;
-            for px in self.pixels[start..end].chunks_exact_mut(NATIVE_BYTES_PER_PIXEL) {
+            for px in pixels[start..end].chunks_exact_mut(NATIVE_BYTES_PER_PIXEL) {
                 px.copy_from_slice(&bytes);
             }
         }

@@ -8,6 +8,11 @@
 //! streams see the updates in the order the client receives them. Messages that arrive
 //! meanwhile are handled at once: a new pixel format or encoding list applies from the next
 //! update, exactly as if the job's update had already been on the wire.
+//!
+//! The job writes its rects after [`HEADROOM`] spare bytes of a buffer the connection lends it
+//! too; the update header and pseudo-rects go into that room, so a large update is handed to
+//! the socket without being copied again, and the buffers are reused from update to update
+//! (fresh multi-megabyte allocations cost page faults every time).
 
 use std::sync::Arc;
 
@@ -19,17 +24,26 @@ use crate::encoding::ClientEncodings;
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
+/// Room before a job's rects for the update header and the pseudo-rects (at most a few dozen
+/// bytes: QEMU key ack, extended mouse buttons, LED state).
+const HEADROOM: usize = 64;
+/// A spare buffer larger than this is not kept (a 1080p Raw update is 8 MiB).
+const MAX_SPARE: usize = 16 << 20;
+
 /// One update's pixels to encode, with everything the encode needs from the connection.
 pub struct UpdateJob {
     encoders: Encoders,
     converter: Arc<PixelConverter>,
     encodings: ClientEncodings,
     rects: Vec<Rect>,
+    /// [`HEADROOM`] bytes, then the encoded rects.
+    bytes: Vec<u8>,
 }
 
 /// An encoded update on its way back to its connection.
 pub struct EncodedUpdate {
     encoders: Encoders,
+    /// [`HEADROOM`] bytes, then the encoded rects.
     rects: Vec<u8>,
     count: usize,
     /// False for a cancelled job: nothing goes out.
@@ -63,9 +77,8 @@ impl UpdateJob {
         shared: Option<(u64, &dyn SharedEncodings)>,
         workers: &dyn Workers,
     ) -> EncodedUpdate {
-        let UpdateJob { mut encoders, converter, encodings, rects } = self;
+        let UpdateJob { mut encoders, converter, encodings, rects, mut bytes } = self;
         let params = EncodeParams { converter: &converter, encodings: &encodings, shared, workers };
-        let mut bytes = Vec::new();
         let mut count = 0;
         for rect in &rects {
             // A frame of another size than announced would leave rects outside it: crop again.
@@ -79,18 +92,18 @@ impl UpdateJob {
 
     /// Gives the encoders back without encoding (the frame could not be had); nothing is sent.
     pub fn cancel(self) -> EncodedUpdate {
-        EncodedUpdate { encoders: self.encoders, rects: Vec::new(), count: 0, send: false }
+        EncodedUpdate { encoders: self.encoders, rects: self.bytes, count: 0, send: false }
     }
 }
 
 impl EncodedUpdate {
     /// Bytes of the encoded rects (without the update header).
     pub fn len(&self) -> usize {
-        self.rects.len()
+        self.rects.len().saturating_sub(HEADROOM)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rects.is_empty()
+        self.len() == 0
     }
 }
 
@@ -110,20 +123,49 @@ impl ServerConnection {
             encodings.preferred = encodings.lossless;
         }
         let rects = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
-        Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, rects })
+        let mut bytes = std::mem::take(&mut self.spare_output);
+        bytes.clear();
+        bytes.resize(HEADROOM, 0);
+        Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, rects, bytes })
     }
 
     /// Takes the encoders back and queues the update, with any pseudo-rects owed by now. Must
     /// be the job this connection lent last.
     pub fn complete_update(&mut self, done: EncodedUpdate) {
-        let EncodedUpdate { encoders, rects, count, send } = done;
+        let EncodedUpdate { encoders, mut rects, count, send } = done;
         self.encoders = Some(encoders);
-        if !send || self.state != State::Normal {
+        if !send || self.state != State::Normal || rects.len() < HEADROOM {
+            self.keep_spare(rects);
             return;
         }
-        let (header_at, pseudo) = self.begin_update();
-        self.output.extend_from_slice(&rects);
+        // The header and pseudo-rects, written aside.
+        let pending = std::mem::replace(&mut self.output, Vec::with_capacity(HEADROOM));
+        let (_, pseudo) = self.begin_update();
+        let head = std::mem::replace(&mut self.output, pending);
+        let header_at = if self.output.is_empty() && self.cipher.is_none() && head.len() <= HEADROOM {
+            // Nothing else waits to be sent: the job's buffer becomes the output, starting at
+            // the header written into its headroom.
+            let start = HEADROOM - head.len();
+            rects[start..HEADROOM].copy_from_slice(&head);
+            let drained = std::mem::replace(&mut self.output, rects);
+            self.output_sent = start;
+            self.keep_spare(drained);
+            start
+        } else {
+            let header_at = self.output.len();
+            self.output.extend_from_slice(&head);
+            self.output.extend_from_slice(&rects[HEADROOM..]);
+            self.keep_spare(rects);
+            header_at
+        };
         self.finish_update(header_at, pseudo + count);
+    }
+
+    /// Keeps `buffer` for the next job, unless it is very large.
+    fn keep_spare(&mut self, buffer: Vec<u8>) {
+        if buffer.capacity() <= MAX_SPARE {
+            self.spare_output = buffer;
+        }
     }
 
     /// Whether an update's encoders are lent to a job.
