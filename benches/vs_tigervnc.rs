@@ -5,7 +5,8 @@
 //! Both servers show the same 1280x720 frames: kvnc with `--source replay:DIR`, Xvnc on its
 //! root window, painted exactly with X11 PutImage requests (a Raw update is checked against
 //! the PNG pixel for pixel). Per server and setting (Tight JPEG q8 c2, Tight c2 without JPEG,
-//! ZRLE, Raw; each in 32-bit and bgr233):
+//! ZRLE, Zlib, Hextile, Raw; each in 32-bit and bgr233; Xvnc has no Zlib encoder and answers a
+//! client that lists only Zlib with Raw, so its Zlib rows are its Raw figures):
 //!
 //! - **first**: the first full update of a fresh server process (desktop screen);
 //! - **steady**: incremental updates while the screen alternates between two desktop frames
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use rfb::PixelFormat;
-use rfb_client::{Client, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZRLE, cpu_time};
+use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE, cpu_time};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -55,10 +56,12 @@ struct Setting {
 fn settings() -> Vec<Setting> {
     let mut all = Vec::new();
     for (fname, format) in [("32-bit", RGB888), ("bgr233", PixelFormat::BGR233)] {
-        let list: [(&str, Vec<i32>); 4] = [
+        let list: [(&str, Vec<i32>); 6] = [
             ("Tight JPEG q8 c2", vec![TIGHT, -32 + 8, -256 + 2, LAST_RECT, RICH_CURSOR]),
             ("Tight c2 (no JPEG)", vec![TIGHT, -256 + 2, LAST_RECT, RICH_CURSOR]),
             ("ZRLE", vec![ZRLE, RICH_CURSOR]),
+            ("Zlib", vec![ZLIB, RICH_CURSOR]),
+            ("Hextile", vec![HEXTILE, RICH_CURSOR]),
             ("Raw", vec![RAW, RICH_CURSOR]),
         ];
         for (name, encodings) in list {

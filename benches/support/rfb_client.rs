@@ -7,10 +7,17 @@
 // Each bench includes this file and uses only part of it.
 #![allow(dead_code)]
 
+#[path = "../../rfb/tests/support/hextile_decoder.rs"]
+mod hextile_decoder;
 #[path = "../../rfb/tests/support/tight_decoder.rs"]
 mod tight_decoder;
+#[path = "../../rfb/tests/support/zlib_decoder.rs"]
+mod zlib_decoder;
 #[path = "../../rfb/tests/support/zrle_decoder.rs"]
 mod zrle_decoder;
+// The Hextile and Zlib decoders find the shared wire helpers as `super::wire`: zrle_decoder's
+// copy, so that all three decode into the same `ClientFramebuffer`.
+use zrle_decoder::wire;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -23,6 +30,8 @@ use tight_decoder::{Pixels, TightDecoder, TightError};
 use zrle_decoder::{ClientFramebuffer, DecodeError, Stats, client_pixel_to_rgb};
 
 pub const RAW: i32 = 0;
+pub const HEXTILE: i32 = 5;
+pub const ZLIB: i32 = 6;
 pub const TIGHT: i32 = 7;
 pub const ZRLE: i32 = 16;
 pub const RICH_CURSOR: i32 = -239;
@@ -69,6 +78,8 @@ pub struct Client {
     pub lossy: bool,
     tight: TightDecoder,
     zrle: Decompress,
+    /// The Zlib encoding's stream, which lasts the whole connection like ZRLE's.
+    zlib: Decompress,
     scratch: ClientFramebuffer,
     buf: Vec<u8>,
     pos: usize,
@@ -82,6 +93,8 @@ pub enum ClientError {
     Protocol(String),
     Tight(TightError),
     Zrle(DecodeError),
+    Zlib(zlib_decoder::DecodeError),
+    Hextile(hextile_decoder::DecodeError),
 }
 
 impl From<std::io::Error> for ClientError {
@@ -118,6 +131,7 @@ impl Client {
             lossy: false,
             tight: TightDecoder::new(format),
             zrle: Decompress::new(true),
+            zlib: Decompress::new(true),
             scratch: ClientFramebuffer::new(0, 0, 0),
             buf: Vec::new(),
             pos: 0,
@@ -280,19 +294,23 @@ impl Client {
             let data = &self.buf[self.pos..];
             let started = Instant::now();
             let decoded = match encoding {
-                RAW | ZRLE => {
-                    let mut stats = Stats::default();
-                    let used = if encoding == RAW {
-                        zrle_decoder::decode_raw_rect(&self.format, rect, data, &mut self.scratch)
-                    } else {
-                        zrle_decoder::decode_zrle_rect(
-                            &self.format,
-                            &mut self.zrle,
-                            rect,
-                            data,
-                            &mut self.scratch,
-                            &mut stats,
-                        )
+                RAW | ZRLE | ZLIB | HEXTILE => {
+                    let format = &self.format;
+                    let fb = &mut self.scratch;
+                    let used = match encoding {
+                        RAW => zrle_decoder::decode_raw_rect(format, rect, data, fb).map_err(ClientError::Zrle),
+                        ZRLE => {
+                            let stats = &mut Stats::default();
+                            zrle_decoder::decode_zrle_rect(format, &mut self.zrle, rect, data, fb, stats)
+                                .map_err(ClientError::Zrle)
+                        }
+                        ZLIB => zlib_decoder::decode_zlib_rect(format, &mut self.zlib, rect, data, fb)
+                            .map_err(ClientError::Zlib),
+                        _ => {
+                            let stats = &mut hextile_decoder::Stats::default();
+                            hextile_decoder::decode_hextile_rect(format, rect, data, fb, stats)
+                                .map_err(ClientError::Hextile)
+                        }
                     };
                     match used {
                         Ok(used) => {
@@ -305,8 +323,13 @@ impl Client {
                             }
                             Some(used)
                         }
-                        Err(DecodeError::Truncated(_)) => None,
-                        Err(e) => return Err(ClientError::Zrle(e)),
+                        // Each decoder leaves its state as it was when the data was short.
+                        Err(
+                            ClientError::Zrle(DecodeError::Truncated(_))
+                            | ClientError::Zlib(zlib_decoder::DecodeError::Truncated(_))
+                            | ClientError::Hextile(hextile_decoder::DecodeError::Truncated(_)),
+                        ) => None,
+                        Err(e) => return Err(e),
                     }
                 }
                 TIGHT => match self.tight.decode(data, rect.width, rect.height) {

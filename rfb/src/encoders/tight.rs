@@ -369,7 +369,7 @@ impl Lane {
         if mono {
             self.palette.write_mono_bitmap(frame, rect, &mut data);
         } else {
-            self.palette.write_indices(frame, rect, &mut data);
+            self.palette.write_indices(rect, &mut data);
         }
         self.push_basic(rect, stream, level, prefix, data);
     }

@@ -4,11 +4,9 @@
 //! ForegroundSpecified together with SubrectsColoured, undefined mask bits and subrects reaching
 //! outside their tile. Malformed data is reported as an error, never a panic.
 
-use std::fmt::Debug;
-
 use rfb::{PixelFormat, Rect};
 
-use super::round_trip::{Decoded, RectDecoder};
+// `super::wire` is the crate's one copy of the shared helpers, whichever file brings it in.
 use super::wire::{ClientFramebuffer, Reader, RectHeader, WireError, for_each_rect, pixel_len, put_pixels, read_pixel};
 
 const RAW: i32 = 0;
@@ -61,18 +59,6 @@ pub struct Stats {
     pub bytes: usize,
 }
 
-/// One connection's decoder: what it decoded so far.
-#[derive(Default)]
-pub struct HextileDecoder {
-    pub stats: Stats,
-}
-
-impl RectDecoder for HextileDecoder {
-    fn decode(&mut self, format: &PixelFormat, bytes: &[u8], fb: &mut ClientFramebuffer) -> Decoded<impl Debug> {
-        decode_rects(format, bytes, fb, &mut self.stats)
-    }
-}
-
 fn byte(r: &mut Reader, what: &'static str) -> Result<u8, DecodeError> {
     Ok(r.take(1, what)?[0])
 }
@@ -92,7 +78,11 @@ pub fn decode_rects(
         let rect = header.rect;
         fb.check_inside(rect)?;
         match header.encoding {
-            HEXTILE => decode_hextile(format, r, rect, fb, stats),
+            HEXTILE => {
+                let used = decode_hextile_rect(format, rect, &r.data[r.pos..], fb, stats)?;
+                r.take(used, "rect data")?;
+                Ok(())
+            }
             RAW => Ok(put_pixels(format, rect, r.take(rect.area() * pixel_len(format)?, "raw pixels")?, fb)?),
             other => Err(DecodeError::UnexpectedEncoding(other)),
         }
@@ -101,13 +91,18 @@ pub fn decode_rects(
     Ok(headers)
 }
 
-fn decode_hextile(
+/// Decodes one Hextile rect's data (after its header) from the start of `data` into `fb` and
+/// returns the bytes it used. Nothing is carried from one rect to the next, so after
+/// [`DecodeError::Truncated`] the rect can be decoded again from the start with more data.
+pub fn decode_hextile_rect(
     format: &PixelFormat,
-    r: &mut Reader,
     rect: Rect,
+    data: &[u8],
     fb: &mut ClientFramebuffer,
     stats: &mut Stats,
-) -> Result<(), DecodeError> {
+) -> Result<usize, DecodeError> {
+    fb.check_inside(rect)?;
+    let r = &mut Reader::new(data);
     // Per rect: nothing is known before the first tile.
     let mut background: Option<u32> = None;
     let mut foreground: Option<u32> = None;
@@ -201,5 +196,5 @@ fn decode_hextile(
         }
         ty += 16;
     }
-    Ok(())
+    Ok(r.pos)
 }

@@ -4,13 +4,11 @@
 //! rect's pixels as Raw would send them. Like a real client it keeps one inflater for the whole
 //! connection. Malformed data is reported as an error, never a panic.
 
-use std::fmt::Debug;
-
 use flate2::{Decompress, FlushDecompress, Status};
 use rfb::{PixelFormat, Rect};
 
-use super::round_trip::{Decoded, RectDecoder};
-use super::wire::{ClientFramebuffer, RectHeader, WireError, colour_mask, for_each_rect, pixel_len, put_pixels};
+// `super::wire` is the crate's one copy of the shared helpers, whichever file brings it in.
+use super::wire::{ClientFramebuffer, Reader, RectHeader, WireError, for_each_rect, pixel_len, put_pixels};
 
 const RAW: i32 = 0;
 const ZLIB: i32 = 6;
@@ -21,6 +19,8 @@ pub enum DecodeError {
     Zlib(String),
     /// The zlib stream ended; it must stay open for the next rect.
     StreamEnd,
+    /// zlib data that inflated to nothing more although input remained.
+    Stalled,
     /// The zlib data inflated to fewer bytes than the rect's pixels.
     ShortData {
         want: usize,
@@ -37,28 +37,6 @@ pub enum DecodeError {
 
 super::wire::from_wire_error!(DecodeError);
 
-/// One connection's decoder: its inflater.
-pub struct ZlibDecoder {
-    pub inflater: Decompress,
-}
-
-impl Default for ZlibDecoder {
-    fn default() -> Self {
-        ZlibDecoder { inflater: Decompress::new(true) }
-    }
-}
-
-impl RectDecoder for ZlibDecoder {
-    fn decode(&mut self, format: &PixelFormat, bytes: &[u8], fb: &mut ClientFramebuffer) -> Decoded<impl Debug> {
-        decode_rects(format, &mut self.inflater, bytes, fb)
-    }
-
-    /// Bits outside the colour channels are cleared.
-    fn shown(format: &PixelFormat, value: u32) -> u32 {
-        value & colour_mask(format)
-    }
-}
-
 /// Decodes rects (headers and data, no FramebufferUpdate header) of encodings Zlib or Raw.
 pub fn decode_rects(
     format: &PixelFormat,
@@ -70,15 +48,34 @@ pub fn decode_rects(
         let want = header.rect.area() * pixel_len(format)?;
         match header.encoding {
             ZLIB => {
-                let len = r.take(4, "zlib length")?;
-                let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                let pixels = inflate_exact(inflater, r.take(len, "zlib data")?, want)?;
-                Ok(put_pixels(format, header.rect, &pixels, fb)?)
+                let used = decode_zlib_rect(format, inflater, header.rect, &r.data[r.pos..], fb)?;
+                r.take(used, "rect data")?;
+                Ok(())
             }
             RAW => Ok(put_pixels(format, header.rect, r.take(want, "raw pixels")?, fb)?),
             other => Err(DecodeError::UnexpectedEncoding(other)),
         }
     })
+}
+
+/// Decodes one Zlib rect's data (after its header) from the start of `data` into `fb` with the
+/// connection's `inflater` and returns the bytes it used. The inflater is used only once the
+/// rect's zlib data is all there, so after [`DecodeError::Truncated`] the rect can be decoded
+/// again from the start with more data.
+pub fn decode_zlib_rect(
+    format: &PixelFormat,
+    inflater: &mut Decompress,
+    rect: Rect,
+    data: &[u8],
+    fb: &mut ClientFramebuffer,
+) -> Result<usize, DecodeError> {
+    let want = rect.area() * pixel_len(format)?;
+    let mut r = Reader::new(data);
+    let len = r.take(4, "zlib length")?;
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let pixels = inflate_exact(inflater, r.take(len, "zlib data")?, want)?;
+    put_pixels(format, rect, &pixels, fb)?;
+    Ok(r.pos)
 }
 
 /// Inflates all of `data`, which must produce exactly `want` bytes.
@@ -98,7 +95,7 @@ fn inflate_exact(inflater: &mut Decompress, mut data: &[u8], want: usize) -> Res
             return Err(DecodeError::StreamEnd);
         }
         if (inflater.total_in() - before.0) == 0 && out.len() == before.1 {
-            return Err(DecodeError::Truncated("zlib stream stalled"));
+            return Err(DecodeError::Stalled);
         }
     }
     if out.len() != want {

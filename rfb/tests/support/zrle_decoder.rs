@@ -8,7 +8,9 @@ use rfb::{PixelFormat, Rect};
 
 // The vs_tigervnc bench's client (benches/support/rfb_client.rs) includes this file by path,
 // without the rest of support, so the shared helpers come in as a child module here; test crates
-// that include this decoder use it as `support::wire` through `pub use zrle_decoder::wire`.
+// that include this decoder use it as `support::wire` through `pub use zrle_decoder::wire`, and
+// the bench client as `use zrle_decoder::wire` (the Hextile and Zlib decoders it includes next
+// to this one reach it as `super::wire`: one copy per crate, so the types match).
 #[path = "wire.rs"]
 pub mod wire;
 

@@ -1,7 +1,8 @@
 //! Colour analysis of a sub-rect and the palette-filter data (mono bitmap, indices).
 
 use super::MAX_PALETTE;
-use super::pixels::native_pixels;
+use super::pixels::{leading_run, native_pixels};
+use crate::frame::NATIVE_BYTES_PER_PIXEL;
 use crate::frame::{Frame, Rect};
 
 /// Hash slots: a power of two, four times the largest palette, so probes stay short.
@@ -35,6 +36,9 @@ pub(super) struct Palette {
     indices: Box<[u8; SLOTS]>,
     entries: Vec<Entry>,
     colours: Vec<u32>,
+    /// The last analysis's runs of equal pixels in row-major order, as (hash slot, length),
+    /// so [`Self::write_indices`] fills runs instead of looking every pixel up again.
+    runs: Vec<(u16, u32)>,
 }
 
 impl Palette {
@@ -44,6 +48,7 @@ impl Palette {
             indices: Box::new([0; SLOTS]),
             entries: Vec::with_capacity(MAX_PALETTE),
             colours: Vec::with_capacity(MAX_PALETTE),
+            runs: Vec::new(),
         }
     }
 
@@ -57,26 +62,31 @@ impl Palette {
     /// areas cost one comparison per pixel.
     pub(super) fn analyse(&mut self, frame: &Frame, rect: &Rect, max_colours: usize) -> Analysis {
         self.clear();
+        if rect.is_empty() {
+            return Analysis::Solid(0);
+        }
         let max_colours = max_colours.clamp(2, MAX_PALETTE);
-        let mut current = None;
+        // The first run is of the first pixel's colour (the loop counts that pixel too).
+        let first = frame.row(rect, 0).first_chunk::<NATIVE_BYTES_PER_PIXEL>();
+        let mut current = first.map_or(0, |pixel| u32::from_le_bytes(*pixel) & 0x00ff_ffff);
         let mut run = 0u32;
         for row in 0..rect.height {
-            for colour in native_pixels(frame.row(rect, row)) {
-                if current == Some(colour) {
-                    run += 1;
-                    continue;
-                }
-                if let Some(previous) = current
-                    && !self.insert(previous, run, max_colours)
-                {
+            let row = frame.row(rect, row);
+            let mut at = 0;
+            while at < row.len() {
+                let same = leading_run(&row[at..], current);
+                run += same as u32;
+                at += same * NATIVE_BYTES_PER_PIXEL;
+                let Some(&pixel) = row[at..].first_chunk::<NATIVE_BYTES_PER_PIXEL>() else { break };
+                if run > 0 && !self.insert(current, run, max_colours) {
                     return Analysis::FullColour;
                 }
-                current = Some(colour);
+                current = u32::from_le_bytes(pixel) & 0x00ff_ffff;
                 run = 1;
+                at += NATIVE_BYTES_PER_PIXEL;
             }
         }
-        let Some(last) = current else { return Analysis::Solid(0) };
-        if !self.insert(last, run, max_colours) {
+        if !self.insert(current, run, max_colours) {
             return Analysis::FullColour;
         }
         if let [only] = self.entries[..] {
@@ -111,20 +121,16 @@ impl Palette {
     }
 
     /// Appends one palette index byte per pixel of `rect`. Call after an analysis that
-    /// returned `Mono` or `Indexed` for the same rect.
-    pub(super) fn write_indices(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
+    /// returned `Mono` or `Indexed` for the same rect: its runs are filled in.
+    pub(super) fn write_indices(&self, rect: &Rect, out: &mut Vec<u8>) {
         let start = out.len();
-        out.resize(start + rect.area(), 0);
-        let mut dst = out[start..].iter_mut();
-        let mut last = (EMPTY, 0u8);
-        for row in 0..rect.height {
-            for (colour, dst) in native_pixels(frame.row(rect, row)).zip(&mut dst) {
-                if colour != last.0 {
-                    last = (colour, self.index_of(colour));
-                }
-                *dst = last.1;
-            }
+        for &(slot, len) in &self.runs {
+            let index = self.indices[usize::from(slot)];
+            out.resize(out.len() + len as usize, index);
         }
+        // The runs cover the rect exactly; anything else would be a bug, never a short rect.
+        debug_assert_eq!(out.len() - start, rect.area());
+        out.resize(start + rect.area(), 0);
     }
 
     fn clear(&mut self) {
@@ -133,6 +139,7 @@ impl Palette {
         }
         self.entries.clear();
         self.colours.clear();
+        self.runs.clear();
     }
 
     #[inline]
@@ -151,6 +158,7 @@ impl Palette {
                 if let Some(entry) = self.entries.get_mut(usize::from(index)) {
                     entry.pixels += pixels;
                 }
+                self.runs.push((slot as u16, pixels));
                 return true;
             }
             if key == EMPTY {
@@ -161,24 +169,11 @@ impl Palette {
                 // < 256 entries here, so the index fits.
                 self.indices[slot] = self.entries.len() as u8;
                 self.entries.push(Entry { colour, pixels, slot: slot as u16 });
+                self.runs.push((slot as u16, pixels));
                 return true;
             }
             slot = (slot + 1) % SLOTS;
         }
-    }
-
-    /// The palette index of a colour of the analysed rect (0 for an unknown colour).
-    fn index_of(&self, colour: u32) -> u8 {
-        let mut slot = Self::slot(colour);
-        // At most 256 of the 1024 slots are used, so an empty slot ends every probe.
-        for _ in 0..SLOTS {
-            match self.keys[slot] {
-                key if key == colour => return self.indices[slot],
-                EMPTY => return 0,
-                _ => slot = (slot + 1) % SLOTS,
-            }
-        }
-        0
     }
 }
 
@@ -197,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn runs_across_rows_and_white_give_the_right_indices() {
+        // White first (the colour a wrong initial value would match), runs crossing rows.
+        let f = frame(5, 3, |x, y| match (x + y * 5) % 7 {
+            0..=3 => 0x00ff_ffff,
+            4 => 0x0000_00ff,
+            _ => 0x0012_3456,
+        });
+        let mut p = Palette::new();
+        assert_eq!(p.analyse(&f, &f.bounds(), 16), Analysis::Indexed);
+        let mut indices = Vec::new();
+        p.write_indices(&f.bounds(), &mut indices);
+        let colours = p.colours().to_vec();
+        let expected: Vec<u8> =
+            (0..15).map(|i| colours.iter().position(|&c| c == f.pixel(i % 5, i / 5)).unwrap() as u8).collect();
+        assert_eq!(indices, expected);
+        assert_eq!(colours[0], 0x00ff_ffff, "the most frequent colour first");
+    }
+
+    #[test]
     fn counts_and_orders_colours() {
         let mut p = Palette::new();
         let f = frame(10, 3, |x, _| if x < 3 { 0x0000ff } else { 0xff0000 });
@@ -209,7 +223,7 @@ mod tests {
         let f = frame(4, 2, |x, y| [0x10, 0x20, 0x30][usize::from((x + y) % 3)]);
         assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Indexed);
         let mut indices = Vec::new();
-        p.write_indices(&f, &f.bounds(), &mut indices);
+        p.write_indices(&f.bounds(), &mut indices);
         let colours = p.colours().to_vec();
         let back: Vec<u32> = indices.iter().map(|&i| colours[usize::from(i)]).collect();
         assert_eq!(back, [0x10, 0x20, 0x30, 0x10, 0x20, 0x30, 0x10, 0x20]);
@@ -244,7 +258,7 @@ mod tests {
         let mut p = Palette::new();
         assert_eq!(p.analyse(&f, &f.bounds(), 256), Analysis::Indexed);
         let mut indices = Vec::new();
-        p.write_indices(&f, &f.bounds(), &mut indices);
+        p.write_indices(&f.bounds(), &mut indices);
         let back: Vec<u32> = indices.iter().map(|&i| p.colours()[usize::from(i)]).collect();
         assert_eq!(back, (0..200).map(|x| colours[x / 2]).collect::<Vec<_>>());
     }

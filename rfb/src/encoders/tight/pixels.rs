@@ -49,7 +49,25 @@ impl TPixel {
 /// The colours (`0x00RRGGBB`, padding byte dropped) of a row of native pixel bytes.
 #[inline(always)]
 pub(super) fn native_pixels(row: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    row.chunks_exact(NATIVE_BYTES_PER_PIXEL).map(|p| u32::from_le_bytes([p[0], p[1], p[2], 0]))
+    // One 4-byte load and a mask per pixel (building the value from 3 byte loads cost a
+    // fifth of Tight's time in the palette analysis).
+    row.as_chunks::<NATIVE_BYTES_PER_PIXEL>().0.iter().map(|p| u32::from_le_bytes(*p) & 0x00ff_ffff)
+}
+
+/// How many of the leading pixels of `row` (native bytes) are `colour` (`0x00RRGGBB`; a value
+/// with bits above the 24 colour bits would match white in the four-pixel compare), four at
+/// a time while they all are: flat areas, the bulk of screen content, cost one compare per
+/// four pixels.
+#[inline(always)]
+pub(super) fn leading_run(row: &[u8], colour: u32) -> usize {
+    const QUAD: usize = 4 * NATIVE_BYTES_PER_PIXEL;
+    debug_assert!(colour <= 0x00ff_ffff, "not a colour: {colour:#x}");
+    let want = u128::from(colour) * 0x0000_0001_0000_0001_0000_0001_0000_0001;
+    let mask: u128 = 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
+    let (quads, _) = row.as_chunks::<QUAD>();
+    let whole = quads.iter().take_while(|q| (u128::from_le_bytes(**q) ^ want) & mask == 0).count();
+    let done = whole * 4;
+    done + native_pixels(&row[done * NATIVE_BYTES_PER_PIXEL..]).take_while(|&c| c == colour).count()
 }
 
 fn is_888(f: &PixelFormat) -> bool {
@@ -68,6 +86,15 @@ mod tests {
 
     fn format(bpp: u8, depth: u8, big_endian: bool, max: u16, shifts: [u8; 3]) -> PixelFormat {
         PixelFormat::true_colour(bpp, depth, big_endian, [max; 3], shifts)
+    }
+
+    #[test]
+    fn leading_runs() {
+        let row: Vec<u8> = [5u32, 5, 5, 5, 5, 5 | 0xff00_0000, 5, 7, 5].iter().flat_map(|p| p.to_le_bytes()).collect();
+        assert_eq!(leading_run(&row, 5), 7, "the padding byte does not count");
+        assert_eq!(leading_run(&row, 7), 0);
+        assert_eq!(leading_run(&row[..4 * 6], 5), 6);
+        assert_eq!(leading_run(&[], 5), 0);
     }
 
     #[test]
