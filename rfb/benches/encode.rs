@@ -18,8 +18,15 @@ const RUNS: usize = 7;
 const FIXTURES: &[&str] = &["post-1080p.png", "desktop-1080p.png", "photo-1080p.png", "wide-2560x1080.png"];
 
 /// (label, SetEncodings list as a viewer would send it).
-const CASES: &[(&str, &[i32])] =
-    &[("Raw", &[0]), ("ZRLE", &[16]), ("Tight", &[7, -224]), ("Tight+JPEG q8", &[7, -224, -24])];
+const CASES: &[(&str, &[i32])] = &[
+    ("Raw", &[0]),
+    ("Hextile", &[5]),
+    ("Zlib", &[6]),
+    ("ZRLE", &[16]),
+    ("Tight", &[7, -224]),
+    ("Tight+JPEG q8", &[7, -224, -24]),
+    ("JPEG (21) q8", &[21, -24]),
+];
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();

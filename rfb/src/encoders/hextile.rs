@@ -99,6 +99,19 @@ impl HextileEncoder {
     ) {
         let (width, height) = (usize::from(tile.width), usize::from(tile.height));
         let n = width * height;
+        if let Some(colour) = solid_colour(frame, tile) {
+            // Solid (most tiles of a screen): background only, and nothing at all when the
+            // client already has it. Found on the native pixels, so only one is converted.
+            let value = converter.pixel_value(colour);
+            if carried.background == Some(value) {
+                out.push(0);
+            } else {
+                out.push(BACKGROUND_SPECIFIED);
+                writer.write(value, out);
+                carried.background = Some(value);
+            }
+            return;
+        }
         for row in 0..height {
             // Inside the tile, so the row index fits in u16.
             let native = frame.row(tile, row as u16);
@@ -110,10 +123,9 @@ impl HextileEncoder {
             }
         }
         let pixels = &self.pixels[..n];
-
         let first = pixels[0];
         if pixels.iter().all(|&p| p == first) {
-            // Solid: background only, and nothing at all when the client already has it.
+            // Distinct native colours can become one client value (e.g. in bgr233).
             if carried.background == Some(first) {
                 out.push(0);
             } else {
@@ -239,6 +251,17 @@ impl HextileEncoder {
         }
         Some(count)
     }
+}
+
+/// The tile's colour (`0x00RRGGBB`) when all its native pixels have it.
+fn solid_colour(frame: &Frame, tile: &Rect) -> Option<u32> {
+    let colour = u32::from_le_bytes(*frame.row(tile, 0).first_chunk::<NATIVE_BYTES_PER_PIXEL>()?) & 0x00ff_ffff;
+    (0..tile.height)
+        .all(|row| {
+            let (pixels, _) = frame.row(tile, row).as_chunks::<NATIVE_BYTES_PER_PIXEL>();
+            pixels.iter().all(|p| u32::from_le_bytes(*p) & 0x00ff_ffff == colour)
+        })
+        .then_some(colour)
 }
 
 impl Encoder for HextileEncoder {
