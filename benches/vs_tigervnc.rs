@@ -26,17 +26,19 @@
 //!
 //! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`).
 
+#[path = "support/ports.rs"]
+mod ports;
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
+use ports::{free_port, wait_for_port};
 use rfb::PixelFormat;
 use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE, cpu_time};
 
@@ -97,19 +99,6 @@ fn typed_character(before: &RgbImage, after: &RgbImage) -> RgbImage {
         }
     }
     typed
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn wait_for_port(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(child.try_wait().expect("wait").is_none(), "server exited before listening");
-        assert!(Instant::now() < deadline, "server did not listen on {port} within 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A server process; killed when dropped.

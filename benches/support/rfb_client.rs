@@ -213,6 +213,12 @@ impl Client {
     /// Sends FramebufferUpdateRequest for the whole screen and measures the update that answers
     /// it. `None` if `wait` passed with no update (an incremental request on a still screen;
     /// the request stays outstanding).
+    /// A second handle on the connection, for sending input (KeyEvents) from another thread
+    /// while this one waits for updates.
+    pub fn input(&self) -> Result<TcpStream> {
+        Ok(self.stream.try_clone()?)
+    }
+
     pub fn request(&mut self, incremental: bool, wait: Option<Duration>) -> Result<Option<Update>> {
         let mut m = vec![3, u8::from(incremental), 0, 0, 0, 0];
         m.extend(self.width.to_be_bytes());
