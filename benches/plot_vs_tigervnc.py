@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Draws benches/results/vs_tigervnc.png from the CSV that `cargo bench --bench vs_tigervnc`
 writes: per setting and scenario, kvnc's bytes and server CPU as a ratio of TigerVNC's (below 1:
-kvnc costs less). Needs matplotlib (`pip install matplotlib`).
+kvnc costs less), and prints the same figures as a Markdown table (README's "Performance").
+Needs matplotlib (`pip install matplotlib`).
 
     python3 benches/plot_vs_tigervnc.py
 """
@@ -47,7 +48,24 @@ def main():
     fig.suptitle("kvnc vs TigerVNC Xvnc 1.12, same 1280x720 frames (cargo bench --bench vs_tigervnc)")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(RESULTS / "vs_tigervnc.png", dpi=90)
-    print(RESULTS / "vs_tigervnc.png")
+    print_table(figures, settings)
+
+
+def print_table(figures, settings):
+    print("| setting | scenario | bytes kvnc / TigerVNC | ratio | CPU ms kvnc / TigerVNC | ratio | kvnc frame-in ms |")
+    print("|---|---|---|---|---|---|---|")
+    for setting in settings:
+        for scenario in SCENARIOS:
+            kvnc, tiger = figures.get(("kvnc", setting, scenario)), figures.get(("TigerVNC", setting, scenario))
+            if not kvnc or not tiger:
+                continue
+            kb, tb = float(kvnc["bytes_per_update"]), float(tiger["bytes_per_update"])
+            kc, tc = float(kvnc["server_cpu_ms_per_update"]), float(tiger["server_cpu_ms_per_update"])
+            arrival = kvnc.get("frame_in_cpu_ms_per_update") or "0"
+            arrival = f"{float(arrival):.2f}" if float(arrival) > 0 else "-"
+            print(
+                f"| {setting} | {scenario} | {kb:.0f} / {tb:.0f} | {kb / tb:.2f} | {kc:.2f} / {tc:.2f} | {kc / tc:.2f} | {arrival} |"
+            )
 
 
 if __name__ == "__main__":

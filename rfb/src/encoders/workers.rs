@@ -11,6 +11,11 @@ pub const MIN_PARALLEL_AREA: usize = 4 * 65536;
 /// Band heights are multiples of this (Tight's solid search block), so bands cut fewer solid
 /// areas.
 const BAND_ALIGN: u16 = 16;
+/// Bands per worker: screen content is uneven (a photo above, a taskbar below), and workers that
+/// take the next band as they finish even it out.
+const BANDS_PER_WORKER: usize = 3;
+/// The lowest band worth its own task (and, for JPEG (21), its own image headers).
+const MIN_BAND_HEIGHT: usize = 64;
 
 /// Runs independent pieces of one encode, possibly at the same time on other threads.
 pub trait Workers: Sync {
@@ -37,9 +42,9 @@ impl Workers for Serial {
     }
 }
 
-/// Runs the first task on the calling thread and each other on a scoped thread of its own,
-/// reporting `self.0` workers. Spawning costs tens of microseconds, against milliseconds for
-/// the bands of a rect large enough to be split.
+/// Runs the tasks on the calling thread and `self.0 - 1` scoped threads, each taking the next
+/// task as it finishes one, so uneven tasks even out. Spawning costs tens of microseconds,
+/// against milliseconds for the bands of a rect large enough to be split.
 #[derive(Debug, Clone, Copy)]
 pub struct ScopedThreads(pub usize);
 
@@ -49,21 +54,35 @@ impl Workers for ScopedThreads {
     }
 
     fn run_all<'a>(&self, tasks: Vec<Box<dyn FnOnce() + Send + 'a>>) {
-        let mut tasks = tasks.into_iter();
-        let Some(first) = tasks.next() else { return };
-        std::thread::scope(|scope| {
-            for task in tasks {
-                scope.spawn(task);
+        let helpers = self.0.min(tasks.len()).saturating_sub(1);
+        let queue = std::sync::Mutex::new(tasks.into_iter());
+        let work = || {
+            loop {
+                // A task that panicked poisons nothing the queue holds: take the lock anyway.
+                let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+                match next {
+                    Some(task) => task(),
+                    None => return,
+                }
             }
-            first();
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(work);
+            }
+            work();
         });
     }
 }
 
-/// The bands `rect` is encoded in: one per worker for a rect of at least
+/// The bands `rect` is encoded in: a few per worker for a rect of at least
 /// [`MIN_PARALLEL_AREA`] pixels, else the rect itself.
 pub fn bands(rect: &Rect, workers: &dyn Workers) -> Vec<Rect> {
-    split_rows(rect, if rect.area() >= MIN_PARALLEL_AREA { workers.count() } else { 1 })
+    if rect.area() < MIN_PARALLEL_AREA || workers.count() < 2 {
+        return split_rows(rect, 1);
+    }
+    let most = usize::from(rect.height) / MIN_BAND_HEIGHT;
+    split_rows(rect, (workers.count() * BANDS_PER_WORKER).min(most).max(2))
 }
 
 /// Cuts `rect` into at most `count` bands of whole rows, heights a multiple of
@@ -98,7 +117,10 @@ mod tests {
     #[test]
     fn small_rects_stay_whole() {
         assert_eq!(bands(&Rect::new(0, 0, 512, 511), &ScopedThreads(4)).len(), 1);
-        assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &ScopedThreads(4)).len(), 4);
+        assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &ScopedThreads(4)).len(), 12);
+        assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &ScopedThreads(2)).len(), 6);
+        // Bands stay at least 64 rows high.
+        assert_eq!(bands(&Rect::new(0, 0, 4096, 128), &ScopedThreads(4)).len(), 2);
         assert_eq!(bands(&Rect::new(0, 0, 1920, 1080), &Serial).len(), 1);
     }
 }
