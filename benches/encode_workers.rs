@@ -1,6 +1,6 @@
 //! How long one full 1080p update takes to encode with 1, 2 and 4 encode workers: the pool a
 //! viewer's update runs on (`kvnc::server::encode_pool`), with the encoders spreading a large
-//! rect over it (Tight and JPEG (21) in bands; ZRLE, Zlib, Hextile and Raw stay on one worker).
+//! rect over it (Tight, JPEG (21), ZRLE and Zlib in bands; Hextile and Raw stay on one worker).
 //!
 //!     cargo bench --bench encode_workers
 //!
@@ -56,7 +56,10 @@ fn main() {
     let fixtures = ["desktop-1080p.png", "photo-1080p.png", "post-1080p.png"];
     let pools: Vec<_> = WORKERS.iter().map(|&n| EncodePool::new(n).expect("pool")).collect();
     println!("full 1920x1080 update, median of {ROUNDS}, ms; this machine has {cores} cores");
-    println!("{:<20} {:<18} {:>9} {:>9} {:>9} {:>8} {:>10}", "setting", "frame", "1 worker", "2", "4", "1/4", "bytes");
+    println!(
+        "{:<20} {:<18} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10}",
+        "setting", "frame", "1 worker", "2", "4", "1/4", "bytes (1)", "bytes (4)"
+    );
     for name in fixtures {
         let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         let frame = kvnc::source::replay::load_frame(std::path::Path::new(&path)).expect("fixture");
@@ -64,12 +67,13 @@ fn main() {
             let figures: Vec<_> = pools.iter().map(|pool| full_update(pool, &frame, &encodings)).collect();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{setting:<20} {name:<18} {:>9.1} {:>9.1} {:>9.1} {:>7.2}x {:>10}",
+                "{setting:<20} {name:<18} {:>9.1} {:>9.1} {:>9.1} {:>7.2}x {:>10} {:>10}",
                 ms(figures[0].0),
                 ms(figures[1].0),
                 ms(figures[2].0),
                 figures[0].0.as_secs_f64() / figures[2].0.as_secs_f64(),
                 figures[0].1,
+                figures[2].1,
             );
         }
     }

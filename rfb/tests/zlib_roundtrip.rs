@@ -5,6 +5,7 @@
 mod support {
     pub mod formats;
     pub mod frames;
+    pub mod parallel;
     pub mod round_trip;
     pub mod wire;
     pub mod zlib_decoder;
@@ -222,4 +223,11 @@ fn test_decoder_rejects_malformed_data() {
     assert_eq!(decode(&rect(1, 1, vec![0, 0, 0, 9, 1])), Err(DecodeError::Truncated("zlib data")));
     assert!(matches!(decode(&rect(1, 1, vec![0, 0, 0, 3, 1, 2, 3])), Err(DecodeError::Zlib(_))));
     assert_eq!(decode(&rect(9, 1, zlib(&[0; 36]))), Err(DecodeError::OutsideFramebuffer(Rect::new(0, 0, 9, 1))));
+}
+
+#[test]
+fn large_updates_on_four_threads_keep_one_stream() {
+    for (name, format) in [("rgb888-le", PixelFormat::NATIVE), ("bgr233", PixelFormat::BGR233)] {
+        support::parallel::parallel_and_serial_updates_share_one_stream(&mut connect(name, format), ZLIB);
+    }
 }

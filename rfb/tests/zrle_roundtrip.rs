@@ -9,6 +9,7 @@ mod support {
     pub mod zrle_decoder;
     // zrle_decoder brings the shared wire helpers in itself (a bench includes it on its own).
     pub use zrle_decoder::wire;
+    pub mod parallel;
 }
 
 use std::fmt::Debug;
@@ -327,5 +328,12 @@ fn test_decoder_rejects_malformed_data() {
         let _ = decode(Rect::new(0, 0, 9, 7), &zlib(&plain));
         let garbage: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
         let _ = decode(Rect::new(0, 0, 9, 7), &garbage);
+    }
+}
+
+#[test]
+fn large_updates_on_four_threads_keep_one_stream() {
+    for (name, format) in [("rgb888-le", PixelFormat::NATIVE), ("bgr233", PixelFormat::BGR233)] {
+        support::parallel::parallel_and_serial_updates_share_one_stream(&mut connect(name, format), ZRLE);
     }
 }

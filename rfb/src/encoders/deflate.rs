@@ -1,12 +1,27 @@
 //! What the zlib-based encodings (ZRLE, Zlib) share: one zlib stream per connection that the
 //! client's decoder continues across updates, length-prefixed rects written band by band, and
 //! Raw as the way out once the stream cannot be trusted.
+//!
+//! A large update's bands are compressed on several workers at once, the way pigz does: the
+//! stream is raw deflate behind a zlib header written by hand, every band ends with a sync flush
+//! (so the next starts on a byte boundary), and each band's compressor is primed with the 32 KiB
+//! the client will have inflated just before it. The concatenation is then one valid stream,
+//! whatever order the bands were compressed in.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use flate2::{Compress, Compression, FlushCompress};
 
+use super::workers::Workers;
 use super::{EncodeParams, Encoder, RawEncoder};
 use crate::frame::{Frame, Rect};
 use crate::messages::server::write_rect_header;
+
+/// The zlib stream header (RFC 1950): deflate, 32 KiB window, default level, no dictionary.
+const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
+/// The inflate window: the farthest back a later block may refer.
+const WINDOW: usize = 32 * 1024;
 
 /// Moves `zlib` (already sync-flushed, so nothing is pending) to `wanted`, returning the level it
 /// ends up at. zlib-rs refuses changes that switch its compression function once data has gone
@@ -25,12 +40,7 @@ fn change_level(zlib: &mut Compress, current: u8, wanted: u8) -> u8 {
 
 /// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
 /// returns only once all of it (and everything before it) is in `out`.
-pub(super) fn deflate(
-    zlib: &mut Compress,
-    mut input: &[u8],
-    out: &mut Vec<u8>,
-    flush: FlushCompress,
-) -> Result<(), ()> {
+fn deflate(zlib: &mut Compress, mut input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) -> Result<(), ()> {
     loop {
         // Room for incompressible input plus zlib's block overhead and earlier buffered data.
         out.reserve(input.len() + input.len() / 16 + 4096);
@@ -55,7 +65,13 @@ const DEFAULT_LEVEL: u8 = 6;
 /// One connection's zlib stream for one encoding, never reset: the client's decoder continues it
 /// across updates.
 pub(super) struct ZlibStream {
+    /// Raw deflate (the header goes out by hand); None until first used, and after a parallel
+    /// update, whose compressors were others: it is then made again from `window`.
     zlib: Option<Compress>,
+    /// The header is out.
+    started: bool,
+    /// The last [`WINDOW`] bytes the stream compressed: what the client's inflater holds.
+    window: Vec<u8>,
     /// The level the stream compresses at.
     level: u8,
     /// The level last asked for, so a level the stream cannot switch to is tried only once.
@@ -77,20 +93,33 @@ impl std::fmt::Debug for ZlibStream {
 
 impl ZlibStream {
     pub(super) fn new() -> Self {
-        Self { zlib: None, level: DEFAULT_LEVEL, requested: DEFAULT_LEVEL, broken: false }
+        Self {
+            zlib: None,
+            started: false,
+            window: Vec::new(),
+            level: DEFAULT_LEVEL,
+            requested: DEFAULT_LEVEL,
+            broken: false,
+        }
     }
 
-    /// The stream, created on first use or moved to the client's latest `level`.
-    fn at_level(&mut self, level: u8) -> &mut Compress {
-        if let Some(zlib) = &mut self.zlib {
-            if level != self.requested {
-                self.requested = level;
-                self.level = change_level(zlib, self.level, level);
+    /// The stream at the client's latest `level`: created (and primed with the window) when
+    /// there is none, else moved to the level.
+    fn at_level(&mut self, level: u8) -> Result<Deflater<'_>, ()> {
+        match &mut self.zlib {
+            Some(zlib) => {
+                if level != self.requested {
+                    self.requested = level;
+                    self.level = change_level(zlib, self.level, level);
+                }
             }
-        } else {
-            (self.level, self.requested) = (level, level);
+            None => {
+                (self.level, self.requested) = (level, level);
+                self.zlib = Some(primed(level, &self.window)?);
+            }
         }
-        self.zlib.get_or_insert_with(|| Compress::new(Compression::new(u32::from(level)), true))
+        let zlib = self.zlib.as_mut().ok_or(())?;
+        Ok(Deflater { zlib, window: &mut self.window, started: &mut self.started })
     }
 
     /// Writes `rect` (clipped to the frame; nothing for an empty one, since some viewers complain
@@ -108,18 +137,15 @@ impl ZlibStream {
         band_rows: impl Fn(u16) -> usize,
         params: &EncodeParams,
         out: &mut Vec<u8>,
-        mut fill: impl FnMut(&mut Compress, &Rect, &mut Vec<u8>) -> Result<(), ()>,
+        mut fill: impl FnMut(&mut Deflater, &Rect, &mut Vec<u8>) -> Result<(), ()>,
     ) -> usize {
         let clipped = rect.intersect(&frame.bounds());
         if clipped.is_empty() {
             return 0;
         }
         let level = params.encodings.compress_level.map_or(DEFAULT_LEVEL, |l| l.min(9));
-        let rows = u16::try_from(band_rows(clipped.width)).unwrap_or(u16::MAX).max(1);
         let mut count = 0;
-        let mut y = 0;
-        while y < clipped.height {
-            let band = Rect::new(clipped.x, clipped.y + y, clipped.width, rows.min(clipped.height - y));
+        for band in row_bands(&clipped, band_rows(clipped.width)) {
             let start = out.len();
             if !self.broken && self.write_band(&band, encoding, level, out, &mut fill).is_ok() {
                 count += 1;
@@ -128,7 +154,6 @@ impl ZlibStream {
                 out.truncate(start);
                 count += RawEncoder.encode(frame, &band, params, out);
             }
-            y += band.height;
         }
         count
     }
@@ -139,16 +164,201 @@ impl ZlibStream {
         encoding: i32,
         level: u8,
         out: &mut Vec<u8>,
-        fill: &mut impl FnMut(&mut Compress, &Rect, &mut Vec<u8>) -> Result<(), ()>,
+        fill: &mut impl FnMut(&mut Deflater, &Rect, &mut Vec<u8>) -> Result<(), ()>,
     ) -> Result<(), ()> {
         write_rect_header(out, band, encoding);
         let length_at = out.len();
         out.extend_from_slice(&[0; 4]);
-        fill(self.at_level(level), band, out)?;
+        fill(&mut self.at_level(level)?, band, out)?;
         let length = u32::try_from(out.len() - length_at - 4).map_err(|_| ())?;
         out[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
         Ok(())
     }
+}
+
+impl ZlibStream {
+    /// Like [`Self::write_bands`] for `bands` (each inside `frame`), spread over `workers`: each
+    /// band's payload is made by `payload` (with one of `lanes` as its scratch space) and
+    /// compressed by its own compressor primed with the stream's window just before it, both
+    /// steps in parallel; the rects are then written in order. Returns the number of rects.
+    #[allow(clippy::too_many_arguments)] // As `write_bands`, plus the lanes.
+    pub(super) fn write_bands_parallel<L: Send>(
+        &mut self,
+        frame: &Frame,
+        bands: &[Rect],
+        encoding: i32,
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+        lanes: &mut [L],
+        payload: impl Fn(&mut L, &Rect, &mut Vec<u8>) + Sync,
+    ) -> usize {
+        let level = params.encodings.compress_level.map_or(DEFAULT_LEVEL, |l| l.min(9));
+        let workers = params.workers;
+        let payloads = run_indexed(workers, lanes, bands.len(), |lane, i| {
+            let mut data = Vec::new();
+            payload(lane, &bands[i], &mut data);
+            data
+        });
+        let Some(payloads) = payloads else {
+            // No lane to run on: nothing went through the stream.
+            self.broken = true;
+            return bands.iter().map(|band| RawEncoder.encode(frame, band, params, out)).sum();
+        };
+        let mut compressors: Vec<Option<Compress>> = (0..workers.count().min(bands.len())).map(|_| None).collect();
+        let window = &self.window;
+        let compressed = run_indexed(workers, &mut compressors, bands.len(), |zlib, i| {
+            compress_primed(zlib, level, &window_before(window, &payloads, i), &payloads[i])
+        })
+        .unwrap_or_default();
+        let compressed = compressed.into_iter().chain(std::iter::repeat_with(|| Err(())));
+        let mut count = 0;
+        for (band, compressed) in bands.iter().zip(compressed) {
+            match compressed {
+                Ok(data) if !self.broken => {
+                    let header: &[u8] = if self.started { &[] } else { &ZLIB_HEADER };
+                    let Ok(length) = u32::try_from(header.len() + data.len()) else {
+                        self.broken = true;
+                        count += RawEncoder.encode(frame, band, params, out);
+                        continue;
+                    };
+                    write_rect_header(out, band, encoding);
+                    out.extend_from_slice(&length.to_be_bytes());
+                    out.extend_from_slice(header);
+                    out.extend_from_slice(&data);
+                    self.started = true;
+                    count += 1;
+                }
+                _ => {
+                    self.broken = true;
+                    count += RawEncoder.encode(frame, band, params, out);
+                }
+            }
+        }
+        self.window = window_before(&self.window, &payloads, payloads.len());
+        // The stream's own compressor did not see these bands: the next use makes it again,
+        // primed with the window.
+        self.zlib = None;
+        (self.level, self.requested) = (level, level);
+        count
+    }
+}
+
+/// The stream as one rect's payload is written: compresses what it is given and keeps the
+/// window up to date.
+pub(super) struct Deflater<'a> {
+    zlib: &'a mut Compress,
+    window: &'a mut Vec<u8>,
+    started: &'a mut bool,
+}
+
+impl Deflater<'_> {
+    /// Feeds `input` to the stream, appending what it produces (after the zlib header, the
+    /// first time) to `out`; see [`deflate`].
+    pub(super) fn write(&mut self, input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) -> Result<(), ()> {
+        if !*self.started {
+            out.extend_from_slice(&ZLIB_HEADER);
+            *self.started = true;
+        }
+        remember(self.window, input);
+        deflate(self.zlib, input, out, flush)
+    }
+}
+
+/// `rect` cut into bands of `rows` rows (the last may be lower), top to bottom.
+pub(super) fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
+    let rows = u16::try_from(rows).unwrap_or(u16::MAX).max(1);
+    let mut bands = Vec::new();
+    let mut y = 0;
+    while y < rect.height {
+        let height = rows.min(rect.height - y);
+        bands.push(Rect::new(rect.x, rect.y + y, rect.width, height));
+        y += height;
+    }
+    bands
+}
+
+/// A raw deflate compressor at `level`, primed with `window` (the client's inflate window).
+fn primed(level: u8, window: &[u8]) -> Result<Compress, ()> {
+    let mut zlib = Compress::new(Compression::new(u32::from(level)), false);
+    if !window.is_empty() {
+        zlib.set_dictionary(window).map_err(|_| ())?;
+    }
+    Ok(zlib)
+}
+
+/// `input` compressed and sync-flushed by `zlib` (made, or reset, at `level`) primed with
+/// `window`.
+fn compress_primed(zlib: &mut Option<Compress>, level: u8, window: &[u8], input: &[u8]) -> Result<Vec<u8>, ()> {
+    let zlib = match zlib {
+        Some(zlib) => {
+            zlib.reset();
+            if !window.is_empty() {
+                zlib.set_dictionary(window).map_err(|_| ())?;
+            }
+            zlib
+        }
+        None => zlib.insert(primed(level, window)?),
+    };
+    let mut out = Vec::with_capacity(input.len() / 4 + 64);
+    deflate(zlib, input, &mut out, FlushCompress::Sync)?;
+    Ok(out)
+}
+
+/// Keeps the last [`WINDOW`] bytes of what went through the stream.
+fn remember(window: &mut Vec<u8>, input: &[u8]) {
+    if input.len() >= WINDOW {
+        window.clear();
+        window.extend_from_slice(&input[input.len() - WINDOW..]);
+        return;
+    }
+    window.extend_from_slice(input);
+    if window.len() > WINDOW {
+        window.drain(..window.len() - WINDOW);
+    }
+}
+
+/// The last [`WINDOW`] bytes of `window` followed by `payloads[..i]`: what the client has
+/// inflated just before payload `i`.
+fn window_before(window: &[u8], payloads: &[Vec<u8>], i: usize) -> Vec<u8> {
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    let mut len = 0;
+    for piece in payloads[..i].iter().rev().map(Vec::as_slice).chain([window]) {
+        let take = piece.len().min(WINDOW - len);
+        pieces.push(&piece[piece.len() - take..]);
+        len += take;
+        if len == WINDOW {
+            break;
+        }
+    }
+    pieces.iter().rev().flat_map(|piece| piece.iter().copied()).collect()
+}
+
+/// Runs `task(lane, i)` for every `i` in `0..count` on `workers`, each lane taking the next
+/// index as it finishes one; returns the results in index order (None without lanes).
+fn run_indexed<L: Send, T: Send>(
+    workers: &dyn Workers,
+    lanes: &mut [L],
+    count: usize,
+    task: impl Fn(&mut L, usize) -> T + Sync,
+) -> Option<Vec<T>> {
+    let results: Vec<Mutex<Option<T>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let (results_ref, next_ref, task_ref) = (&results, &next, &task);
+    let tasks = lanes
+        .iter_mut()
+        .map(|lane| -> Box<dyn FnOnce() + Send + '_> {
+            Box::new(move || {
+                loop {
+                    let i = next_ref.fetch_add(1, Ordering::Relaxed);
+                    let Some(slot) = results_ref.get(i) else { return };
+                    let result = task_ref(lane, i);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                }
+            })
+        })
+        .collect();
+    workers.run_all(tasks);
+    results.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()
 }
 
 #[cfg(test)]
@@ -158,13 +368,13 @@ mod tests {
     #[test]
     fn level_changes_stay_between_old_and_new() {
         let mut stream = ZlibStream::new();
-        stream.at_level(3);
+        stream.at_level(3).unwrap();
         assert_eq!(stream.level, 3);
         let mut out = Vec::new();
         for wanted in [9, 0, 1, 5, 5, 2, 7] {
             let before = stream.level;
-            let zlib = stream.at_level(wanted);
-            deflate(zlib, b"some data some data", &mut out, FlushCompress::Sync).unwrap();
+            let mut zlib = stream.at_level(wanted).unwrap();
+            zlib.write(b"some data some data", &mut out, FlushCompress::Sync).unwrap();
             let level = stream.level;
             assert!((before.min(wanted)..=before.max(wanted)).contains(&level), "{before} -> {wanted}: {level}");
         }

@@ -5,7 +5,8 @@
 
 use flate2::FlushCompress;
 
-use super::deflate::{ZlibStream, deflate};
+use super::deflate::{ZlibStream, row_bands};
+use super::workers::MIN_PARALLEL_AREA;
 use super::{EncodeParams, Encoder};
 use crate::encoding::ZLIB;
 use crate::frame::{Frame, Rect};
@@ -42,17 +43,27 @@ impl Encoder for ZlibEncoder {
         // libvncserver's band height: as many rows as fit in MAX_RECT_PIXELS, but at least two.
         let band_rows = |width: u16| (MAX_RECT_PIXELS / usize::from(width)).max(2);
         let converter = params.converter;
+        let clipped = rect.intersect(&frame.bounds());
+        if clipped.area() >= MIN_PARALLEL_AREA && params.workers.count() > 1 {
+            let bands = row_bands(&clipped, band_rows(clipped.width));
+            let mut lanes = vec![(); params.workers.count()];
+            return self.stream.write_bands_parallel(frame, &bands, ZLIB, params, out, &mut lanes, |(), band, data| {
+                for row in 0..band.height {
+                    converter.convert_row(frame.row(band, row), data);
+                }
+            });
+        }
         let buf = &mut self.buf;
         self.stream.write_bands(frame, rect, ZLIB, band_rows, params, out, |zlib, band, out| {
             buf.clear();
             for row in 0..band.height {
                 converter.convert_row(frame.row(band, row), buf);
                 if buf.len() >= CHUNK {
-                    deflate(zlib, buf, out, FlushCompress::None)?;
+                    zlib.write(buf, out, FlushCompress::None)?;
                     buf.clear();
                 }
             }
-            deflate(zlib, buf, out, FlushCompress::Sync)?;
+            zlib.write(buf, out, FlushCompress::Sync)?;
             buf.clear();
             Ok(())
         })

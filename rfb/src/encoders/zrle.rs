@@ -6,7 +6,8 @@
 
 use flate2::FlushCompress;
 
-use super::deflate::{ZlibStream, deflate};
+use super::deflate::ZlibStream;
+use super::workers;
 use super::{EncodeParams, Encoder};
 use crate::encoding::ZRLE;
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
@@ -32,6 +33,8 @@ const SUB_PALETTE_RLE_BASE: u8 = 128;
 pub struct ZrleEncoder {
     stream: ZlibStream,
     tiles: TileCoder,
+    /// One tile coder per worker, for large updates.
+    lanes: Vec<TileCoder>,
 }
 
 impl std::fmt::Debug for ZrleEncoder {
@@ -48,41 +51,37 @@ impl Default for ZrleEncoder {
 
 impl ZrleEncoder {
     pub fn new() -> Self {
-        Self { stream: ZlibStream::new(), tiles: TileCoder::new() }
+        Self { stream: ZlibStream::new(), tiles: TileCoder::new(), lanes: Vec::new() }
     }
 }
 
 impl Encoder for ZrleEncoder {
     fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
-        // Bands of whole tile rows, each small enough for the U32 length.
-        let band_rows = |width: u16| (MAX_RECT_AREA / usize::from(width)).max(TILE) / TILE * TILE;
         let converter = params.converter;
         let map = ValueMap::for_converter(converter);
         let cpixel = CPixel::for_format(converter.client_format(), converter.bytes_per_pixel());
+        let clipped = rect.intersect(&frame.bounds());
+        let bands = workers::bands(&clipped, params.workers);
+        if bands.len() > 1 {
+            // One rect per band, tiles made and compressed on every worker.
+            let lanes = &mut self.lanes;
+            lanes.resize_with(params.workers.count().max(1), TileCoder::new);
+            return self.stream.write_bands_parallel(frame, &bands, ZRLE, params, out, lanes, |tiles, band, data| {
+                tiles.encode_band(frame, band, map, cpixel, |buf| data.extend_from_slice(buf));
+            });
+        }
+        // Bands of whole tile rows, each small enough for the U32 length.
+        let band_rows = |width: u16| (MAX_RECT_AREA / usize::from(width)).max(TILE) / TILE * TILE;
         let tiles = &mut self.tiles;
         self.stream.write_bands(frame, rect, ZRLE, band_rows, params, out, |zlib, band, out| {
-            tiles.buf.clear();
-            let (x0, y0) = (usize::from(band.x), usize::from(band.y));
-            let (width, height) = (usize::from(band.width), usize::from(band.height));
-            for ty in (0..height).step_by(TILE) {
-                for tx in (0..width).step_by(TILE) {
-                    // Inside `band`, so every coordinate fits in u16.
-                    let tile = Rect::new(
-                        (x0 + tx) as u16,
-                        (y0 + ty) as u16,
-                        TILE.min(width - tx) as u16,
-                        TILE.min(height - ty) as u16,
-                    );
-                    tiles.encode_tile(frame, &tile, map, cpixel);
-                    if tiles.buf.len() >= CHUNK {
-                        deflate(zlib, &tiles.buf, out, FlushCompress::None)?;
-                        tiles.buf.clear();
-                    }
+            let mut result = Ok(());
+            tiles.encode_band(frame, band, map, cpixel, |buf| {
+                if result.is_ok() {
+                    result = zlib.write(buf, out, FlushCompress::None);
                 }
-            }
-            deflate(zlib, &tiles.buf, out, FlushCompress::Sync)?;
-            tiles.buf.clear();
-            Ok(())
+            });
+            result?;
+            zlib.write(&[], out, FlushCompress::Sync)
         })
     }
 }
@@ -287,6 +286,32 @@ impl TileCoder {
             palette: Palette { colours: [0; MAX_PALETTE], len: 0, slots: [0; 256] },
             buf: Vec::with_capacity(CHUNK + TILE_PIXELS * 4 + 1024),
         }
+    }
+
+    /// Encodes the tiles of `band` (inside `frame`) in order, handing the data to `emit` in
+    /// pieces of about [`CHUNK`] bytes (keeps them in cache).
+    fn encode_band(&mut self, frame: &Frame, band: &Rect, map: ValueMap, cpixel: CPixel, mut emit: impl FnMut(&[u8])) {
+        self.buf.clear();
+        let (x0, y0) = (usize::from(band.x), usize::from(band.y));
+        let (width, height) = (usize::from(band.width), usize::from(band.height));
+        for ty in (0..height).step_by(TILE) {
+            for tx in (0..width).step_by(TILE) {
+                // Inside `band`, so every coordinate fits in u16.
+                let tile = Rect::new(
+                    (x0 + tx) as u16,
+                    (y0 + ty) as u16,
+                    TILE.min(width - tx) as u16,
+                    TILE.min(height - ty) as u16,
+                );
+                self.encode_tile(frame, &tile, map, cpixel);
+                if self.buf.len() >= CHUNK {
+                    emit(&self.buf);
+                    self.buf.clear();
+                }
+            }
+        }
+        emit(&self.buf);
+        self.buf.clear();
     }
 
     /// Appends the encoded `tile` (at most 64x64, inside `frame`) to `self.buf`.

@@ -5,6 +5,7 @@
 
 use std::fmt::Debug;
 
+use rfb::encoders::workers::{Serial, Workers};
 use rfb::encoders::{EncodeParams, Encoder};
 use rfb::encoding::ClientEncodings;
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
@@ -17,7 +18,7 @@ pub const UNTOUCHED: u32 = u32::MAX;
 
 /// Serial encode parameters for `converter` and `encodings`.
 pub fn params<'a>(converter: &'a PixelConverter, encodings: &'a ClientEncodings) -> EncodeParams<'a> {
-    EncodeParams { converter, encodings, shared: None, workers: &rfb::encoders::workers::Serial }
+    EncodeParams { converter, encodings, shared: None, workers: &Serial }
 }
 
 /// Runs `check(name, format)` for every format of `support::formats::all()`, each on its own
@@ -66,6 +67,8 @@ pub struct Client<E, D> {
     pub encoder: E,
     pub decoder: D,
     pub encodings: ClientEncodings,
+    /// What the encoder may spread a large rect over (serial unless a test says otherwise).
+    pub workers: &'static dyn Workers,
 }
 
 impl<E: Encoder, D: RectDecoder> Client<E, D> {
@@ -74,13 +77,14 @@ impl<E: Encoder, D: RectDecoder> Client<E, D> {
         let converter = PixelConverter::new(format);
         let format = *converter.client_format();
         let encodings = ClientEncodings::from_list(vec![encoding]);
-        Client { name, converter, format, encoder, decoder, encodings }
+        Client { name, converter, format, encoder, decoder, encodings, workers: &Serial }
     }
 
     /// Encodes `rect` of `frame` and returns the rect count and the bytes appended.
     pub fn encode(&mut self, frame: &Frame, rect: Rect) -> (usize, Vec<u8>) {
         let mut out = vec![0xa5, 0x5a];
-        let count = self.encoder.encode(frame, &rect, &params(&self.converter, &self.encodings), &mut out);
+        let params = EncodeParams { workers: self.workers, ..params(&self.converter, &self.encodings) };
+        let count = self.encoder.encode(frame, &rect, &params, &mut out);
         assert_eq!(out[..2], [0xa5, 0x5a], "{}: earlier output must be kept", self.name);
         (count, out.split_off(2))
     }
