@@ -9,20 +9,20 @@
 //! progress: up to the encode time, printed alongside. kvnc encodes on its pool
 //! (`--encode-workers`), so the viewer's task goes on reading input meanwhile.
 
-#[path = "support/ports.rs"]
-mod ports;
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
+#[path = "support/servers.rs"]
+mod servers;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use ports::{free_port, wait_for_port};
 use rfb_client::{Client, LAST_RECT, RGB888, TIGHT};
+use servers::{free_port, start_kvnc};
 
 const TAPS: usize = 200;
 /// Compress level 9: the costliest lossless Tight, as a slow viewer link would ask for.
@@ -55,19 +55,9 @@ fn main() {
     });
 
     let port = free_port();
-    let mut kvnc = Command::new(env!("CARGO_BIN_EXE_kvnc"))
-        .args(["serve", "--source", &format!("replay:{}", frames.display()), "--fps", "10"])
-        .args(["--hid-device", &format!("keyboard={}", fifo.display())])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-tls"])
-        .env("RUST_LOG", "warn")
-        .env("XDG_STATE_HOME", &dir)
-        .env("HOME", &dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kvnc");
-    wait_for_port(port, &mut kvnc);
+    let replay = format!("replay:{}", frames.display());
+    let keyboard = format!("keyboard={}", fifo.display());
+    let mut kvnc = start_kvnc(&["--source", &replay, "--fps", "10", "--hid-device", &keyboard, "--no-tls"], port, &dir);
 
     let mut client = Client::connect(&format!("127.0.0.1:{port}"), kvnc.id(), RGB888, &TIGHT_C9).expect("connect");
     let mut input = client.input().expect("input handle");

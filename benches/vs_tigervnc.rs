@@ -26,10 +26,10 @@
 //!
 //! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`).
 
-#[path = "support/ports.rs"]
-mod ports;
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
+#[path = "support/servers.rs"]
+mod servers;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -38,9 +38,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use ports::{free_port, wait_for_port};
 use rfb::PixelFormat;
 use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE, cpu_time};
+use servers::{free_port, start_kvnc as start_kvnc_process, wait_for_port};
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
@@ -181,20 +181,8 @@ impl Drop for TempDir {
 fn start_kvnc(frames: &[&RgbImage]) -> Server {
     let dir = TempDir::new(frames);
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvnc"))
-        .arg("serve")
-        .arg("--source")
-        .arg(format!("replay:{}", dir.0.display()))
-        .args(["--fps", "0", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .env("XDG_STATE_HOME", &dir.0)
-        .env("HOME", &dir.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kvnc");
-    wait_for_port(port, &mut child);
+    let replay = format!("replay:{}", dir.0.display());
+    let child = start_kvnc_process(&["--source", &replay, "--fps", "0"], port, &dir.0);
     // Let the first replayed frame arrive.
     std::thread::sleep(Duration::from_millis(300));
     Server { child, port, display: None, _dir: Some(dir) }

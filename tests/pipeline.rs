@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use frames::{pattern, replay_dir};
 use novnc::{NoVncOptions, run_novnc};
 use raw_client::RawClient;
-use viewers::{KvncServer, TigerViewer, vncdo_run};
+use viewers::{KvncServer, RgbImage, TigerViewer, vncdo_run};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 
@@ -48,11 +48,22 @@ fn resize_mid_stream_is_followed_by_tigervnc_and_novnc() {
     assert!(viewer.log().contains("Resizing framebuffer from 800x600 to 1024x768"), "{}", viewer.log());
     assert!(server.log().contains("screen resized to 1024x768"), "{}", server.log());
 
-    // noVNC: its canvas always has the size and content of one of the two frames.
+    // noVNC: its canvas has the size of one of the two frames and shows it exactly, or, caught
+    // between a resize to the large size and that frame's pixels (which are encoded off the
+    // viewer's task, so they may trail the resize by an encode), the small frame still in its
+    // top-left corner.
     let run = run_novnc(server.port(), &NoVncOptions::new().encodings(&[16]).settle_ms(2500).name("resize"));
     run.assert_ok();
-    let expected = if run.canvas.width == large.width { &large } else { &small };
-    assert_eq!(run.canvas.diff_count(expected, 0), Some(0), "artifacts in {}", run.dir.display());
+    let canvas = &run.canvas;
+    let shows = |frame: &RgbImage| {
+        canvas.width >= frame.width
+            && canvas.height >= frame.height
+            && canvas.crop(0, 0, frame.width, frame.height).diff_count(frame, 0) == Some(0)
+    };
+    let exact = (canvas.width, canvas.height) == (large.width, large.height) && shows(&large)
+        || (canvas.width, canvas.height) == (small.width, small.height) && shows(&small);
+    let between = (canvas.width, canvas.height) == (large.width, large.height) && shows(&small);
+    assert!(exact || between, "artifacts in {}", run.dir.display());
     assert!(run.rect_count(-308) >= 2, "noVNC saw the resizes as ExtendedDesktopSize: {:?}", run.rects);
 }
 

@@ -14,6 +14,29 @@ impl Rect {
         Self { x, y, width, height }
     }
 
+    /// The rect cut into tiles at most `size` on a side, left to right, top to bottom (the
+    /// order the tiled encodings send them); nothing for an empty rect or a zero size.
+    pub fn tiles(&self, size: u16) -> impl Iterator<Item = Rect> + use<> {
+        let rect = *self;
+        let size = u32::from(size);
+        let (right, bottom) = (u32::from(rect.x) + u32::from(rect.width), u32::from(rect.y) + u32::from(rect.height));
+        let (rows, cols) = match size {
+            0 => (0, 0),
+            _ if rect.is_empty() => (0, 0),
+            _ => (u32::from(rect.height).div_ceil(size), u32::from(rect.width).div_ceil(size)),
+        };
+        (0..rows).flat_map(move |row| {
+            let y = u32::from(rect.y) + row * size;
+            let h = (bottom - y).min(size);
+            (0..cols).map(move |col| {
+                let x = u32::from(rect.x) + col * size;
+                let w = (right - x).min(size);
+                // Every value lies inside `rect`, whose coordinates and sizes fit in u16.
+                Rect::new(x as u16, y as u16, w as u16, h as u16)
+            })
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.width == 0 || self.height == 0
     }
@@ -161,6 +184,19 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiles_cover_the_rect_in_wire_order() {
+        let tiles: Vec<_> = Rect::new(10, 20, 100, 70).tiles(64).collect();
+        assert_eq!(
+            tiles,
+            [Rect::new(10, 20, 64, 64), Rect::new(74, 20, 36, 64), Rect::new(10, 84, 64, 6), Rect::new(74, 84, 36, 6)]
+        );
+        assert_eq!(Rect::new(0, 0, 0, 5).tiles(16).count(), 0);
+        assert_eq!(Rect::new(0, 0, 5, 5).tiles(0).count(), 0);
+        let edge: Vec<_> = Rect::new(65530, 65530, 5, 5).tiles(4).collect();
+        assert_eq!(edge.last(), Some(&Rect::new(65534, 65534, 1, 1)));
+    }
 
     #[test]
     fn intersect_and_union() {

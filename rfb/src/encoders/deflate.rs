@@ -13,7 +13,7 @@ use std::sync::{Mutex, PoisonError};
 
 use flate2::{Compress, Compression, FlushCompress};
 
-use super::workers::Workers;
+use super::workers::{Workers, row_bands};
 use super::{EncodeParams, Encoder, RawEncoder};
 use crate::frame::{Frame, Rect};
 use crate::messages::server::write_rect_header;
@@ -262,19 +262,6 @@ impl Deflater<'_> {
         remember(self.window, input);
         deflate(self.zlib, input, out, flush)
     }
-}
-
-/// `rect` cut into bands of `rows` rows (the last may be lower), top to bottom.
-pub(super) fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
-    let rows = u16::try_from(rows).unwrap_or(u16::MAX).max(1);
-    let mut bands = Vec::new();
-    let mut y = 0;
-    while y < rect.height {
-        let height = rows.min(rect.height - y);
-        bands.push(Rect::new(rect.x, rect.y + y, rect.width, height));
-        y += height;
-    }
-    bands
 }
 
 /// A raw deflate compressor at `level`, primed with `window` (the client's inflate window).

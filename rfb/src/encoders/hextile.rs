@@ -100,16 +100,8 @@ impl HextileEncoder {
         let (width, height) = (usize::from(tile.width), usize::from(tile.height));
         let n = width * height;
         if let Some(colour) = solid_colour(frame, tile) {
-            // Solid (most tiles of a screen): background only, and nothing at all when the
-            // client already has it. Found on the native pixels, so only one is converted.
-            let value = converter.pixel_value(colour);
-            if carried.background == Some(value) {
-                out.push(0);
-            } else {
-                out.push(BACKGROUND_SPECIFIED);
-                writer.write(value, out);
-                carried.background = Some(value);
-            }
+            // Most tiles of a screen; found on the native pixels, so only one is converted.
+            write_solid(converter.pixel_value(colour), writer, carried, out);
             return;
         }
         for row in 0..height {
@@ -126,13 +118,7 @@ impl HextileEncoder {
         let first = pixels[0];
         if pixels.iter().all(|&p| p == first) {
             // Distinct native colours can become one client value (e.g. in bgr233).
-            if carried.background == Some(first) {
-                out.push(0);
-            } else {
-                out.push(BACKGROUND_SPECIFIED);
-                writer.write(first, out);
-                carried.background = Some(first);
-            }
+            write_solid(first, writer, carried, out);
             return;
         }
 
@@ -253,6 +239,18 @@ impl HextileEncoder {
     }
 }
 
+/// A solid tile of client `value`: the background only, and nothing at all when the client
+/// already has it.
+fn write_solid(value: u32, writer: PixelWriter, carried: &mut Carried, out: &mut Vec<u8>) {
+    if carried.background == Some(value) {
+        out.push(0);
+    } else {
+        out.push(BACKGROUND_SPECIFIED);
+        writer.write(value, out);
+        carried.background = Some(value);
+    }
+}
+
 /// The tile's colour (`0x00RRGGBB`) when all its native pixels have it.
 fn solid_colour(frame: &Frame, tile: &Rect) -> Option<u32> {
     let colour = u32::from_le_bytes(*frame.row(tile, 0).first_chunk::<NATIVE_BYTES_PER_PIXEL>()?) & 0x00ff_ffff;
@@ -277,19 +275,8 @@ impl Encoder for HextileEncoder {
         // Every rect starts with nothing carried: its first non-raw tile must specify the
         // background.
         let mut carried = Carried::default();
-        let (x0, y0) = (usize::from(clipped.x), usize::from(clipped.y));
-        let (width, height) = (usize::from(clipped.width), usize::from(clipped.height));
-        for ty in (0..height).step_by(TILE) {
-            for tx in (0..width).step_by(TILE) {
-                // Inside `clipped`, so every coordinate fits in u16.
-                let tile = Rect::new(
-                    (x0 + tx) as u16,
-                    (y0 + ty) as u16,
-                    TILE.min(width - tx) as u16,
-                    TILE.min(height - ty) as u16,
-                );
-                self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
-            }
+        for tile in clipped.tiles(TILE as u16) {
+            self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
         }
         1
     }

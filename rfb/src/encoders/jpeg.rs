@@ -94,7 +94,7 @@ impl Lane {
 
     /// Writes `rect` as JPEG rects (Raw where JPEG does not pay) into `self.out`.
     fn encode(&mut self, frame: &Frame, rect: &Rect, settings: (u8, Subsampling), params: &EncodeParams) {
-        for tile in tiles(rect) {
+        for tile in rect.tiles(MAX_SIDE) {
             if !self.write_jpeg(frame, &tile, settings, params) {
                 RawEncoder.encode(frame, &tile, params, &mut self.out);
             }
@@ -134,24 +134,6 @@ impl Encoder for JpegEncoder {
         }
         count
     }
-}
-
-/// Cuts `rect` into tiles at most [`MAX_SIDE`] on a side, row by row; nothing for an empty rect.
-fn tiles(rect: &Rect) -> impl Iterator<Item = Rect> + use<> {
-    let rect = *rect;
-    let (right, bottom) = (u32::from(rect.x) + u32::from(rect.width), u32::from(rect.y) + u32::from(rect.height));
-    let rows = if rect.is_empty() { 0 } else { rect.height.div_ceil(MAX_SIDE) };
-    let cols = rect.width.div_ceil(MAX_SIDE);
-    (0..rows).flat_map(move |row| {
-        let y = u32::from(rect.y) + u32::from(row) * u32::from(MAX_SIDE);
-        let h = (bottom - y).min(u32::from(MAX_SIDE));
-        (0..cols).map(move |col| {
-            let x = u32::from(rect.x) + u32::from(col) * u32::from(MAX_SIDE);
-            let w = (right - x).min(u32::from(MAX_SIDE));
-            // Every value lies inside `rect`, whose coordinates and sizes fit in u16.
-            Rect::new(x as u16, y as u16, w as u16, h as u16)
-        })
-    })
 }
 
 /// Appends one JPEG rect carrying `jpeg` unchanged (MJPEG pass-through: a capture dongle's
@@ -342,7 +324,7 @@ mod tests {
         let (second, encoding, jpeg, rest) = parse_rect(rest, 4);
         assert_eq!((second, encoding, rest.len()), (Rect::new(4096, 0, 904, 20), JPEG, 0));
         assert_eq!(turbojpeg::read_header(jpeg).map(|h| (h.width, h.height)).ok(), Some((904, 20)));
-        let all = |r: Rect| tiles(&r).collect::<Vec<_>>();
+        let all = |r: Rect| r.tiles(MAX_SIDE).collect::<Vec<_>>();
         assert!(all(Rect::new(3, 4, 0, 10)).is_empty());
         let big = all(Rect::new(0, 0, 65535, 65535));
         assert_eq!(big.len(), 16 * 16);

@@ -90,12 +90,18 @@ pub fn bands(rect: &Rect, workers: &dyn Workers) -> Vec<Rect> {
 fn split_rows(rect: &Rect, count: usize) -> Vec<Rect> {
     let count = u16::try_from(count.max(1)).unwrap_or(u16::MAX);
     let height = rect.height.div_ceil(count).next_multiple_of(BAND_ALIGN).min(rect.height).max(1);
+    row_bands(rect, usize::from(height))
+}
+
+/// `rect` cut into bands of `rows` rows (the last may be lower), top to bottom.
+pub fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
+    let rows = u16::try_from(rows).unwrap_or(u16::MAX).max(1);
     let mut bands = Vec::new();
     let mut y = 0;
     while y < rect.height {
-        let h = height.min(rect.height - y);
-        bands.push(Rect::new(rect.x, rect.y + y, rect.width, h));
-        y += h;
+        let height = rows.min(rect.height - y);
+        bands.push(Rect::new(rect.x, rect.y + y, rect.width, height));
+        y += height;
     }
     bands
 }

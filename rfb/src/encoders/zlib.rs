@@ -5,8 +5,8 @@
 
 use flate2::FlushCompress;
 
-use super::deflate::{ZlibStream, row_bands};
-use super::workers::MIN_PARALLEL_AREA;
+use super::deflate::ZlibStream;
+use super::workers::{MIN_PARALLEL_AREA, row_bands};
 use super::{EncodeParams, Encoder};
 use crate::encoding::ZLIB;
 use crate::frame::{Frame, Rect};

@@ -292,22 +292,11 @@ impl TileCoder {
     /// pieces of about [`CHUNK`] bytes (keeps them in cache).
     fn encode_band(&mut self, frame: &Frame, band: &Rect, map: ValueMap, cpixel: CPixel, mut emit: impl FnMut(&[u8])) {
         self.buf.clear();
-        let (x0, y0) = (usize::from(band.x), usize::from(band.y));
-        let (width, height) = (usize::from(band.width), usize::from(band.height));
-        for ty in (0..height).step_by(TILE) {
-            for tx in (0..width).step_by(TILE) {
-                // Inside `band`, so every coordinate fits in u16.
-                let tile = Rect::new(
-                    (x0 + tx) as u16,
-                    (y0 + ty) as u16,
-                    TILE.min(width - tx) as u16,
-                    TILE.min(height - ty) as u16,
-                );
-                self.encode_tile(frame, &tile, map, cpixel);
-                if self.buf.len() >= CHUNK {
-                    emit(&self.buf);
-                    self.buf.clear();
-                }
+        for tile in band.tiles(TILE as u16) {
+            self.encode_tile(frame, &tile, map, cpixel);
+            if self.buf.len() >= CHUNK {
+                emit(&self.buf);
+                self.buf.clear();
             }
         }
         emit(&self.buf);
