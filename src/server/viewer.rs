@@ -1,8 +1,9 @@
 //! One viewer connection: reader → `rfb::ServerConnection` → writer, in a single task.
 //!
-//! Reading, writing and waiting for a new frame happen in one `select!`, so input keeps
-//! flowing while a large update drains, and the next update is encoded only when the previous
-//! one has been written: a slow viewer gets fewer, newer updates and never a growing queue.
+//! Reading, writing, waiting for a new frame and waiting for the update being encoded (on the
+//! encode pool, `encode_pool.rs`) happen in one `select!`, so input keeps flowing while a large
+//! update is compressed or drains, and the next update is encoded only when the previous one
+//! has been written: a slow viewer gets fewer, newer updates and never a growing queue.
 //!
 //! VeNCrypt starts TLS in the middle of the handshake: the loop then hands the socket back, TLS
 //! is set up on it, and the same connection state carries on over the TLS stream.
