@@ -144,7 +144,15 @@ impl HextileEncoder {
         let raw_len = n * writer.bytes;
         let budget = raw_len.saturating_sub(header + 1);
         let coloured = foreground.is_none();
-        match self.find_subrects(width, height, background, coloured, writer, budget) {
+        // Every colour but the background needs a subrect of its own: when even one each would
+        // not fit the budget (photo-like tiles), the tile goes raw without a search.
+        let least = (colours - 1) * (2 + if coloured { writer.bytes } else { 0 });
+        let subrects = if least > budget || colours - 1 > MAX_SUBRECTS {
+            None
+        } else {
+            self.find_subrects(width, height, background, coloured, writer, budget)
+        };
+        match subrects {
             Some(count) => {
                 out.push(mask);
                 if mask & BACKGROUND_SPECIFIED != 0 {
