@@ -116,14 +116,14 @@ fn play(frames: &[Arc<[u8]>], viewers: usize, way: Way) -> Figures {
         if !changed.is_empty() {
             for conn in &mut conns {
                 if way != Way::DecodeAndReencode && broad {
-                    conn.write_jpeg_update(&[(bounds, jpeg)]).expect("pass-through");
+                    conn.write_jpeg_update(&[(bounds, jpeg)], true).expect("pass-through");
                     passed_through += usize::from(generation > 0);
                 } else if let (Way::Kvnc, Some(rects)) = (way, &crop_rects) {
                     let crops = crops.get_or_insert_with(|| {
                         rects.iter().map(|r| (*r, crop::crop(jpeg, *r).expect("crop"))).collect()
                     });
                     let parts: Vec<(Rect, &[u8])> = crops.iter().map(|(r, c)| (*r, &c[..])).collect();
-                    conn.write_jpeg_update(&parts).expect("crops");
+                    conn.write_jpeg_update(&parts, true).expect("crops");
                     passed_through += usize::from(generation > 0);
                 } else {
                     let frame = pixels.get_or_insert_with(|| {

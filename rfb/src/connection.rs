@@ -500,9 +500,11 @@ impl ServerConnection {
     /// How a JPEG `width` pixels wide can go to this client as it is (MJPEG pass-through), if
     /// at all; it must have 16 or 32 bpp. Tight (7) when it prefers Tight, sent a quality level
     /// and the JPEG fits a Tight rect (2048 wide); else JPEG (21) when it listed that, at any
-    /// width. Listing 21 is enough, even behind a lossless encoding: the source's JPEG is what
-    /// such a viewer would otherwise get decoded, so it loses nothing.
-    pub fn jpeg_passthrough(&self, width: u16) -> Option<i32> {
+    /// width, and the JPEG is `baseline` (SOF0: noVNC's JPEG (21) decoder knows no other frame
+    /// header; Tight JPEG goes to the browser's decoder whole, which takes any). Listing 21 is
+    /// enough, even behind a lossless encoding: the source's JPEG is what such a viewer would
+    /// otherwise get decoded, so it loses nothing.
+    pub fn jpeg_passthrough(&self, width: u16, baseline: bool) -> Option<i32> {
         if self.state != State::Normal || !jpeg::takes_jpeg(self.converter.client_format()) {
             return None;
         }
@@ -511,26 +513,20 @@ impl ServerConnection {
             && width <= tight::MAX_RECT_WIDTH
         {
             Some(encoding::TIGHT)
-        } else if self.encodings.list.contains(&encoding::JPEG) {
+        } else if baseline && self.encodings.list.contains(&encoding::JPEG) {
             Some(encoding::JPEG)
         } else {
             None
         }
     }
 
-    /// Whether a JPEG `width` pixels wide can go to this client as it is; see
-    /// [`Self::jpeg_passthrough`].
-    pub fn takes_jpeg(&self, width: u16) -> bool {
-        self.jpeg_passthrough(width).is_some()
-    }
-
-    /// Writes one update whose pixels are JPEGs sent unchanged (MJPEG pass-through), each
-    /// covering its rect, as Tight or JPEG (21) rects (see [`Self::jpeg_passthrough`]), plus
-    /// pending pseudo-rects. Check [`Self::takes_jpeg`] first; nothing is written on error.
-    pub fn write_jpeg_update(&mut self, jpegs: &[(Rect, &[u8])]) -> Result<(), PassthroughError> {
+    /// Writes one update whose pixels are JPEGs (all `baseline` or not) sent unchanged (MJPEG
+    /// pass-through), each covering its rect, as Tight or JPEG (21) rects (see
+    /// [`Self::jpeg_passthrough`]), plus pending pseudo-rects. Nothing is written on error.
+    pub fn write_jpeg_update(&mut self, jpegs: &[(Rect, &[u8])], baseline: bool) -> Result<(), PassthroughError> {
         let mut rect_bytes = Vec::with_capacity(jpegs.iter().map(|(_, jpeg)| jpeg.len() + 20).sum());
         for (rect, jpeg) in jpegs {
-            match self.jpeg_passthrough(rect.width) {
+            match self.jpeg_passthrough(rect.width, baseline) {
                 Some(encoding::TIGHT) => passthrough::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?,
                 Some(_) => jpeg::write_jpeg_rect(&mut rect_bytes, rect, jpeg)?,
                 None => return Err(PassthroughError::NotTaken(rect.width)),

@@ -50,7 +50,7 @@ impl DamageDetector {
     /// What changed since the previous call. The first frame, and any frame whose size differs
     /// from the previous one, is changed everywhere.
     pub fn compare(&mut self, frame: &Frame) -> Region {
-        let shadow = match &mut self.shadow {
+        let shadow = match &self.shadow {
             Some(shadow) if shadow.width() == frame.width() && shadow.height() == frame.height() => shadow,
             _ => {
                 self.shadow = Some(frame.clone());

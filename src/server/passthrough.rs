@@ -27,18 +27,15 @@ pub fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, reg
             None => return false,
         }
     };
-    // Also false for a frame wider than a Tight rect to a viewer that did not list JPEG (21):
-    // it is encoded instead.
-    let encodings: Vec<Option<i32>> = rects.iter().map(|rect| conn.jpeg_passthrough(rect.width)).collect();
-    if encodings.contains(&None) {
+    // False too for a frame this viewer cannot take as it is (wider than a Tight rect without
+    // JPEG (21), or not baseline for 21): it is encoded instead.
+    let baseline = picture.is_baseline();
+    let Some(encodings) =
+        rects.iter().map(|rect| conn.jpeg_passthrough(rect.width, baseline)).collect::<Option<Vec<_>>>()
+    else {
         return false;
-    }
-    // noVNC's JPEG (21) decoder knows baseline frame headers only (Tight JPEG goes to the
-    // browser's decoder whole, which takes any).
-    if encodings.contains(&Some(rfb::encoding::JPEG)) && !picture.is_baseline() {
-        return false;
-    }
-    let via = rfb::encoding::name(encodings[0].unwrap_or(rfb::encoding::RAW));
+    };
+    let via = rfb::encoding::name(encodings[0]);
     let jpegs =
         rects.iter().map(|rect| if *rect == bounds { Ok(picture.bytes().clone()) } else { picture.crop(*rect) });
     let jpegs = match jpegs.collect::<Result<Vec<_>, _>>() {
@@ -49,7 +46,7 @@ pub fn pass_jpeg_through(conn: &mut ServerConnection, current: &SourceFrame, reg
         }
     };
     let rects: Vec<(rfb::Rect, &[u8])> = rects.iter().copied().zip(jpegs.iter().map(|jpeg| &jpeg[..])).collect();
-    match conn.write_jpeg_update(&rects) {
+    match conn.write_jpeg_update(&rects, baseline) {
         Ok(()) => {
             let bytes: usize = rects.iter().map(|(_, jpeg)| jpeg.len()).sum();
             if rects[0].0 == bounds {

@@ -639,27 +639,29 @@ fn extended_desktop_size_layout_and_set_desktop_size() {
 fn jpeg_pass_through_only_to_tight_clients_with_a_quality_level() {
     let mut conn = ready(64, 32);
     set_encodings(&mut conn, &[7, -224]);
-    assert!(!conn.takes_jpeg(64), "no quality level listed");
+    assert!(conn.jpeg_passthrough(64, true).is_none(), "no quality level listed");
     set_encodings(&mut conn, &[16, -24]);
-    assert!(!conn.takes_jpeg(64), "prefers ZRLE");
+    assert!(conn.jpeg_passthrough(64, true).is_none(), "prefers ZRLE");
     set_encodings(&mut conn, &[7, -24]);
-    assert!(conn.takes_jpeg(64));
-    assert!(!conn.takes_jpeg(2049), "wider than a Tight rect");
+    assert!(conn.jpeg_passthrough(64, true).is_some());
+    assert!(conn.jpeg_passthrough(2049, true).is_none(), "wider than a Tight rect");
     take_output(&mut conn);
     let jpeg = [0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
-    conn.write_jpeg_update(&[(Rect::new(0, 0, 64, 32), &jpeg)]).unwrap();
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 64, 32), &jpeg)], true).unwrap();
     let out = take_output(&mut conn);
     let expected =
         [vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 64, 0, 32, 0, 0, 0, 7, 0x90, jpeg.len() as u8], jpeg.to_vec()].concat();
     assert_eq!(out, expected);
     // Two crops in one update.
-    conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(32, 16, 16, 8), &jpeg)]).unwrap();
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(32, 16, 16, 8), &jpeg)], true).unwrap();
     let out = take_output(&mut conn);
     let rect =
         |x: u8, y: u8| [vec![0, x, 0, y, 0, 16, 0, 8, 0, 0, 0, 7, 0x90, jpeg.len() as u8], jpeg.to_vec()].concat();
     assert_eq!(out, [vec![0, 0, 0, 2], rect(0, 0), rect(32, 16)].concat());
     // A rect too wide for Tight: nothing is written.
-    assert!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 2049, 8), &jpeg)]).is_err());
+    assert!(
+        conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 2049, 8), &jpeg)], true).is_err()
+    );
     assert!(take_output(&mut conn).is_empty());
 }
 
@@ -669,32 +671,37 @@ fn jpeg_pass_through_as_encoding_21() {
     let jpeg = [0xff, 0xd8, 1, 2, 3, 0xff, 0xd9];
     // RealVNC-like: JPEG first. Any width, even past Tight's 2048.
     set_encodings(&mut conn, &[21, 16, 0]);
-    assert_eq!((conn.jpeg_passthrough(64), conn.jpeg_passthrough(4096)), (Some(21), Some(21)));
+    assert_eq!((conn.jpeg_passthrough(64, true), conn.jpeg_passthrough(4096, true)), (Some(21), Some(21)));
     // Tight with a quality level first: Tight up to 2048 wide, 21 beyond when listed.
     set_encodings(&mut conn, &[7, 16, 21, -24]);
-    assert_eq!((conn.jpeg_passthrough(2048), conn.jpeg_passthrough(2049)), (Some(7), Some(21)));
+    assert_eq!((conn.jpeg_passthrough(2048, true), conn.jpeg_passthrough(2049, true)), (Some(7), Some(21)));
     set_encodings(&mut conn, &[7, -24]);
-    assert_eq!(conn.jpeg_passthrough(2049), None);
+    assert_eq!(conn.jpeg_passthrough(2049, true), None);
     // Listed behind a lossless encoding, and Tight without a quality level: 21 (the source's
     // JPEG is what such a viewer would get decoded anyway).
     set_encodings(&mut conn, &[16, 21]);
-    assert_eq!(conn.jpeg_passthrough(64), Some(21));
+    assert_eq!(conn.jpeg_passthrough(64, true), Some(21));
     set_encodings(&mut conn, &[7, 21]);
-    assert_eq!(conn.jpeg_passthrough(64), Some(21));
+    assert_eq!(conn.jpeg_passthrough(64, true), Some(21));
+    // Not baseline (SOF1): no JPEG (21), while Tight JPEG still takes it.
+    assert_eq!(conn.jpeg_passthrough(64, false), None);
+    set_encodings(&mut conn, &[7, 21, -24]);
+    assert_eq!((conn.jpeg_passthrough(64, false), conn.jpeg_passthrough(2049, false)), (Some(7), None));
+    set_encodings(&mut conn, &[7, 21]);
     take_output(&mut conn);
-    conn.write_jpeg_update(&[(Rect::new(0, 0, 4096, 32), &jpeg)]).unwrap();
+    conn.write_jpeg_update(&[(Rect::new(0, 0, 4096, 32), &jpeg)], true).unwrap();
     let expected = [vec![0, 0, 0, 1, 0, 0, 0, 0, 0x10, 0, 0, 32, 0, 0, 0, 21], jpeg.to_vec()].concat();
     assert_eq!(take_output(&mut conn), expected);
     // Not a complete JPEG: nothing is written.
     assert_eq!(
-        conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 16, 8), &jpeg[..5])]),
+        conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg), (Rect::new(0, 0, 16, 8), &jpeg[..5])], true),
         Err(PassthroughError::NotStandalone)
     );
     assert!(take_output(&mut conn).is_empty());
     // 8 bpp: no JPEG at all.
     set_pixel_format(&mut conn, PixelFormat::BGR233);
-    assert_eq!(conn.jpeg_passthrough(64), None);
-    assert_eq!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg)]), Err(PassthroughError::NotTaken(16)));
+    assert_eq!(conn.jpeg_passthrough(64, true), None);
+    assert_eq!(conn.write_jpeg_update(&[(Rect::new(0, 0, 16, 8), &jpeg)], true), Err(PassthroughError::NotTaken(16)));
 }
 
 fn set_pixel_format(conn: &mut ServerConnection, format: PixelFormat) {

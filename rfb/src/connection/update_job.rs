@@ -63,11 +63,6 @@ impl std::fmt::Debug for EncodedUpdate {
 }
 
 impl UpdateJob {
-    /// The rects this update covers (cropped to the frame given to `start_update`).
-    pub fn rects(&self) -> &[Rect] {
-        &self.rects
-    }
-
     /// Encodes the rects of `frame`, which must be the frame whose bounds were given to
     /// [`ServerConnection::start_update`]. `shared` is the frame's generation and the server's
     /// cache of shareable rects; `workers` may encode a large rect's pieces in parallel.
@@ -93,17 +88,6 @@ impl UpdateJob {
     /// Gives the encoders back without encoding (the frame could not be had); nothing is sent.
     pub fn cancel(self) -> EncodedUpdate {
         EncodedUpdate { encoders: self.encoders, rects: self.bytes, count: 0, send: false }
-    }
-}
-
-impl EncodedUpdate {
-    /// Bytes of the encoded rects (without the update header).
-    pub fn len(&self) -> usize {
-        self.rects.len().saturating_sub(HEADROOM)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -166,10 +150,5 @@ impl ServerConnection {
         if buffer.capacity() <= MAX_SPARE {
             self.spare_output = buffer;
         }
-    }
-
-    /// Whether an update's encoders are lent to a job.
-    pub fn is_encoding(&self) -> bool {
-        self.encoders.is_none()
     }
 }
