@@ -352,6 +352,24 @@ impl PixelConverter {
         }
     }
 
+    /// Writes the client pixel value of each native pixel of `native` (bytes B, G, R, X) to
+    /// `values`, as [`Self::pixel_value`] would, stopping at the shorter of the two. Encoders
+    /// that compare pixels (Hextile) do it on these values, since several native colours can
+    /// become one client value; the common 32-bit formats take no table lookups.
+    pub fn pixel_values(&self, native: &[u8], values: &mut [u32]) {
+        let (pixels, _) = native.as_chunks::<NATIVE_BYTES_PER_PIXEL>();
+        let pairs = pixels.iter().zip(values.iter_mut());
+        // The byte shuffles: the value is the client's bytes read in its byte order, without the
+        // padding byte; each is one shift or mask of the native word, which vectorises.
+        match (self.kind, self.format.big_endian) {
+            (RowKind::Copy, false) => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src) & 0x00ff_ffff),
+            (RowKind::Copy, true) => pairs.for_each(|(src, dst)| *dst = u32::from_be_bytes(*src) & 0xffff_ff00),
+            (RowKind::SwapRedBlue, false) => pairs.for_each(|(src, dst)| *dst = u32::from_be_bytes(*src) >> 8),
+            (RowKind::SwapRedBlue, true) => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src) << 8),
+            _ => pairs.for_each(|(src, dst)| *dst = self.pixel_value(u32::from_le_bytes(*src))),
+        }
+    }
+
     /// The client pixel value of one native pixel (bytes B, G, R, X).
     #[inline(always)]
     fn lookup(&self, native: &[u8]) -> u32 {
@@ -611,6 +629,29 @@ mod tests {
         assert_eq!(c.pixel_value(0x123456), 0x563412);
         let c = PixelConverter::new(PixelFormat::BGR233);
         assert_eq!(c.pixel_value(0x808080), 0xa4);
+    }
+
+    #[test]
+    fn pixel_values_of_a_row_match_pixel_value() {
+        // Non-zero padding bytes: no value may carry them.
+        let native: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for f in [
+            PixelFormat::NATIVE,
+            tc(32, 24, false, [255; 3], [0, 8, 16]),
+            tc(32, 24, true, [255; 3], [16, 8, 0]),
+            tc(32, 24, true, [255; 3], [8, 16, 24]),
+            tc(32, 24, true, [255; 3], [24, 16, 8]),
+            rgb565(false),
+            PixelFormat::BGR233,
+        ] {
+            let c = PixelConverter::new(f);
+            let mut values = vec![0; 1024];
+            c.pixel_values(&native, &mut values);
+            for (src, value) in native.chunks_exact(4).zip(&values) {
+                let rgb = u32::from_le_bytes([src[0], src[1], src[2], src[3]]);
+                assert_eq!(*value, c.pixel_value(rgb), "{f:?} {rgb:#x}");
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! drawn in one foreground colour or each in its own, whichever is smaller. Background and
 //! foreground may be left out when the client still holds them from the previous tile of the
 //! same rect. No compression and no state between rects, so the client's work per pixel is tiny.
+//!
+//! A tile that is not solid is cut into one-colour subrects in a single pass (widest run, then
+//! as many rows as match, as TigerVNC does), counting each colour's subrects; the colour with
+//! the most becomes the background, which leaves the fewest to send. The pass stops as soon as
+//! raw is certain to be smaller, which photo-like tiles reach early.
 
 use super::{EncodeParams, Encoder};
 use crate::encoding::HEXTILE;
@@ -24,14 +29,12 @@ const SUBRECTS_COLOURED: u8 = 16;
 
 /// Reusable per-tile buffers; Hextile keeps nothing across rects.
 pub struct HextileEncoder {
-    /// The tile's client pixel values, row-major.
+    /// The tile's client pixel values, row-major, each row [`TILE`] long whatever the tile's
+    /// width (the rest is ignored).
     pixels: [u32; TILE_PIXELS],
-    /// The same values sorted, to find the most common one.
-    sorted: [u32; TILE_PIXELS],
-    /// Pixels already painted by an earlier subrect of the tile.
-    covered: [bool; TILE_PIXELS],
-    /// The tile's subrects as they go on the wire.
-    subrects: Vec<u8>,
+    /// The tile cut into one-colour subrects, in the order they are found (wire order).
+    parts: Vec<Subrect>,
+    palette: Palette,
 }
 
 impl std::fmt::Debug for HextileEncoder {
@@ -77,14 +80,78 @@ impl PixelWriter {
     }
 }
 
+/// One subrect of a tile: its colour and where it lies, in tile coordinates (each below 16).
+#[derive(Debug, Clone, Copy)]
+struct Subrect {
+    colour: u32,
+    x: usize,
+    y: usize,
+    width: usize,
+    height: usize,
+}
+
+/// Slots of [`Palette`]'s table: a power of two, twice the most colours a tile can have, so
+/// probes stay short.
+const PALETTE_SLOTS: usize = 2 * TILE_PIXELS;
+
+/// A tile's colours and how many subrects each has: an open-addressing table, cleared by
+/// walking the slots in use, so a tile costs only what it has.
+struct Palette {
+    /// (colour, subrects); 0 subrects marks an empty slot.
+    slots: Box<[(u32, u16); PALETTE_SLOTS]>,
+    used: Vec<usize>,
+    /// The colour with the most subrects so far (the first to reach that count).
+    best: (u32, u16),
+}
+
+impl Palette {
+    fn new() -> Self {
+        Self { slots: Box::new([(0, 0); PALETTE_SLOTS]), used: Vec::with_capacity(TILE_PIXELS), best: (0, 0) }
+    }
+
+    fn clear(&mut self) {
+        for &slot in &self.used {
+            self.slots[slot] = (0, 0);
+        }
+        self.used.clear();
+        self.best = (0, 0);
+    }
+
+    fn slot(&self, colour: u32) -> usize {
+        // Fibonacci hashing: the top bits of the product spread nearby colours apart.
+        let mut slot = (colour.wrapping_mul(0x9e37_79b1) >> (32 - PALETTE_SLOTS.trailing_zeros())) as usize;
+        while self.slots[slot].1 != 0 && self.slots[slot].0 != colour {
+            slot = (slot + 1) % PALETTE_SLOTS;
+        }
+        slot
+    }
+
+    /// Counts one more subrect of `colour`.
+    fn add(&mut self, colour: u32) {
+        let slot = self.slot(colour);
+        let entry = &mut self.slots[slot];
+        if entry.1 == 0 {
+            *entry = (colour, 0);
+            self.used.push(slot);
+        }
+        entry.1 += 1;
+        if entry.1 > self.best.1 {
+            self.best = *entry;
+        }
+    }
+
+    fn subrects_of(&self, colour: u32) -> u16 {
+        self.slots[self.slot(colour)].1
+    }
+
+    fn colours(&self) -> usize {
+        self.used.len()
+    }
+}
+
 impl HextileEncoder {
     pub fn new() -> Self {
-        Self {
-            pixels: [0; TILE_PIXELS],
-            sorted: [0; TILE_PIXELS],
-            covered: [false; TILE_PIXELS],
-            subrects: Vec::with_capacity(MAX_SUBRECTS * 6),
-        }
+        Self { pixels: [0; TILE_PIXELS], parts: Vec::with_capacity(TILE_PIXELS), palette: Palette::new() }
     }
 
     /// Appends one tile (at most 16x16, inside `frame`) and updates what the client holds.
@@ -98,7 +165,6 @@ impl HextileEncoder {
         out: &mut Vec<u8>,
     ) {
         let (width, height) = (usize::from(tile.width), usize::from(tile.height));
-        let n = width * height;
         if let Some(colour) = solid_colour(frame, tile) {
             // Most tiles of a screen; found on the native pixels, so only one is converted.
             write_solid(converter.pixel_value(colour), writer, carried, out);
@@ -106,26 +172,27 @@ impl HextileEncoder {
         }
         for row in 0..height {
             // Inside the tile, so the row index fits in u16.
-            let native = frame.row(tile, row as u16);
-            for (dst, src) in
-                self.pixels[row * width..(row + 1) * width].iter_mut().zip(native.chunks_exact(NATIVE_BYTES_PER_PIXEL))
-            {
-                // `pixel_value` reads only the colour bytes, so the padding byte never leaks.
-                *dst = converter.pixel_value(u32::from_le_bytes([src[0], src[1], src[2], src[3]]));
-            }
+            converter.pixel_values(frame.row(tile, row as u16), &mut self.pixels[row * TILE..][..width]);
         }
-        let pixels = &self.pixels[..n];
-        let first = pixels[0];
-        if pixels.iter().all(|&p| p == first) {
+        let raw_len = width * height * writer.bytes;
+        let Some(total) = self.partition(width, height, writer.bytes, raw_len) else {
+            return write_raw(frame, tile, converter, carried, out);
+        };
+        let palette = &self.palette;
+        if palette.colours() == 1 {
             // Distinct native colours can become one client value (e.g. in bgr233).
-            write_solid(first, writer, carried, out);
-            return;
+            return write_solid(palette.best.0, writer, carried, out);
         }
-
-        let (background, colours) = self.most_common(n);
+        // The background the client holds costs nothing to keep: it wins a tie.
+        let background = match carried.background {
+            Some(held) if palette.subrects_of(held) == palette.best.1 => held,
+            _ => palette.best.0,
+        };
+        let subrects = total - usize::from(palette.subrects_of(background));
         // Two colours: every subrect has the other one, so it is sent once as the foreground.
-        let pixels = &self.pixels[..n];
-        let foreground = (colours == 2).then(|| *pixels.iter().find(|&&p| p != background).unwrap_or(&background));
+        let foreground = (palette.colours() == 2)
+            .then(|| self.parts.iter().find(|part| part.colour != background).map(|part| part.colour))
+            .flatten();
         let mut mask = ANY_SUBRECTS;
         let mut header = 0;
         if carried.background != Some(background) {
@@ -140,111 +207,87 @@ impl HextileEncoder {
             Some(_) => {}
             None => mask |= SUBRECTS_COLOURED,
         }
+        let subrect_len = 2 + if foreground.is_none() { writer.bytes } else { 0 };
         // Mask byte left out of both sizes; the count byte is part of the subrect form.
-        let raw_len = n * writer.bytes;
-        let budget = raw_len.saturating_sub(header + 1);
-        let coloured = foreground.is_none();
-        // Every colour but the background needs a subrect of its own: when even one each would
-        // not fit the budget (photo-like tiles), the tile goes raw without a search.
-        let least = (colours - 1) * (2 + if coloured { writer.bytes } else { 0 });
-        let subrects = if least > budget || colours - 1 > MAX_SUBRECTS {
-            None
-        } else {
-            self.find_subrects(width, height, background, coloured, writer, budget)
+        if subrects > MAX_SUBRECTS || header + 1 + subrects * subrect_len > raw_len {
+            return write_raw(frame, tile, converter, carried, out);
+        }
+        out.reserve(1 + header + 1 + subrects * subrect_len);
+        out.push(mask);
+        if mask & BACKGROUND_SPECIFIED != 0 {
+            writer.write(background, out);
+        }
+        if let Some(fg) = foreground.filter(|_| mask & FOREGROUND_SPECIFIED != 0) {
+            writer.write(fg, out);
+        }
+        // Checked against MAX_SUBRECTS above.
+        out.push(subrects as u8);
+        for part in self.parts.iter().filter(|part| part.colour != background) {
+            if foreground.is_none() {
+                writer.write(part.colour, out);
+            }
+            // Tile coordinates are below 16, so each fits in a nibble.
+            out.push(((part.x << 4) | part.y) as u8);
+            out.push((((part.width - 1) << 4) | (part.height - 1)) as u8);
+        }
+        carried.background = Some(background);
+        carried.foreground = foreground;
+    }
+
+    /// Cuts the tile's pixels into one-colour subrects (into `self.parts`, counted per colour
+    /// in `self.palette`) and returns how many there are, or `None` as soon as the subrects
+    /// that will have to be sent, whatever the background, take more than `raw_len` bytes.
+    fn partition(&mut self, width: usize, height: usize, bytes_per_pixel: usize, raw_len: usize) -> Option<usize> {
+        self.parts.clear();
+        self.palette.clear();
+        let in_tile = (1u32 << width) as u16 - 1;
+        // Bit x of a row: pixel x of that row equals `colour`. Sixteen compares that the
+        // compiler turns into a few vector instructions, so runs and rows are found by bit
+        // arithmetic instead of pixel by pixel.
+        let (rows, _) = self.pixels.as_chunks::<TILE>();
+        let matching = |y: usize, colour: u32| -> u16 {
+            rows[y].iter().enumerate().fold(0u16, |mask, (x, &p)| mask | (u16::from(p == colour) << x)) & in_tile
         };
-        match subrects {
-            Some(count) => {
-                out.push(mask);
-                if mask & BACKGROUND_SPECIFIED != 0 {
-                    writer.write(background, out);
-                }
-                if let Some(fg) = foreground.filter(|_| mask & FOREGROUND_SPECIFIED != 0) {
-                    writer.write(fg, out);
-                }
-                // `find_subrects` stops at MAX_SUBRECTS.
-                out.push(count as u8);
-                out.extend_from_slice(&self.subrects);
-                carried.background = Some(background);
-                carried.foreground = foreground;
-            }
-            None => {
-                out.push(RAW);
-                for &p in &self.pixels[..n] {
-                    writer.write(p, out);
-                }
-                *carried = Carried::default();
-            }
-        }
-    }
-
-    /// The most common pixel value of the tile's first `n` pixels and how many distinct values
-    /// there are.
-    fn most_common(&mut self, n: usize) -> (u32, usize) {
-        let sorted = &mut self.sorted[..n];
-        sorted.copy_from_slice(&self.pixels[..n]);
-        sorted.sort_unstable();
-        let (mut best, mut best_len, mut colours) = (sorted[0], 0, 0);
-        for run in sorted.chunk_by(|a, b| a == b) {
-            colours += 1;
-            if run.len() > best_len {
-                (best, best_len) = (run[0], run.len());
-            }
-        }
-        (best, colours)
-    }
-
-    /// Covers every pixel that is not `background` with subrects of one colour each, written to
-    /// `self.subrects`. Returns their count, or `None` once they would take more than `budget`
-    /// bytes or exceed [`MAX_SUBRECTS`] (raw is then no bigger).
-    fn find_subrects(
-        &mut self,
-        width: usize,
-        height: usize,
-        background: u32,
-        coloured: bool,
-        writer: PixelWriter,
-        budget: usize,
-    ) -> Option<usize> {
-        let pixels = &self.pixels[..width * height];
-        let covered = &mut self.covered[..width * height];
-        covered.fill(false);
-        self.subrects.clear();
-        let mut count = 0;
+        // Bit x of row y: pixel (x, y) lies in a subrect found earlier.
+        let mut covered = [0u16; TILE];
         for y in 0..height {
-            for x in 0..width {
-                let colour = pixels[y * width + x];
-                if colour == background || covered[y * width + x] {
-                    continue;
+            let mut free = in_tile & !covered[y];
+            while free != 0 {
+                let x = free.trailing_zeros() as usize;
+                let colour = self.pixels[y * TILE + x];
+                // Runs may cross pixels already covered in the same colour: painting them
+                // twice is harmless and makes fewer subrects.
+                let run = (matching(y, colour) >> x).trailing_ones() as usize;
+                let bits = (((1u32 << run) - 1) << x) as u16;
+                let rows = 1 + (y + 1..height).take_while(|&below| matching(below, colour) & bits == bits).count();
+                for below in &mut covered[y + 1..y + rows] {
+                    *below |= bits;
                 }
-                let same = |x: usize, y: usize| pixels[y * width + x] == colour;
-                // Two greedy shapes, the larger wins: widest run then as many rows as match, or
-                // tallest run then as many columns as match. Pixels already covered in the same
-                // colour may be painted again (harmless), which lets rects grow past them.
-                let run_w = (x..width).take_while(|&cx| same(cx, y)).count();
-                let rows = (y..height).take_while(|&cy| (x..x + run_w).all(|cx| same(cx, cy))).count();
-                let run_h = (y..height).take_while(|&cy| same(x, cy)).count();
-                let cols = (x..width).take_while(|&cx| (y..y + run_h).all(|cy| same(cx, cy))).count();
-                let (w, h) = if run_w * rows >= cols * run_h { (run_w, rows) } else { (cols, run_h) };
-                for cy in y..y + h {
-                    covered[cy * width + x..cy * width + x + w].fill(true);
-                }
-                count += 1;
-                if count > MAX_SUBRECTS {
-                    return None;
-                }
-                if coloured {
-                    writer.write(colour, &mut self.subrects);
-                }
-                // Tile coordinates are below 16, so each fits in a nibble.
-                self.subrects.push(((x << 4) | y) as u8);
-                self.subrects.push((((w - 1) << 4) | (h - 1)) as u8);
-                if self.subrects.len() > budget {
+                free &= !bits;
+                self.parts.push(Subrect { colour, x, y, width: run, height: rows });
+                self.palette.add(colour);
+                // Whatever the background turns out to be, each later subrect adds at most one
+                // to its count, so at least `parts - best` subrects will be sent; with more
+                // than two colours each carries its colour too.
+                let palette = &self.palette;
+                let at_least = self.parts.len() - usize::from(palette.best.1);
+                let each = 2 + if palette.colours() > 2 { bytes_per_pixel } else { 0 };
+                if at_least * each > raw_len || at_least > MAX_SUBRECTS {
                     return None;
                 }
             }
         }
-        Some(count)
+        Some(self.parts.len())
     }
+}
+
+/// A raw tile: the client's pixels row by row. Nothing is carried over it.
+fn write_raw(frame: &Frame, tile: &Rect, converter: &PixelConverter, carried: &mut Carried, out: &mut Vec<u8>) {
+    out.push(RAW);
+    for row in 0..tile.height {
+        converter.convert_row(frame.row(tile, row), out);
+    }
+    *carried = Carried::default();
 }
 
 /// A solid tile of client `value`: the background only, and nothing at all when the client
@@ -265,7 +308,9 @@ fn solid_colour(frame: &Frame, tile: &Rect) -> Option<u32> {
     (0..tile.height)
         .all(|row| {
             let (pixels, _) = frame.row(tile, row).as_chunks::<NATIVE_BYTES_PER_PIXEL>();
-            pixels.iter().all(|p| u32::from_le_bytes(*p) & 0x00ff_ffff == colour)
+            // A whole row at once, without a branch per pixel, so it vectorises.
+            let differences = pixels.iter().fold(0, |acc, p| acc | (u32::from_le_bytes(*p) ^ colour));
+            differences & 0x00ff_ffff == 0
         })
         .then_some(colour)
 }
