@@ -15,7 +15,14 @@ use rfb::encoding::ClientEncodings;
 use rfb::{PixelConverter, PixelFormat};
 
 const RUNS: usize = 7;
-const FIXTURES: &[&str] = &["post-1080p.png", "desktop-1080p.png", "photo-1080p.png", "wide-2560x1080.png"];
+const FIXTURES: &[&str] = &[
+    "post-1080p.png",
+    "desktop-1080p.png",
+    "photo-1080p.png",
+    "wide-2560x1080.png",
+    // The 720p desktop that `cargo bench --bench vs_tigervnc` measures against TigerVNC.
+    "sequences/desktop-moving-window/000.png",
+];
 
 /// (label, SetEncodings list as a viewer would send it).
 const CASES: &[(&str, &[i32])] = &[

@@ -268,6 +268,13 @@ impl PixelConverter {
         &self.format
     }
 
+    /// Whether distinct native colours stay distinct in the client's format (8 bits per
+    /// channel), so comparing native pixels is comparing client pixels.
+    pub fn keeps_every_colour(&self) -> bool {
+        let f = &self.format;
+        f.bits_per_pixel >= 24 && [f.red_max, f.green_max, f.blue_max] == [255; 3]
+    }
+
     pub fn bytes_per_pixel(&self) -> usize {
         match self.kind {
             RowKind::Copy | RowKind::SwapRedBlue | RowKind::Table32 { .. } => 4,
@@ -629,6 +636,15 @@ mod tests {
         assert_eq!(c.pixel_value(0x123456), 0x563412);
         let c = PixelConverter::new(PixelFormat::BGR233);
         assert_eq!(c.pixel_value(0x808080), 0xa4);
+    }
+
+    #[test]
+    fn which_formats_keep_every_colour() {
+        assert!(PixelConverter::new(PixelFormat::NATIVE).keeps_every_colour());
+        assert!(PixelConverter::new(tc(32, 24, true, [255; 3], [0, 8, 16])).keeps_every_colour());
+        assert!(!PixelConverter::new(rgb565(false)).keeps_every_colour());
+        assert!(!PixelConverter::new(PixelFormat::BGR233).keeps_every_colour());
+        assert!(!PixelConverter::new(tc(32, 30, false, [1023; 3], [20, 10, 0])).keeps_every_colour());
     }
 
     #[test]

@@ -59,14 +59,31 @@ fn connect(name: &'static str, format: PixelFormat) -> Client {
     Client::new(name, format, HextileEncoder::new(), HextileDecoder::default(), HEXTILE)
 }
 
+/// Checks that `headers` are Hextile strips covering `rect` top to bottom, full width, and
+/// returns how many tiles they hold.
+fn strip_tiles(headers: &[RectHeader], rect: Rect) -> usize {
+    let mut y = rect.y;
+    let mut tiles = 0;
+    for header in headers {
+        let strip = header.rect;
+        assert_eq!(header.encoding, HEXTILE);
+        assert_eq!((strip.x, strip.y, strip.width), (rect.x, y, rect.width), "{headers:?} for {rect:?}");
+        y += strip.height;
+        tiles += usize::from(strip.width).div_ceil(16) * usize::from(strip.height).div_ceil(16);
+    }
+    assert_eq!(y, rect.y + rect.height, "{headers:?} for {rect:?}");
+    tiles
+}
+
 /// Sends `rect`, decodes it and checks every pixel; returns the bytes sent.
 fn send(client: &mut Client, frame: &Frame, rect: Rect) -> usize {
     let name = client.name;
     let (bytes, headers, _) = client.send(frame, rect);
-    assert_eq!(headers, [RectHeader { rect, encoding: HEXTILE }], "{name}");
-    // Never bigger than Raw plus one mask byte per tile: each tile takes the smaller form.
-    let tiles = usize::from(rect.width).div_ceil(16) * usize::from(rect.height).div_ceil(16);
-    assert!(bytes.len() <= 12 + rect.area() * client.converter.bytes_per_pixel() + tiles, "{name}: {rect:?}");
+    let tiles = strip_tiles(&headers, rect);
+    // Never bigger than Raw plus one mask byte per tile and a header per strip: each tile
+    // takes the smaller form.
+    let most = 12 * headers.len() + rect.area() * client.converter.bytes_per_pixel() + tiles;
+    assert!(bytes.len() <= most, "{name}: {rect:?}");
     bytes.len()
 }
 
@@ -150,6 +167,20 @@ fn text_is_much_smaller_than_raw() {
 }
 
 #[test]
+fn a_gradient_goes_in_strips_of_solid_tiles() {
+    // A vertical gradient in bands of 7 rows (a desktop background): 16-row tiles would hold
+    // three bands each; strips that start at the bands make every tile solid.
+    let frame = frames::from_fn(640, 350, |_, y| 0x203050 + u32::from(y / 7) * 0x010101);
+    let mut client = connect("rgb888-le", PixelFormat::NATIVE);
+    let rect = Rect::new(0, 0, 640, 350);
+    let (_, headers, _) = client.send(&frame, rect);
+    strip_tiles(&headers, rect);
+    let stats = &client.decoder.stats;
+    assert_eq!(stats.solid, stats.tiles, "{stats:?}");
+    assert_eq!(headers.len(), 50);
+}
+
+#[test]
 fn degenerate_rects() {
     let frame = text_frame(100, 80);
     let mut client = connect("rgb888-le", PixelFormat::NATIVE);
@@ -202,10 +233,11 @@ fn encoders_pick_hextile_when_listed_first() {
     let converter = PixelConverter::new(PixelFormat::NATIVE);
     let encodings = ClientEncodings::from_list(vec![HEXTILE, ZLIB, RAW]);
     let mut out = Vec::new();
-    assert_eq!(Encoders::default().encode(&frame, &frame.bounds(), &params(&converter, &encodings), &mut out), 1);
+    let count = Encoders::default().encode(&frame, &frame.bounds(), &params(&converter, &encodings), &mut out);
     let mut fb = ClientFramebuffer::new(64, 48, UNTOUCHED);
     let headers = decode_rects(&PixelFormat::NATIVE, &out, &mut fb, &mut Stats::default()).unwrap();
-    assert_eq!(headers, [RectHeader { rect: frame.bounds(), encoding: HEXTILE }]);
+    assert_eq!(headers.len(), count);
+    strip_tiles(&headers, frame.bounds());
 }
 
 /// A fixture PNG (8-bit RGB or RGBA) as a native frame, cropped to `width` x `height` from the

@@ -9,6 +9,8 @@
 //! the most becomes the background, which leaves the fewest to send. The pass stops as soon as
 //! raw is certain to be smaller, which photo-like tiles reach early.
 
+mod strips;
+
 use super::{EncodeParams, Encoder};
 use crate::encoding::HEXTILE;
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
@@ -324,14 +326,26 @@ impl Encoder for HextileEncoder {
         }
         let converter = params.converter;
         let writer = PixelWriter::for_converter(converter);
-        write_rect_header(out, &clipped, HEXTILE);
-        // Every rect starts with nothing carried: its first non-raw tile must specify the
-        // background.
-        let mut carried = Carried::default();
-        for tile in clipped.tiles(TILE as u16) {
-            self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
+        // The cut is planned on native pixels, which only says where the client's pixels
+        // change when no two colours become one (in bgr233 a gradient's steps mostly vanish).
+        let heights = if converter.keeps_every_colour() {
+            strips::strip_heights(frame, &clipped, writer.bytes)
+        } else {
+            vec![clipped.height]
+        };
+        let mut y = clipped.y;
+        for &height in &heights {
+            let strip = Rect::new(clipped.x, y, clipped.width, height);
+            y += height;
+            write_rect_header(out, &strip, HEXTILE);
+            // Every rect starts with nothing carried: its first non-raw tile must specify the
+            // background.
+            let mut carried = Carried::default();
+            for tile in strip.tiles(TILE as u16) {
+                self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
+            }
         }
-        1
+        heights.len()
     }
 }
 
