@@ -74,6 +74,12 @@ impl std::fmt::Debug for ZlibStream {
     }
 }
 
+impl Default for ZlibStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ZlibStream {
     pub(super) fn new() -> Self {
         Self { zlib: None, started: false, window: Vec::new(), level: DEFAULT_LEVEL, broken: false }
@@ -148,9 +154,9 @@ impl ZlibStream {
 
 impl ZlibStream {
     /// Like [`Self::write_bands`] for `bands` (each inside `frame`), spread over `workers`: each
-    /// band's payload is made by `payload` (with one of `lanes` as its scratch space) and
-    /// compressed by its own compressor primed with the stream's window just before it, both
-    /// steps in parallel; the rects are then written in order. Returns the number of rects.
+    /// band's payload is made by `payload` (with one of `lanes` as its scratch space), then all
+    /// are compressed as the stream's next chunks by [`compress_chunks_parallel`], both steps in
+    /// parallel; the rects are then written in order. Returns the number of rects.
     #[allow(clippy::too_many_arguments)] // As `write_bands`, plus the lanes.
     pub(super) fn write_bands_parallel<L: Send>(
         &mut self,
@@ -163,8 +169,7 @@ impl ZlibStream {
         payload: impl Fn(&mut L, &Rect, &mut Vec<u8>) + Sync,
     ) -> usize {
         let level = params.encodings.compress_level.map_or(DEFAULT_LEVEL, |l| l.min(9));
-        let workers = params.workers;
-        let payloads = run_indexed(workers, lanes, bands.len(), |lane, i| {
+        let payloads = run_indexed(params.workers, lanes, bands.len(), |lane, i| {
             let mut data = Vec::new();
             payload(lane, &bands[i], &mut data);
             data
@@ -174,43 +179,99 @@ impl ZlibStream {
             self.broken = true;
             return bands.iter().map(|band| RawEncoder.encode(frame, band, params, out)).sum();
         };
-        let mut compressors: Vec<Option<Compress>> = (0..workers.count().min(bands.len())).map(|_| None).collect();
-        let window = &self.window;
-        let compressed = run_indexed(workers, &mut compressors, bands.len(), |zlib, i| {
-            compress_primed(zlib, level, &window_before(window, &payloads, i), &payloads[i])
-        })
-        .unwrap_or_default();
-        let compressed = compressed.into_iter().chain(std::iter::repeat_with(|| Err(())));
+        let inputs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let [compressed] = compress_chunks_parallel(params.workers, [(&mut *self, level, inputs.as_slice())]);
         let mut count = 0;
         for (band, compressed) in bands.iter().zip(compressed) {
-            match compressed {
-                Ok(data) if !self.broken => {
-                    let header: &[u8] = if self.started { &[] } else { &ZLIB_HEADER };
-                    let Ok(length) = u32::try_from(header.len() + data.len()) else {
-                        self.broken = true;
-                        count += RawEncoder.encode(frame, band, params, out);
-                        continue;
-                    };
+            let length = compressed.and_then(|data| Ok((u32::try_from(data.len()).map_err(|_| ())?, data)));
+            match length {
+                Ok((length, data)) if !self.broken => {
                     write_rect_header(out, band, encoding);
                     out.extend_from_slice(&length.to_be_bytes());
-                    out.extend_from_slice(header);
                     out.extend_from_slice(&data);
-                    self.started = true;
                     count += 1;
                 }
                 _ => {
+                    // The client will not see this chunk, so the ones after it cannot be
+                    // inflated either.
                     self.broken = true;
                     count += RawEncoder.encode(frame, band, params, out);
                 }
             }
         }
-        self.window = window_before(&self.window, &payloads, payloads.len());
-        // The stream's own compressor did not see these bands: the next use makes it again,
-        // primed with the window.
-        self.zlib = None;
-        self.level = level;
         count
     }
+
+    /// Compresses `inputs` as the stream's next chunks, in order, on the stream's own
+    /// compressor at `level` (0..=9): each chunk's data (after the zlib header, for the first
+    /// chunk the stream sends) ends with a sync flush, so the client inflates it without later
+    /// data. Once zlib fails the stream is broken: that chunk and every later one are `Err`.
+    pub(super) fn compress_chunks(&mut self, level: u8, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, ()>> {
+        let level = level.min(9);
+        let mut chunks = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let mut data = Vec::new();
+            let result = if self.broken {
+                Err(())
+            } else {
+                self.at_level(level).and_then(|mut zlib| zlib.write(input, &mut data, FlushCompress::Sync))
+            };
+            self.broken |= result.is_err();
+            chunks.push(result.map(|()| data));
+        }
+        chunks
+    }
+}
+
+/// [`ZlibStream::compress_chunks`] for `N` streams at once (each with its level and inputs),
+/// every chunk of every stream on `workers` in parallel: each chunk gets its own compressor,
+/// primed with the 32 KiB the client will have inflated from that stream just before it (known
+/// up front, since the inputs are), so each stream's chunks, sent in order, are one valid stream
+/// continuing the stream's earlier data. Priming costs a dictionary's hashing per chunk and
+/// a little ratio (matches cannot reach into a chunk before the window), so callers use this for
+/// large updates only. Returns each stream's chunks in order.
+pub(super) fn compress_chunks_parallel<const N: usize>(
+    workers: &dyn Workers,
+    streams: [(&mut ZlibStream, u8, &[&[u8]]); N],
+) -> [Vec<Result<Vec<u8>, ()>>; N] {
+    // (stream, chunk) of every chunk of a stream still usable.
+    let jobs: Vec<(usize, usize)> = (streams.iter().enumerate())
+        .filter(|(_, (stream, _, _))| !stream.broken)
+        .flat_map(|(s, (_, _, inputs))| (0..inputs.len()).map(move |i| (s, i)))
+        .collect();
+    let mut lanes: Vec<Option<(Compress, u8)>> = (0..workers.count().min(jobs.len())).map(|_| None).collect();
+    let compressed = {
+        let streams = &streams;
+        run_indexed(workers, &mut lanes, jobs.len(), |zlib, job| {
+            let (s, i) = jobs[job];
+            let (stream, level, inputs) = &streams[s];
+            let header = i == 0 && !stream.started;
+            compress_primed(zlib, (*level).min(9), header, &window_before(&stream.window, inputs, i), inputs[i])
+        })
+        .unwrap_or_default()
+    };
+    let mut compressed = compressed.into_iter();
+    streams.map(|(stream, level, inputs)| {
+        let was_broken = stream.broken;
+        let chunks: Vec<_> = (0..inputs.len())
+            .map(|_| {
+                let chunk = if was_broken { Err(()) } else { compressed.next().unwrap_or(Err(())) };
+                // A chunk after one the client will not get cannot be inflated.
+                let chunk = if stream.broken { Err(()) } else { chunk };
+                stream.broken |= chunk.is_err();
+                chunk
+            })
+            .collect();
+        if !stream.broken {
+            stream.started |= !inputs.is_empty();
+            stream.window = window_before(&stream.window, inputs, inputs.len());
+            // The stream's own compressor did not see these chunks: the next use makes it
+            // again, primed with the window.
+            stream.zlib = None;
+            stream.level = level.min(9);
+        }
+        chunks
+    })
 }
 
 /// The stream as one rect's payload is written: compresses what it is given and keeps the
@@ -244,19 +305,29 @@ fn primed(level: u8, window: &[u8]) -> Result<Compress, ()> {
 }
 
 /// `input` compressed and sync-flushed by `zlib` (made, or reset, at `level`) primed with
-/// `window`.
-fn compress_primed(zlib: &mut Option<Compress>, level: u8, window: &[u8], input: &[u8]) -> Result<Vec<u8>, ()> {
+/// `window`, after the zlib header when `header`.
+fn compress_primed(
+    zlib: &mut Option<(Compress, u8)>,
+    level: u8,
+    header: bool,
+    window: &[u8],
+    input: &[u8],
+) -> Result<Vec<u8>, ()> {
     let zlib = match zlib {
-        Some(zlib) => {
+        // A compressor keeps the level it was made at: only one made at `level` can be reused.
+        Some((zlib, made_at)) if *made_at == level => {
             zlib.reset();
             if !window.is_empty() {
                 zlib.set_dictionary(window).map_err(|_| ())?;
             }
             zlib
         }
-        None => zlib.insert(primed(level, window)?),
+        _ => &mut zlib.insert((primed(level, window)?, level)).0,
     };
     let mut out = Vec::with_capacity(input.len() / 4 + 64);
+    if header {
+        out.extend_from_slice(&ZLIB_HEADER);
+    }
     deflate(zlib, input, &mut out, FlushCompress::Sync)?;
     Ok(out)
 }
@@ -274,12 +345,12 @@ fn remember(window: &mut Vec<u8>, input: &[u8]) {
     }
 }
 
-/// The last [`WINDOW`] bytes of `window` followed by `payloads[..i]`: what the client has
-/// inflated just before payload `i`.
-fn window_before(window: &[u8], payloads: &[Vec<u8>], i: usize) -> Vec<u8> {
+/// The last [`WINDOW`] bytes of `window` followed by `inputs[..i]`: what the client has
+/// inflated just before input `i`.
+fn window_before(window: &[u8], inputs: &[&[u8]], i: usize) -> Vec<u8> {
     let mut pieces: Vec<&[u8]> = Vec::new();
     let mut len = 0;
-    for piece in payloads[..i].iter().rev().map(Vec::as_slice).chain([window]) {
+    for &piece in inputs[..i].iter().rev().chain([&window]) {
         let take = piece.len().min(WINDOW - len);
         pieces.push(&piece[piece.len() - take..]);
         len += take;
@@ -337,5 +408,74 @@ mod tests {
         let mut inflated = Vec::with_capacity(sent.len() + 64);
         inflater.decompress_vec(&out, &mut inflated, flate2::FlushDecompress::Sync).unwrap();
         assert_eq!(inflated, sent, "one zlib stream across every level");
+    }
+
+    use super::super::workers::{ScopedThreads, Serial};
+    use flate2::{Decompress, FlushDecompress};
+
+    /// Inflates one chunk with the client's one inflater and checks that it ends with a sync
+    /// flush and that the inflater consumed exactly it.
+    fn inflate_chunk(inflater: &mut Decompress, chunk: &[u8], expected: &[u8]) {
+        assert_eq!(&chunk[chunk.len() - 4..], [0, 0, 0xff, 0xff], "sync flush marker");
+        let before = inflater.total_in();
+        let mut out = Vec::with_capacity(expected.len() + 64);
+        inflater.decompress_vec(chunk, &mut out, FlushDecompress::Sync).unwrap();
+        assert_eq!(inflater.total_in() - before, chunk.len() as u64, "the client consumed exactly the chunk");
+        assert!(out == expected, "the chunk inflates to its input");
+    }
+
+    /// Chunks compressed on the stream's own compressor and in parallel (two streams at once,
+    /// on more workers than chunks and fewer), at levels zlib-rs cannot switch between in place:
+    /// each stream's chunks are one zlib stream, inflated by one inflater per stream, never reset.
+    #[test]
+    fn chunks_serial_and_parallel_continue_each_stream_across_levels() {
+        let (mut first, mut second) = (ZlibStream::new(), ZlibStream::new());
+        let (mut inflate_first, mut inflate_second) = (Decompress::new(true), Decompress::new(true));
+        // (level, parallel on this many workers), as Tight's full-colour stream might see them.
+        let steps = [(3, 0), (3, 2), (6, 3), (4, 0), (9, 2), (7, 5), (0, 0), (1, 2), (9, 0), (2, 1)];
+        for (step, (level, workers)) in steps.into_iter().enumerate() {
+            // Repeats within and across chunks, so primed chunks refer back into earlier ones.
+            let inputs: Vec<Vec<u8>> = (0..3u32)
+                .map(|chunk| (0..20_000u32).map(|j| ((j * 7 + chunk * 3 + step as u32 * 13) % 251) as u8 / 4).collect())
+                .collect();
+            let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            let (chunks_first, chunks_second) = if workers == 0 {
+                (first.compress_chunks(level, &inputs), second.compress_chunks(9 - level, &inputs[..1]))
+            } else {
+                let batches = [(&mut first, level, inputs.as_slice()), (&mut second, 9 - level, &inputs[..1])];
+                let [a, b] = compress_chunks_parallel(&ScopedThreads(workers), batches);
+                (a, b)
+            };
+            assert_eq!((chunks_first.len(), chunks_second.len()), (3, 1));
+            for (chunk, input) in chunks_first.iter().zip(&inputs) {
+                inflate_chunk(&mut inflate_first, chunk.as_ref().unwrap(), input);
+            }
+            inflate_chunk(&mut inflate_second, chunks_second[0].as_ref().unwrap(), inputs[0]);
+        }
+    }
+
+    #[test]
+    fn output_larger_than_the_first_reservation() {
+        // Incompressible input at level 0 exceeds the input size.
+        let input: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let mut stream = ZlibStream::new();
+        let mut inflater = Decompress::new(true);
+        let serial = stream.compress_chunks(0, &[&input]).pop().unwrap().unwrap();
+        assert!(serial.len() > input.len());
+        inflate_chunk(&mut inflater, &serial, &input);
+        let [parallel] = compress_chunks_parallel(&ScopedThreads(2), [(&mut stream, 0, &[&input[..], &input[..]][..])]);
+        for chunk in parallel {
+            inflate_chunk(&mut inflater, &chunk.unwrap(), &input);
+        }
+    }
+
+    #[test]
+    fn a_broken_stream_compresses_nothing_more() {
+        let mut stream = ZlibStream::new();
+        stream.broken = true;
+        assert_eq!(stream.compress_chunks(6, &[b"abc"]), [Err(())]);
+        let [chunks] = compress_chunks_parallel(&Serial, [(&mut stream, 6, &[&b"abc"[..], b"def"][..])]);
+        assert_eq!(chunks, [Err(()), Err(())]);
+        assert!(!stream.started, "no header went out");
     }
 }
