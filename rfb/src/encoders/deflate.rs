@@ -8,6 +8,7 @@
 //! the client will have inflated just before it. The concatenation is then one valid stream,
 //! whatever order the bands were compressed in.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -22,6 +23,11 @@ use crate::messages::server::write_rect_header;
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
 /// The inflate window: the farthest back a later block may refer.
 const WINDOW: usize = 32 * 1024;
+/// The least input one parallel job compresses (unless a stream has less): each job's
+/// compressor is primed with a window (hashing [`WINDOW`] bytes), which small chunks, such as
+/// Tight's palette rects of a desktop, would pay many times over. A Tight full-colour sub-rect
+/// (up to 65536 pixels of 3 bytes) is a job of its own.
+const MIN_RUN: usize = 128 * 1024;
 
 /// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
 /// returns only once all of it (and everything before it) is in `out`.
@@ -224,33 +230,37 @@ impl ZlibStream {
 }
 
 /// [`ZlibStream::compress_chunks`] for `N` streams at once (each with its level and inputs),
-/// every chunk of every stream on `workers` in parallel: each chunk gets its own compressor,
-/// primed with the 32 KiB the client will have inflated from that stream just before it (known
-/// up front, since the inputs are), so each stream's chunks, sent in order, are one valid stream
-/// continuing the stream's earlier data. Priming costs a dictionary's hashing per chunk and
-/// a little ratio (matches cannot reach into a chunk before the window), so callers use this for
-/// large updates only. Returns each stream's chunks in order.
+/// the chunks of every stream on `workers` in parallel: each run of chunks ([`runs`]) gets its
+/// own compressor, primed with the 32 KiB the client will have inflated from that stream just
+/// before it (known up front, since the inputs are), so each stream's chunks, sent in order, are
+/// one valid stream continuing the stream's earlier data. Priming costs a dictionary's hashing
+/// per run, so callers use this for large updates only. Returns each stream's chunks in order.
 pub(super) fn compress_chunks_parallel<const N: usize>(
     workers: &dyn Workers,
     streams: [(&mut ZlibStream, u8, &[&[u8]]); N],
 ) -> [Vec<Result<Vec<u8>, ()>>; N] {
-    // (stream, chunk) of every chunk of a stream still usable.
-    let jobs: Vec<(usize, usize)> = (streams.iter().enumerate())
-        .filter(|(_, (stream, _, _))| !stream.broken)
-        .flat_map(|(s, (_, _, inputs))| (0..inputs.len()).map(move |i| (s, i)))
-        .collect();
+    // (stream, its chunks) of every job, in order, for the streams still usable.
+    let mut jobs: Vec<(usize, Range<usize>)> = Vec::new();
+    for (s, (stream, _, inputs)) in streams.iter().enumerate() {
+        if !stream.broken {
+            jobs.extend(runs(inputs).map(|chunks| (s, chunks)));
+        }
+    }
     let mut lanes: Vec<Option<(Compress, u8)>> = (0..workers.count().min(jobs.len())).map(|_| None).collect();
     let compressed = {
         let streams = &streams;
         run_indexed(workers, &mut lanes, jobs.len(), |zlib, job| {
-            let (s, i) = jobs[job];
-            let (stream, level, inputs) = &streams[s];
-            let header = i == 0 && !stream.started;
-            compress_primed(zlib, (*level).min(9), header, &window_before(&stream.window, inputs, i), inputs[i])
+            let (s, chunks) = &jobs[job];
+            let (stream, level, inputs) = &streams[*s];
+            let header = chunks.start == 0 && !stream.started;
+            let window = window_before(&stream.window, inputs, chunks.start);
+            let run = compress_primed(zlib, (*level).min(9), header, &window, &inputs[chunks.clone()]);
+            // A failed run sends none of its chunks.
+            run.map_or_else(|()| vec![Err(()); chunks.len()], |run| run.into_iter().map(Ok).collect())
         })
         .unwrap_or_default()
     };
-    let mut compressed = compressed.into_iter();
+    let mut compressed = compressed.into_iter().flatten();
     streams.map(|(stream, level, inputs)| {
         let was_broken = stream.broken;
         let chunks: Vec<_> = (0..inputs.len())
@@ -304,15 +314,30 @@ fn primed(level: u8, window: &[u8]) -> Result<Compress, ()> {
     Ok(zlib)
 }
 
-/// `input` compressed and sync-flushed by `zlib` (made, or reset, at `level`) primed with
-/// `window`, after the zlib header when `header`.
+/// Consecutive chunks of at least [`MIN_RUN`] bytes of input together (the last run may be
+/// smaller), as ranges of `inputs`: what one parallel job compresses.
+fn runs<'a>(inputs: &'a [&[u8]]) -> impl Iterator<Item = Range<usize>> + 'a {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let first = start;
+        let mut bytes = 0;
+        while start < inputs.len() && (start == first || bytes < MIN_RUN) {
+            bytes += inputs[start].len();
+            start += 1;
+        }
+        (start > first).then_some(first..start)
+    })
+}
+
+/// `inputs` compressed by `zlib` (made, or reset, at `level`) primed with `window`, each chunk
+/// sync-flushed on its own, the first after the zlib header when `header`.
 fn compress_primed(
     zlib: &mut Option<(Compress, u8)>,
     level: u8,
     header: bool,
     window: &[u8],
-    input: &[u8],
-) -> Result<Vec<u8>, ()> {
+    inputs: &[&[u8]],
+) -> Result<Vec<Vec<u8>>, ()> {
     let zlib = match zlib {
         // A compressor keeps the level it was made at: only one made at `level` can be reused.
         Some((zlib, made_at)) if *made_at == level => {
@@ -324,12 +349,16 @@ fn compress_primed(
         }
         _ => &mut zlib.insert((primed(level, window)?, level)).0,
     };
-    let mut out = Vec::with_capacity(input.len() / 4 + 64);
-    if header {
-        out.extend_from_slice(&ZLIB_HEADER);
+    let mut chunks = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let mut out = Vec::with_capacity(input.len() / 4 + 64);
+        if header && i == 0 {
+            out.extend_from_slice(&ZLIB_HEADER);
+        }
+        deflate(zlib, input, &mut out, FlushCompress::Sync)?;
+        chunks.push(out);
     }
-    deflate(zlib, input, &mut out, FlushCompress::Sync)?;
-    Ok(out)
+    Ok(chunks)
 }
 
 /// Keeps the last [`WINDOW`] bytes of what went through the stream.
@@ -434,9 +463,13 @@ mod tests {
         // (level, parallel on this many workers), as Tight's full-colour stream might see them.
         let steps = [(3, 0), (3, 2), (6, 3), (4, 0), (9, 2), (7, 5), (0, 0), (1, 2), (9, 0), (2, 1)];
         for (step, (level, workers)) in steps.into_iter().enumerate() {
-            // Repeats within and across chunks, so primed chunks refer back into earlier ones.
-            let inputs: Vec<Vec<u8>> = (0..3u32)
-                .map(|chunk| (0..20_000u32).map(|j| ((j * 7 + chunk * 3 + step as u32 * 13) % 251) as u8 / 4).collect())
+            // Repeats within and across chunks, so primed chunks refer back into earlier ones; in
+            // parallel the sizes make three runs: [0], [1, 2], [3].
+            let inputs: Vec<Vec<u8>> = (0..4u32)
+                .zip([150_000, 20_000, 120_000, 20_000])
+                .map(|(chunk, len)| {
+                    (0..len).map(|j| ((j * 7 + chunk * 3 + step as u32 * 13) % 251) as u8 / 4).collect()
+                })
                 .collect();
             let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
             let (chunks_first, chunks_second) = if workers == 0 {
@@ -446,12 +479,25 @@ mod tests {
                 let [a, b] = compress_chunks_parallel(&ScopedThreads(workers), batches);
                 (a, b)
             };
-            assert_eq!((chunks_first.len(), chunks_second.len()), (3, 1));
+            assert_eq!((chunks_first.len(), chunks_second.len()), (4, 1));
             for (chunk, input) in chunks_first.iter().zip(&inputs) {
                 inflate_chunk(&mut inflate_first, chunk.as_ref().unwrap(), input);
             }
             inflate_chunk(&mut inflate_second, chunks_second[0].as_ref().unwrap(), inputs[0]);
         }
+    }
+
+    #[test]
+    fn runs_gather_small_chunks() {
+        let sizes = |sizes: &[usize]| {
+            let inputs: Vec<Vec<u8>> = sizes.iter().map(|&len| vec![0; len]).collect();
+            let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            runs(&inputs).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(&[]), []);
+        assert_eq!(sizes(&[10]), [0..1]);
+        assert_eq!(sizes(&[MIN_RUN, 1, MIN_RUN - 1, 5, 7]), [0..1, 1..3, 3..5]);
+        assert_eq!(sizes(&[MIN_RUN * 2, MIN_RUN * 2]), [0..1, 1..2]);
     }
 
     #[test]
