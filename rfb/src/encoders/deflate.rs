@@ -1,12 +1,13 @@
-//! What the zlib-based encodings (ZRLE, Zlib) share: one zlib stream per connection that the
-//! client's decoder continues across updates, length-prefixed rects written band by band, and
-//! Raw as the way out once the stream cannot be trusted.
+//! The zlib stream of the zlib-based encodings (ZRLE, Zlib, and each of Tight's four): one per
+//! connection (and stream id) that the client's decoder continues across updates. For ZRLE and
+//! Zlib also their length-prefixed rects written band by band, and Raw as the way out once the
+//! stream cannot be trusted (Tight writes its own rects and recreates a failed stream instead).
 //!
-//! A large update's bands are compressed on several workers at once, the way pigz does: the
-//! stream is raw deflate behind a zlib header written by hand, every band ends with a sync flush
-//! (so the next starts on a byte boundary), and each band's compressor is primed with the 32 KiB
-//! the client will have inflated just before it. The concatenation is then one valid stream,
-//! whatever order the bands were compressed in.
+//! A large update's rects are compressed on several workers at once, the way pigz does: the
+//! stream is raw deflate behind a zlib header written by hand, every rect's data (a chunk) ends
+//! with a sync flush (so the next starts on a byte boundary), and each run of chunks gets a
+//! compressor primed with the 32 KiB the client will have inflated just before it. The
+//! concatenation is then one valid stream, whatever order the runs were compressed in.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -489,15 +490,16 @@ mod tests {
 
     #[test]
     fn runs_gather_small_chunks() {
-        let sizes = |sizes: &[usize]| {
+        // The runs of chunks of these sizes, as (first, end).
+        let runs_of = |sizes: &[usize]| {
             let inputs: Vec<Vec<u8>> = sizes.iter().map(|&len| vec![0; len]).collect();
             let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-            runs(&inputs).collect::<Vec<_>>()
+            runs(&inputs).map(|run| (run.start, run.end)).collect::<Vec<_>>()
         };
-        assert_eq!(sizes(&[]), []);
-        assert_eq!(sizes(&[10]), [0..1]);
-        assert_eq!(sizes(&[MIN_RUN, 1, MIN_RUN - 1, 5, 7]), [0..1, 1..3, 3..5]);
-        assert_eq!(sizes(&[MIN_RUN * 2, MIN_RUN * 2]), [0..1, 1..2]);
+        assert_eq!(runs_of(&[]), []);
+        assert_eq!(runs_of(&[10]), [(0, 1)]);
+        assert_eq!(runs_of(&[MIN_RUN, 1, MIN_RUN - 1, 5, 7]), [(0, 1), (1, 3), (3, 5)]);
+        assert_eq!(runs_of(&[MIN_RUN * 2, MIN_RUN * 2]), [(0, 1), (1, 2)]);
     }
 
     #[test]
