@@ -18,7 +18,8 @@
 //!
 //! The four zlib streams are `deflate.rs`'s, as ZRLE's and Zlib's: a level change continues the
 //! stream (a new compressor primed with its window), and a large update's sub-rects are
-//! compressed in parallel, each primed with what the client inflated just before it. Stream
+//! compressed in parallel, each run of them primed with what the client inflated just before
+//! it. Stream
 //! reset bits (control byte bits 0-3) are set only after a zlib failure, unlike TigerVNC, which
 //! never sets them: the stream is then recreated, and the next Tight rect tells the client to
 //! reset its inflater too.
@@ -82,10 +83,10 @@ const DEFAULT_COMPRESS_LEVEL: u8 = 2;
 /// zlib stream still sees its data in the order the client decodes it:
 /// 1. each lane analyses its band of the rect (solid areas, palettes, JPEG, filtered pixel data)
 ///    into [`Piece`]s, the bands in parallel;
-/// 2. the pieces' data is compressed: for a rect large enough to be cut into bands, every piece
-///    on its own worker, primed with what the client inflated from its stream before it
-///    ([`deflate::compress_chunks_parallel`]); else each stream compresses its pieces in order
-///    on its own compressor, the streams side by side;
+/// 2. the pieces' data is compressed: for a rect large enough to be cut into bands, runs of
+///    pieces on all workers, each run primed with what the client inflated from its stream
+///    before it ([`deflate::compress_chunks_parallel`]); else each stream compresses its pieces
+///    in order on its own compressor, the streams side by side;
 /// 3. the pieces are written in band order.
 ///
 /// With one worker there is one band, and the output is what a serial encoder writes.
@@ -227,8 +228,8 @@ impl TightEncoder {
         true
     }
 
-    /// Step 2: compresses the basic pieces' data, every piece in parallel when `parallel` (a
-    /// large update: the priming pays off), else each stream's pieces in order on its own
+    /// Step 2: compresses the basic pieces' data, runs of pieces on all workers when `parallel`
+    /// (a large update: the priming pays off), else each stream's pieces in order on its own
     /// compressor, the streams side by side.
     fn compress(&mut self, s: &Settings, workers: &dyn Workers, parallel: bool) {
         let mut by_stream: [Vec<&mut Body>; 4] = Default::default();
