@@ -1,13 +1,15 @@
-//! What the zlib-based encodings (ZRLE, Zlib) share: one zlib stream per connection that the
-//! client's decoder continues across updates, length-prefixed rects written band by band, and
-//! Raw as the way out once the stream cannot be trusted.
+//! The zlib stream of the zlib-based encodings (ZRLE, Zlib, and each of Tight's four): one per
+//! connection (and stream id) that the client's decoder continues across updates. For ZRLE and
+//! Zlib also their length-prefixed rects written band by band, and Raw as the way out once the
+//! stream cannot be trusted (Tight writes its own rects and recreates a failed stream instead).
 //!
-//! A large update's bands are compressed on several workers at once, the way pigz does: the
-//! stream is raw deflate behind a zlib header written by hand, every band ends with a sync flush
-//! (so the next starts on a byte boundary), and each band's compressor is primed with the 32 KiB
-//! the client will have inflated just before it. The concatenation is then one valid stream,
-//! whatever order the bands were compressed in.
+//! A large update's rects are compressed on several workers at once, the way pigz does: the
+//! stream is raw deflate behind a zlib header written by hand, every rect's data (a chunk) ends
+//! with a sync flush (so the next starts on a byte boundary), and each run of chunks gets a
+//! compressor primed with the 32 KiB the client will have inflated just before it. The
+//! concatenation is then one valid stream, whatever order the runs were compressed in.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -22,6 +24,11 @@ use crate::messages::server::write_rect_header;
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
 /// The inflate window: the farthest back a later block may refer.
 const WINDOW: usize = 32 * 1024;
+/// The least input one parallel job compresses (unless a stream has less): each job's
+/// compressor is primed with a window (hashing [`WINDOW`] bytes), which small chunks, such as
+/// Tight's palette rects of a desktop, would pay many times over. A Tight full-colour sub-rect
+/// (up to 65536 pixels of 3 bytes) is a job of its own.
+const MIN_RUN: usize = 128 * 1024;
 
 /// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
 /// returns only once all of it (and everything before it) is in `out`.
@@ -71,6 +78,12 @@ impl std::fmt::Debug for ZlibStream {
             .field("started", &self.zlib.is_some())
             .field("broken", &self.broken)
             .finish()
+    }
+}
+
+impl Default for ZlibStream {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -148,9 +161,9 @@ impl ZlibStream {
 
 impl ZlibStream {
     /// Like [`Self::write_bands`] for `bands` (each inside `frame`), spread over `workers`: each
-    /// band's payload is made by `payload` (with one of `lanes` as its scratch space) and
-    /// compressed by its own compressor primed with the stream's window just before it, both
-    /// steps in parallel; the rects are then written in order. Returns the number of rects.
+    /// band's payload is made by `payload` (with one of `lanes` as its scratch space), then all
+    /// are compressed as the stream's next chunks by [`compress_chunks_parallel`], both steps in
+    /// parallel; the rects are then written in order. Returns the number of rects.
     #[allow(clippy::too_many_arguments)] // As `write_bands`, plus the lanes.
     pub(super) fn write_bands_parallel<L: Send>(
         &mut self,
@@ -163,8 +176,7 @@ impl ZlibStream {
         payload: impl Fn(&mut L, &Rect, &mut Vec<u8>) + Sync,
     ) -> usize {
         let level = params.encodings.compress_level.map_or(DEFAULT_LEVEL, |l| l.min(9));
-        let workers = params.workers;
-        let payloads = run_indexed(workers, lanes, bands.len(), |lane, i| {
+        let payloads = run_indexed(params.workers, lanes, bands.len(), |lane, i| {
             let mut data = Vec::new();
             payload(lane, &bands[i], &mut data);
             data
@@ -174,43 +186,103 @@ impl ZlibStream {
             self.broken = true;
             return bands.iter().map(|band| RawEncoder.encode(frame, band, params, out)).sum();
         };
-        let mut compressors: Vec<Option<Compress>> = (0..workers.count().min(bands.len())).map(|_| None).collect();
-        let window = &self.window;
-        let compressed = run_indexed(workers, &mut compressors, bands.len(), |zlib, i| {
-            compress_primed(zlib, level, &window_before(window, &payloads, i), &payloads[i])
-        })
-        .unwrap_or_default();
-        let compressed = compressed.into_iter().chain(std::iter::repeat_with(|| Err(())));
+        let inputs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let [compressed] = compress_chunks_parallel(params.workers, [(&mut *self, level, inputs.as_slice())]);
         let mut count = 0;
         for (band, compressed) in bands.iter().zip(compressed) {
-            match compressed {
-                Ok(data) if !self.broken => {
-                    let header: &[u8] = if self.started { &[] } else { &ZLIB_HEADER };
-                    let Ok(length) = u32::try_from(header.len() + data.len()) else {
-                        self.broken = true;
-                        count += RawEncoder.encode(frame, band, params, out);
-                        continue;
-                    };
+            let length = compressed.and_then(|data| Ok((u32::try_from(data.len()).map_err(|_| ())?, data)));
+            match length {
+                Ok((length, data)) if !self.broken => {
                     write_rect_header(out, band, encoding);
                     out.extend_from_slice(&length.to_be_bytes());
-                    out.extend_from_slice(header);
                     out.extend_from_slice(&data);
-                    self.started = true;
                     count += 1;
                 }
                 _ => {
+                    // The client will not see this chunk, so the ones after it cannot be
+                    // inflated either.
                     self.broken = true;
                     count += RawEncoder.encode(frame, band, params, out);
                 }
             }
         }
-        self.window = window_before(&self.window, &payloads, payloads.len());
-        // The stream's own compressor did not see these bands: the next use makes it again,
-        // primed with the window.
-        self.zlib = None;
-        self.level = level;
         count
     }
+
+    /// Compresses `inputs` as the stream's next chunks, in order, on the stream's own
+    /// compressor at `level` (0..=9): each chunk's data (after the zlib header, for the first
+    /// chunk the stream sends) ends with a sync flush, so the client inflates it without later
+    /// data. Once zlib fails the stream is broken: that chunk and every later one are `Err`.
+    pub(super) fn compress_chunks(&mut self, level: u8, inputs: &[&[u8]]) -> Vec<Result<Vec<u8>, ()>> {
+        let level = level.min(9);
+        let mut chunks = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let mut data = Vec::new();
+            let result = if self.broken {
+                Err(())
+            } else {
+                self.at_level(level).and_then(|mut zlib| zlib.write(input, &mut data, FlushCompress::Sync))
+            };
+            self.broken |= result.is_err();
+            chunks.push(result.map(|()| data));
+        }
+        chunks
+    }
+}
+
+/// [`ZlibStream::compress_chunks`] for `N` streams at once (each with its level and inputs),
+/// the chunks of every stream on `workers` in parallel: each run of chunks ([`runs`]) gets its
+/// own compressor, primed with the 32 KiB the client will have inflated from that stream just
+/// before it (known up front, since the inputs are), so each stream's chunks, sent in order, are
+/// one valid stream continuing the stream's earlier data. Priming costs a dictionary's hashing
+/// per run, so callers use this for large updates only. Returns each stream's chunks in order.
+pub(super) fn compress_chunks_parallel<const N: usize>(
+    workers: &dyn Workers,
+    streams: [(&mut ZlibStream, u8, &[&[u8]]); N],
+) -> [Vec<Result<Vec<u8>, ()>>; N] {
+    // (stream, its chunks) of every job, in order, for the streams still usable.
+    let mut jobs: Vec<(usize, Range<usize>)> = Vec::new();
+    for (s, (stream, _, inputs)) in streams.iter().enumerate() {
+        if !stream.broken {
+            jobs.extend(runs(inputs).map(|chunks| (s, chunks)));
+        }
+    }
+    let mut lanes: Vec<Option<(Compress, u8)>> = (0..workers.count().min(jobs.len())).map(|_| None).collect();
+    let compressed = {
+        let streams = &streams;
+        run_indexed(workers, &mut lanes, jobs.len(), |zlib, job| {
+            let (s, chunks) = &jobs[job];
+            let (stream, level, inputs) = &streams[*s];
+            let header = chunks.start == 0 && !stream.started;
+            let window = window_before(&stream.window, inputs, chunks.start);
+            let run = compress_primed(zlib, (*level).min(9), header, &window, &inputs[chunks.clone()]);
+            // A failed run sends none of its chunks.
+            run.map_or_else(|()| vec![Err(()); chunks.len()], |run| run.into_iter().map(Ok).collect())
+        })
+        .unwrap_or_default()
+    };
+    let mut compressed = compressed.into_iter().flatten();
+    streams.map(|(stream, level, inputs)| {
+        let was_broken = stream.broken;
+        let chunks: Vec<_> = (0..inputs.len())
+            .map(|_| {
+                let chunk = if was_broken { Err(()) } else { compressed.next().unwrap_or(Err(())) };
+                // A chunk after one the client will not get cannot be inflated.
+                let chunk = if stream.broken { Err(()) } else { chunk };
+                stream.broken |= chunk.is_err();
+                chunk
+            })
+            .collect();
+        if !stream.broken {
+            stream.started |= !inputs.is_empty();
+            stream.window = window_before(&stream.window, inputs, inputs.len());
+            // The stream's own compressor did not see these chunks: the next use makes it
+            // again, primed with the window.
+            stream.zlib = None;
+            stream.level = level.min(9);
+        }
+        chunks
+    })
 }
 
 /// The stream as one rect's payload is written: compresses what it is given and keeps the
@@ -243,22 +315,51 @@ fn primed(level: u8, window: &[u8]) -> Result<Compress, ()> {
     Ok(zlib)
 }
 
-/// `input` compressed and sync-flushed by `zlib` (made, or reset, at `level`) primed with
-/// `window`.
-fn compress_primed(zlib: &mut Option<Compress>, level: u8, window: &[u8], input: &[u8]) -> Result<Vec<u8>, ()> {
+/// Consecutive chunks of at least [`MIN_RUN`] bytes of input together (the last run may be
+/// smaller), as ranges of `inputs`: what one parallel job compresses.
+fn runs<'a>(inputs: &'a [&[u8]]) -> impl Iterator<Item = Range<usize>> + 'a {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let first = start;
+        let mut bytes = 0;
+        while start < inputs.len() && (start == first || bytes < MIN_RUN) {
+            bytes += inputs[start].len();
+            start += 1;
+        }
+        (start > first).then_some(first..start)
+    })
+}
+
+/// `inputs` compressed by `zlib` (made, or reset, at `level`) primed with `window`, each chunk
+/// sync-flushed on its own, the first after the zlib header when `header`.
+fn compress_primed(
+    zlib: &mut Option<(Compress, u8)>,
+    level: u8,
+    header: bool,
+    window: &[u8],
+    inputs: &[&[u8]],
+) -> Result<Vec<Vec<u8>>, ()> {
     let zlib = match zlib {
-        Some(zlib) => {
+        // A compressor keeps the level it was made at: only one made at `level` can be reused.
+        Some((zlib, made_at)) if *made_at == level => {
             zlib.reset();
             if !window.is_empty() {
                 zlib.set_dictionary(window).map_err(|_| ())?;
             }
             zlib
         }
-        None => zlib.insert(primed(level, window)?),
+        _ => &mut zlib.insert((primed(level, window)?, level)).0,
     };
-    let mut out = Vec::with_capacity(input.len() / 4 + 64);
-    deflate(zlib, input, &mut out, FlushCompress::Sync)?;
-    Ok(out)
+    let mut chunks = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let mut out = Vec::with_capacity(input.len() / 4 + 64);
+        if header && i == 0 {
+            out.extend_from_slice(&ZLIB_HEADER);
+        }
+        deflate(zlib, input, &mut out, FlushCompress::Sync)?;
+        chunks.push(out);
+    }
+    Ok(chunks)
 }
 
 /// Keeps the last [`WINDOW`] bytes of what went through the stream.
@@ -274,12 +375,12 @@ fn remember(window: &mut Vec<u8>, input: &[u8]) {
     }
 }
 
-/// The last [`WINDOW`] bytes of `window` followed by `payloads[..i]`: what the client has
-/// inflated just before payload `i`.
-fn window_before(window: &[u8], payloads: &[Vec<u8>], i: usize) -> Vec<u8> {
+/// The last [`WINDOW`] bytes of `window` followed by `inputs[..i]`: what the client has
+/// inflated just before input `i`.
+fn window_before(window: &[u8], inputs: &[&[u8]], i: usize) -> Vec<u8> {
     let mut pieces: Vec<&[u8]> = Vec::new();
     let mut len = 0;
-    for piece in payloads[..i].iter().rev().map(Vec::as_slice).chain([window]) {
+    for &piece in inputs[..i].iter().rev().chain([&window]) {
         let take = piece.len().min(WINDOW - len);
         pieces.push(&piece[piece.len() - take..]);
         len += take;
@@ -337,5 +438,92 @@ mod tests {
         let mut inflated = Vec::with_capacity(sent.len() + 64);
         inflater.decompress_vec(&out, &mut inflated, flate2::FlushDecompress::Sync).unwrap();
         assert_eq!(inflated, sent, "one zlib stream across every level");
+    }
+
+    use super::super::workers::{ScopedThreads, Serial};
+    use flate2::{Decompress, FlushDecompress};
+
+    /// Inflates one chunk with the client's one inflater and checks that it ends with a sync
+    /// flush and that the inflater consumed exactly it.
+    fn inflate_chunk(inflater: &mut Decompress, chunk: &[u8], expected: &[u8]) {
+        assert_eq!(&chunk[chunk.len() - 4..], [0, 0, 0xff, 0xff], "sync flush marker");
+        let before = inflater.total_in();
+        let mut out = Vec::with_capacity(expected.len() + 64);
+        inflater.decompress_vec(chunk, &mut out, FlushDecompress::Sync).unwrap();
+        assert_eq!(inflater.total_in() - before, chunk.len() as u64, "the client consumed exactly the chunk");
+        assert!(out == expected, "the chunk inflates to its input");
+    }
+
+    /// Chunks compressed on the stream's own compressor and in parallel (two streams at once,
+    /// on more workers than chunks and fewer), at levels zlib-rs cannot switch between in place:
+    /// each stream's chunks are one zlib stream, inflated by one inflater per stream, never reset.
+    #[test]
+    fn chunks_serial_and_parallel_continue_each_stream_across_levels() {
+        let (mut first, mut second) = (ZlibStream::new(), ZlibStream::new());
+        let (mut inflate_first, mut inflate_second) = (Decompress::new(true), Decompress::new(true));
+        // (level, parallel on this many workers), as Tight's full-colour stream might see them.
+        let steps = [(3, 0), (3, 2), (6, 3), (4, 0), (9, 2), (7, 5), (0, 0), (1, 2), (9, 0), (2, 1)];
+        for (step, (level, workers)) in steps.into_iter().enumerate() {
+            // Repeats within and across chunks, so primed chunks refer back into earlier ones; in
+            // parallel the sizes make three runs: [0], [1, 2], [3].
+            let inputs: Vec<Vec<u8>> = (0..4u32)
+                .zip([150_000, 20_000, 120_000, 20_000])
+                .map(|(chunk, len)| {
+                    (0..len).map(|j| ((j * 7 + chunk * 3 + step as u32 * 13) % 251) as u8 / 4).collect()
+                })
+                .collect();
+            let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            let (chunks_first, chunks_second) = if workers == 0 {
+                (first.compress_chunks(level, &inputs), second.compress_chunks(9 - level, &inputs[..1]))
+            } else {
+                let batches = [(&mut first, level, inputs.as_slice()), (&mut second, 9 - level, &inputs[..1])];
+                let [a, b] = compress_chunks_parallel(&ScopedThreads(workers), batches);
+                (a, b)
+            };
+            assert_eq!((chunks_first.len(), chunks_second.len()), (4, 1));
+            for (chunk, input) in chunks_first.iter().zip(&inputs) {
+                inflate_chunk(&mut inflate_first, chunk.as_ref().unwrap(), input);
+            }
+            inflate_chunk(&mut inflate_second, chunks_second[0].as_ref().unwrap(), inputs[0]);
+        }
+    }
+
+    #[test]
+    fn runs_gather_small_chunks() {
+        // The runs of chunks of these sizes, as (first, end).
+        let runs_of = |sizes: &[usize]| {
+            let inputs: Vec<Vec<u8>> = sizes.iter().map(|&len| vec![0; len]).collect();
+            let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+            runs(&inputs).map(|run| (run.start, run.end)).collect::<Vec<_>>()
+        };
+        assert_eq!(runs_of(&[]), []);
+        assert_eq!(runs_of(&[10]), [(0, 1)]);
+        assert_eq!(runs_of(&[MIN_RUN, 1, MIN_RUN - 1, 5, 7]), [(0, 1), (1, 3), (3, 5)]);
+        assert_eq!(runs_of(&[MIN_RUN * 2, MIN_RUN * 2]), [(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn output_larger_than_the_first_reservation() {
+        // Incompressible input at level 0 exceeds the input size.
+        let input: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+        let mut stream = ZlibStream::new();
+        let mut inflater = Decompress::new(true);
+        let serial = stream.compress_chunks(0, &[&input]).pop().unwrap().unwrap();
+        assert!(serial.len() > input.len());
+        inflate_chunk(&mut inflater, &serial, &input);
+        let [parallel] = compress_chunks_parallel(&ScopedThreads(2), [(&mut stream, 0, &[&input[..], &input[..]][..])]);
+        for chunk in parallel {
+            inflate_chunk(&mut inflater, &chunk.unwrap(), &input);
+        }
+    }
+
+    #[test]
+    fn a_broken_stream_compresses_nothing_more() {
+        let mut stream = ZlibStream::new();
+        stream.broken = true;
+        assert_eq!(stream.compress_chunks(6, &[b"abc"]), [Err(())]);
+        let [chunks] = compress_chunks_parallel(&Serial, [(&mut stream, 6, &[&b"abc"[..], b"def"][..])]);
+        assert_eq!(chunks, [Err(()), Err(())]);
+        assert!(!stream.started, "no header went out");
     }
 }

@@ -16,18 +16,20 @@
 //! and TightPNG. Every rect's zlib data ends with a sync flush, so the client decodes it without
 //! waiting for later data; data shorter than 12 bytes is sent uncompressed.
 //!
-//! Stream reset bits (control byte bits 0-3) are set in two cases only, unlike TigerVNC, which
-//! never sets them: when the client's compression level changes to a zlib level that zlib-rs
-//! cannot switch to in place (see `tight/zlib.rs`), and after a zlib failure. The stream is then
-//! recreated, and the next Tight rect (for a level change: the rect compressed at the new
-//! level) tells the client to reset its inflater too.
+//! The four zlib streams are `deflate.rs`'s, as ZRLE's and Zlib's: a level change continues the
+//! stream (a new compressor primed with its window), and a large update's sub-rects are
+//! compressed in parallel, each run of them primed with what the client inflated just before
+//! it. Stream
+//! reset bits (control byte bits 0-3) are set only after a zlib failure, unlike TigerVNC, which
+//! never sets them: the stream is then recreated, and the next Tight rect tells the client to
+//! reset its inflater too.
 
 mod palette;
 pub mod passthrough;
 mod pixels;
 mod solid;
-mod zlib;
 
+use super::deflate::{self, ZlibStream};
 use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
 use super::workers::{self, Workers};
@@ -42,7 +44,6 @@ pub use super::jpeg_codec::Subsampling;
 use palette::{Analysis, Palette};
 use pixels::TPixel;
 use solid::Part;
-use zlib::ZlibStream;
 
 /// Widest rect sent; the spec's limit and TigerVNC's `SubRectMaxWidth`.
 pub const MAX_RECT_WIDTH: u16 = 2048;
@@ -70,7 +71,7 @@ const STREAM_INDEXED: usize = 2;
 const MAX_PALETTE: usize = 256;
 
 /// zlib levels per compression level, as {indexed, mono, full colour} (TigerVNC `conf[]`).
-const ZLIB_LEVELS: [[u32; 3]; 10] =
+const ZLIB_LEVELS: [[u8; 3]; 10] =
     [[0, 0, 0], [1, 1, 1], [3, 3, 2], [5, 5, 2], [6, 7, 3], [7, 8, 4], [7, 8, 5], [8, 9, 6], [9, 9, 7], [9, 9, 9]];
 /// What a client that sent no compression level gets.
 const DEFAULT_COMPRESS_LEVEL: u8 = 2;
@@ -82,14 +83,17 @@ const DEFAULT_COMPRESS_LEVEL: u8 = 2;
 /// zlib stream still sees its data in the order the client decodes it:
 /// 1. each lane analyses its band of the rect (solid areas, palettes, JPEG, filtered pixel data)
 ///    into [`Piece`]s, the bands in parallel;
-/// 2. each zlib stream compresses its pieces' data in order, the streams in parallel;
+/// 2. the pieces' data is compressed: for a rect large enough to be cut into bands, runs of
+///    pieces on all workers, each run primed with what the client inflated from its stream
+///    before it ([`deflate::compress_chunks_parallel`]); else each stream compresses its pieces
+///    in order on its own compressor, the streams side by side;
 /// 3. the pieces are written in band order.
 ///
 /// With one worker there is one band, and the output is what a serial encoder writes.
 pub struct TightEncoder {
     streams: [ZlibStream; 4],
-    /// Streams recreated (level change or zlib failure): the next Tight rect tells the client
-    /// to reset them (control byte bits 0-3).
+    /// Streams recreated after a zlib failure: the next Tight rect tells the client to reset
+    /// them (control byte bits 0-3).
     pending_reset: u8,
     lanes: Vec<Lane>,
 }
@@ -116,8 +120,8 @@ enum Body {
     /// colour, a JPEG with its length, or basic data too short to compress.
     Ready { ctl: u8, rest: Vec<u8> },
     /// Basic compression: `prefix` (control byte, filter, palette), then `data` compressed on
-    /// `stream` at `level`; step 2 replaces `data` with the compressed bytes.
-    Basic { stream: usize, level: u32, prefix: Vec<u8>, data: Vec<u8>, outcome: Outcome },
+    /// `stream`; step 2 replaces `data` with the compressed bytes.
+    Basic { stream: usize, prefix: Vec<u8>, data: Vec<u8>, outcome: Outcome },
 }
 
 /// What compressing a [`Body::Basic`] piece did.
@@ -125,8 +129,6 @@ enum Body {
 enum Outcome {
     Pending,
     Compressed,
-    /// The stream was recreated first: this rect must tell the client to reset it.
-    CompressedAfterReset,
     /// zlib failed or the data outgrew a compact length: the rect goes as Raw.
     Failed,
 }
@@ -148,7 +150,7 @@ struct Settings<'a> {
     converter: &'a PixelConverter,
     tpixel: TPixel,
     /// zlib levels {indexed, mono, full colour}.
-    levels: [u32; 3],
+    levels: [u8; 3],
     /// Palette limit = area / divisor, unless JPEG sets a fixed limit.
     divisor: usize,
     /// JPEG quality and subsampling when full-colour rects go as JPEG.
@@ -182,6 +184,15 @@ impl<'a> Settings<'a> {
         }
     }
 
+    /// The zlib level of `stream`.
+    fn zlib_level(&self, stream: usize) -> u8 {
+        match stream {
+            STREAM_MONO => self.levels[1],
+            STREAM_INDEXED => self.levels[0],
+            _ => self.levels[2],
+        }
+    }
+
     /// The most colours a sub-rect of `area` pixels may have to be sent with a palette.
     fn max_colours(&self, area: usize) -> usize {
         let limit = if self.jpeg.is_some() { self.jpeg_max_colours } else { area / self.divisor };
@@ -195,7 +206,8 @@ impl TightEncoder {
     }
 
     /// Step 1: analyses `rect` into pieces, in bands spread over `workers` when it is large.
-    fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings, workers: &dyn Workers) {
+    /// Returns whether it was (more than one band).
+    fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings, workers: &dyn Workers) -> bool {
         let bands = workers::bands(rect, workers);
         while self.lanes.len() < bands.len() {
             self.lanes.push(Lane::new());
@@ -203,7 +215,7 @@ impl TightEncoder {
         let lanes = &mut self.lanes[..bands.len()];
         if let [lane] = lanes {
             lane.analyse(frame, rect, solid_search, s);
-            return;
+            return false;
         }
         let tasks = lanes
             .iter_mut()
@@ -213,21 +225,41 @@ impl TightEncoder {
             })
             .collect();
         workers.run_all(tasks);
+        true
     }
 
-    /// Step 2: compresses the basic pieces' data, each stream's pieces in order, the streams
-    /// in parallel.
-    fn compress(&mut self, workers: &dyn Workers) {
+    /// Step 2: compresses the basic pieces' data, runs of pieces on all workers when `parallel`
+    /// (a large update: the priming pays off), else each stream's pieces in order on its own
+    /// compressor, the streams side by side.
+    fn compress(&mut self, s: &Settings, workers: &dyn Workers, parallel: bool) {
         let mut by_stream: [Vec<&mut Body>; 4] = Default::default();
         for piece in self.lanes.iter_mut().flat_map(|lane| lane.pieces.iter_mut()) {
             if let Body::Basic { stream, .. } = &piece.body {
                 by_stream[*stream].push(&mut piece.body);
             }
         }
+        if parallel {
+            let inputs = by_stream.each_ref().map(|bodies| bodies.iter().map(|body| body.data()).collect::<Vec<_>>());
+            let mut stream = 0;
+            let batches = self.streams.each_mut().map(|zlib| {
+                stream += 1;
+                (zlib, s.zlib_level(stream - 1), inputs[stream - 1].as_slice())
+            });
+            let chunks = deflate::compress_chunks_parallel(workers, batches);
+            for (bodies, chunks) in by_stream.into_iter().zip(chunks) {
+                settle(bodies, chunks);
+            }
+            return;
+        }
         let mut tasks: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::new();
-        for (zlib, bodies) in self.streams.iter_mut().zip(by_stream) {
+        for (stream, (zlib, bodies)) in self.streams.iter_mut().zip(by_stream).enumerate() {
             if !bodies.is_empty() {
-                tasks.push(Box::new(move || compress_in_order(zlib, bodies)));
+                let level = s.zlib_level(stream);
+                tasks.push(Box::new(move || {
+                    let inputs: Vec<&[u8]> = bodies.iter().map(|body| body.data()).collect();
+                    let chunks = zlib.compress_chunks(level, &inputs);
+                    settle(bodies, chunks);
+                }));
             }
         }
         if tasks.len() == 1 {
@@ -251,16 +283,14 @@ impl TightEncoder {
                         out.extend_from_slice(&rest);
                     }
                     Body::Basic { stream, outcome: Outcome::Failed, .. } => {
-                        // Recreated for the next rect that uses it, which tells the client.
-                        self.streams[stream] = ZlibStream::default();
+                        // Recreated for the next rect that uses it (which starts with a new zlib
+                        // header), and the next Tight rect tells the client to reset its inflater.
+                        self.streams[stream] = ZlibStream::new();
                         self.pending_reset |= 1 << stream;
                         write_rect_header(out, rect, RAW);
                         s.converter.convert_rect(frame, rect, out);
                     }
-                    Body::Basic { stream, prefix, data, outcome, .. } => {
-                        if outcome == Outcome::CompressedAfterReset {
-                            self.pending_reset |= 1 << stream;
-                        }
+                    Body::Basic { prefix, data, .. } => {
                         write_rect_header(out, rect, TIGHT);
                         let reset = std::mem::take(&mut self.pending_reset);
                         if let Some((ctl, filter)) = prefix.split_first() {
@@ -277,23 +307,34 @@ impl TightEncoder {
     }
 }
 
-/// Compresses `bodies` (all on `zlib`'s stream) in order; a failure ends the stream's use for
-/// this update (the rest go as Raw too, and the stream is recreated when written).
-fn compress_in_order(zlib: &mut ZlibStream, bodies: Vec<&mut Body>) {
+/// Puts each of one stream's compressed `chunks` in its body, in order. From the first chunk that
+/// failed or outgrew a compact length on, the stream's rects go as Raw (the stream is recreated
+/// as they are written): the client never sees that chunk, so cannot inflate those after it.
+fn settle(bodies: Vec<&mut Body>, chunks: Vec<Result<Vec<u8>, ()>>) {
     let mut failed = false;
-    let mut compressed = Vec::new();
-    for body in bodies {
-        let Body::Basic { level, data, outcome, .. } = body else { continue };
-        *outcome = match (failed, zlib.compress(*level, data, &mut compressed)) {
-            (false, Ok(recreated)) if compressed.len() <= MAX_COMPACT_LEN => {
-                std::mem::swap(data, &mut compressed);
-                if recreated { Outcome::CompressedAfterReset } else { Outcome::Compressed }
+    let chunks = chunks.into_iter().chain(std::iter::repeat_with(|| Err(())));
+    for (body, chunk) in bodies.into_iter().zip(chunks) {
+        let Body::Basic { data, outcome, .. } = body else { continue };
+        *outcome = match chunk {
+            Ok(compressed) if !failed && compressed.len() <= MAX_COMPACT_LEN => {
+                *data = compressed;
+                Outcome::Compressed
             }
             _ => {
                 failed = true;
                 Outcome::Failed
             }
         };
+    }
+}
+
+impl Body {
+    /// The data basic compression compresses (nothing for a ready body).
+    fn data(&self) -> &[u8] {
+        match self {
+            Body::Basic { data, .. } => data,
+            Body::Ready { .. } => &[],
+        }
     }
 }
 
@@ -342,7 +383,7 @@ impl Lane {
                 }
                 let mut data = Vec::new();
                 s.tpixel.write_rect(s.converter, frame, rect, &mut data);
-                self.push_basic(rect, STREAM_FULL_COLOUR, s.levels[2], vec![(STREAM_FULL_COLOUR as u8) << 4], data);
+                self.push_basic(rect, STREAM_FULL_COLOUR, vec![(STREAM_FULL_COLOUR as u8) << 4], data);
             }
         }
     }
@@ -358,7 +399,7 @@ impl Lane {
     fn push_palette(&mut self, frame: &Frame, rect: &Rect, s: &Settings) {
         let colours = self.palette.colours();
         let mono = colours.len() == 2;
-        let (stream, level) = if mono { (STREAM_MONO, s.levels[1]) } else { (STREAM_INDEXED, s.levels[0]) };
+        let stream = if mono { STREAM_MONO } else { STREAM_INDEXED };
         // The palette holds 2..=256 colours, so `len - 1` fits in a byte.
         let last_index = colours.len().saturating_sub(1).min(MAX_PALETTE - 1) as u8;
         let mut prefix = vec![CTL_EXPLICIT_FILTER | (stream as u8) << 4, FILTER_PALETTE, last_index];
@@ -371,18 +412,18 @@ impl Lane {
         } else {
             self.palette.write_indices(rect, &mut data);
         }
-        self.push_basic(rect, stream, level, prefix, data);
+        self.push_basic(rect, stream, prefix, data);
     }
 
     /// Basic compression, or the data as it is when shorter than zlib is worth.
-    fn push_basic(&mut self, rect: &Rect, stream: usize, level: u32, prefix: Vec<u8>, data: Vec<u8>) {
+    fn push_basic(&mut self, rect: &Rect, stream: usize, prefix: Vec<u8>, data: Vec<u8>) {
         let body = match prefix.split_first() {
             Some((&ctl, filter)) if data.len() < MIN_TO_COMPRESS => {
                 let mut rest = filter.to_vec();
                 rest.extend_from_slice(&data);
                 Body::Ready { ctl, rest }
             }
-            _ => Body::Basic { stream, level, prefix, data, outcome: Outcome::Pending },
+            _ => Body::Basic { stream, prefix, data, outcome: Outcome::Pending },
         };
         self.pieces.push(Piece { rect: *rect, body });
     }
@@ -429,8 +470,8 @@ impl Encoder for TightEncoder {
         let s = Settings::new(params);
         // Solid areas are searched for only with LastRect, as TigerVNC does: without it the
         // count must be the plain split's.
-        self.analyse(frame, &rect, params.encodings.last_rect, &s, params.workers);
-        self.compress(params.workers);
+        let large = self.analyse(frame, &rect, params.encodings.last_rect, &s, params.workers);
+        self.compress(&s, params.workers, large);
         self.write(frame, &s, out)
     }
 }
