@@ -22,12 +22,13 @@
 //! recreated, and the next Tight rect (for a level change: the rect compressed at the new
 //! level) tells the client to reset its inflater too.
 
-mod palette;
+pub(super) mod palette;
 pub mod passthrough;
 mod pixels;
 mod solid;
 mod zlib;
 
+use super::classify;
 use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
 use super::workers::{self, Workers};
@@ -176,7 +177,7 @@ impl<'a> Settings<'a> {
             // TigerVNC `EncodeManager::writeSubRect`.
             divisor: (usize::from(level) * 8).max(4),
             jpeg,
-            jpeg_max_colours: if compress_level.is_some_and(|l| l < 2) { 24 } else { 96 },
+            jpeg_max_colours: classify::colour_limit(compress_level),
             indexed: format.bits_per_pixel > 8,
             shared: params.shared,
         }
