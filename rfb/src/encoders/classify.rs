@@ -1,8 +1,8 @@
 //! Which areas of a screen are photo-like, where JPEG pays, and which are text or flat UI, where
-//! a lossless encoding is smaller and exact. One rule for Tight (per sub-rect) and JPEG (21)
-//! (per tile): an area with more colours than [`colour_limit`] is photo-like. The colours are
-//! counted by Tight's palette analysis, which gives up as soon as the limit is passed, so a
-//! photo tile costs about a hundred runs and a text tile one pass over its pixels.
+//! a lossless encoding is smaller and exact. Tight (per sub-rect) and JPEG (21) (per tile) take
+//! their colour limits from here: an area with more colours than the limit is photo-like. The
+//! colours are counted by Tight's palette analysis, which gives up as soon as the limit is
+//! passed, so a photo tile costs a few dozen runs and a text tile one pass over its pixels.
 
 use super::tight::palette::{Analysis, Palette};
 use crate::frame::{Frame, Rect};
@@ -11,11 +11,19 @@ use crate::frame::{Frame, Rect};
 /// block is one tile.
 pub const TILE: u16 = 64;
 
-/// The most colours an area may have and still go losslessly while JPEG is in use (TigerVNC's
-/// `EncodeManager` rule, which Tight follows): 24 at compression levels 0 and 1, which ask for
-/// speed over bytes, else 96. Measured on the fixtures' 64×64 tiles (`tests`' figures in
-/// ARCHITECTURE.md): text and flat UI tiles have at most a few dozen colours (anti-aliased text
-/// ~40), photo and gradient tiles hundreds or more, so the split does not hinge on the exact value.
+/// The most colours a [`TILE`]-sized tile may have and still go losslessly in JPEG (21).
+/// Measured on the fixtures' 64×64 tiles: BIOS text and flat UI have ≤ 16 colours, anti-aliased
+/// text 120–350 (JPEG at q8 keeps it legible), and the desktop wallpaper's gradient tiles
+/// 25–150, which the lossless encodings take at several times JPEG's bytes. Bytes of one frame,
+/// JPEG (21) then ZRLE listed, by limit (16 / 24 / 32 / 48 / 96 / 256): desktop 291 / 286 / 278
+/// / 290 / 334 / 409 KB (all JPEG: 299), wide 361 / 358 / 342 / 342 / 335 / 233 KB (all JPEG:
+/// 566); the POST screen is 23 KB at every limit (all JPEG: 434). 32 is the best or near it on
+/// each. Tight's limit ([`colour_limit`]) is larger because its sub-rects are up to 16 times a
+/// tile's area.
+pub const TILE_COLOUR_LIMIT: usize = 32;
+
+/// The most colours a Tight sub-rect may have and still go with a palette while JPEG is in use
+/// (TigerVNC's `EncodeManager` rule): 24 at compression levels 0 and 1, else 96.
 pub fn colour_limit(compress_level: Option<u8>) -> usize {
     if compress_level.is_some_and(|level| level < 2) { 24 } else { 96 }
 }
@@ -64,12 +72,12 @@ impl Classifier {
     }
 
     /// Cuts `rect` (inside `frame`) into areas that exactly cover it, each all photo-like or all
-    /// not, in [`TILE`]-sized tiles from the rect's corner. Tiles of one kind side by side in a
+    /// not (by [`TILE_COLOUR_LIMIT`]), in [`TILE`]-sized tiles from the rect's corner. Tiles of one kind side by side in a
     /// tile row make one area, and such runs spanning the same columns in consecutive rows make
     /// one taller area: a JPEG's ~600 bytes of tables then come once per run, not per tile, and a
     /// photo-only or text-only rect stays one area. Areas are appended top to bottom, left to
     /// right.
-    pub fn split(&mut self, frame: &Frame, rect: &Rect, limit: usize, out: &mut Vec<Area>) {
+    pub fn split(&mut self, frame: &Frame, rect: &Rect, out: &mut Vec<Area>) {
         let start = out.len();
         let (columns, rows) = (usize::from(rect.width.div_ceil(TILE)), usize::from(rect.height.div_ceil(TILE)));
         let tile = |column: usize, row: usize| {
@@ -85,7 +93,7 @@ impl Classifier {
         for row in 0..rows {
             self.row.clear();
             for column in 0..columns {
-                let photo = self.is_photo(frame, &tile(column, row), limit);
+                let photo = self.is_photo(frame, &tile(column, row), TILE_COLOUR_LIMIT);
                 match self.row.last_mut() {
                     Some(run) if run.photo == photo => run.end = column + 1,
                     _ => self.row.push(Run { first: column, end: column + 1, photo, top: row }),
@@ -136,7 +144,7 @@ mod tests {
 
     fn split(frame: &Frame, rect: Rect) -> Vec<Area> {
         let mut areas = vec![Area { rect: Rect::new(0, 0, 1, 1), photo: false }];
-        Classifier::default().split(frame, &rect, 96, &mut areas);
+        Classifier::default().split(frame, &rect, &mut areas);
         assert_eq!(areas.remove(0).rect, Rect::new(0, 0, 1, 1), "earlier areas are kept");
         let covered: usize = areas.iter().map(|a| a.rect.area()).sum();
         assert_eq!(covered, rect.area(), "the areas cover the rect once");
@@ -176,12 +184,12 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_is_tigervncs() {
+    fn limits() {
         assert_eq!((colour_limit(None), colour_limit(Some(2)), colour_limit(Some(9))), (96, 96, 96));
         assert_eq!((colour_limit(Some(0)), colour_limit(Some(1))), (24, 24));
         let frame = frame_with_flat(64, 64, &[]);
         let mut classifier = Classifier::default();
-        assert!(classifier.is_photo(&frame, &frame.bounds(), 96));
-        assert!(!classifier.is_photo(&frame, &Rect::new(0, 0, 8, 1), 96));
+        assert!(classifier.is_photo(&frame, &frame.bounds(), TILE_COLOUR_LIMIT));
+        assert!(!classifier.is_photo(&frame, &Rect::new(0, 0, 8, 1), TILE_COLOUR_LIMIT));
     }
 }

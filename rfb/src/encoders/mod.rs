@@ -109,8 +109,7 @@ impl Encoders {
         }
         let mut areas = std::mem::take(&mut self.areas);
         areas.clear();
-        let limit = classify::colour_limit(params.encodings.compress_level);
-        self.classifier.split(frame, &rect, limit, &mut areas);
+        self.classifier.split(frame, &rect, &mut areas);
         self.photos.clear();
         self.photos.extend(areas.iter().filter(|area| area.photo).map(|area| area.rect));
         let mut count = self.jpeg.encode_rects(frame, &self.photos, params, out);
