@@ -2,8 +2,9 @@
 //! length before it: the client finds the image's end by walking its markers to EOI (noVNC's
 //! `core/decoders/jpeg.js`; TigerVNC 1.16 and RealVNC Viewer decode it too). Decoders give RGB,
 //! so the client's pixel format does not matter, as long as it has at least 16 bits per pixel
-//! (as for Tight JPEG); a client with fewer gets its lossless fallback instead (see
-//! [`super::Encoders::encode`]).
+//! (as for Tight JPEG); a client with fewer gets its lossless fallback instead. A client that
+//! listed a lossless encoding too gets JPEG for the photo-like parts of a rect only, the rest
+//! with that encoding (see [`super::Encoders::encode`] and [`super::classify`]).
 //!
 //! The quality level maps to JPEG quality and subsampling as for Tight JPEG
 //! ([`super::jpeg_codec::JPEG_QUALITY`]); without one, level 8. The JPEGs come from the server's
