@@ -141,7 +141,7 @@ fn rgb(pixel: u32) -> [u8; 3] {
 /// Smooth gradients (what JPEG is for): hundreds of colours in every 64×64 tile.
 fn gradient(x: u16, y: u16) -> u32 {
     let (x, y) = (u32::from(x), u32::from(y));
-    (x * 255 / 1920) << 16 | (y * 255 / 1080) << 8 | ((x + y) / 4 & 0xff)
+    (x * 255 / 1920) << 16 | (y * 255 / 1080) << 8 | (((x + y) / 4) & 0xff)
 }
 
 /// Text on the left `text_width` columns, a gradient on the right.
