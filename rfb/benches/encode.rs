@@ -33,6 +33,9 @@ const CASES: &[(&str, &[i32])] = &[
     ("Tight", &[7, -224]),
     ("Tight+JPEG q8", &[7, -224, -24]),
     ("JPEG (21) q8", &[21, -24]),
+    // RealVNC-like: JPEG first, ZRLE behind it, so text and flat areas go as ZRLE.
+    ("JPEG (21)+ZRLE q8", &[21, 16, -24]),
+    ("JPEG (21)+Tight q8", &[21, 7, -224, -24]),
 ];
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -43,7 +46,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn main() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let converter = PixelConverter::new(PixelFormat::NATIVE);
-    println!("{:<22} {:<14} {:>10} {:>12} {:>8}", "fixture", "encoding", "ms/frame", "bytes/frame", "ratio");
+    println!("{:<22} {:<18} {:>10} {:>12} {:>8}", "fixture", "encoding", "ms/frame", "bytes/frame", "ratio");
     for name in FIXTURES {
         let frame = load(&fixtures.join(name));
         let raw_bytes = frame.pixels().len();
@@ -68,7 +71,7 @@ fn main() {
             times.remove(0);
             let ms = median(times).as_secs_f64() * 1000.0;
             let ratio = raw_bytes as f64 / out.len() as f64;
-            println!("{name:<22} {label:<14} {ms:>10.2} {:>12} {ratio:>7.1}x", out.len());
+            println!("{name:<22} {label:<18} {ms:>10.2} {:>12} {ratio:>7.1}x", out.len());
         }
     }
 }

@@ -2,8 +2,9 @@
 //! length before it: the client finds the image's end by walking its markers to EOI (noVNC's
 //! `core/decoders/jpeg.js`; TigerVNC 1.16 and RealVNC Viewer decode it too). Decoders give RGB,
 //! so the client's pixel format does not matter, as long as it has at least 16 bits per pixel
-//! (as for Tight JPEG); a client with fewer gets its lossless fallback instead (see
-//! [`super::Encoders::encode`]).
+//! (as for Tight JPEG); a client with fewer gets its lossless fallback instead. A client that
+//! listed a lossless encoding too gets JPEG for the photo-like parts of a rect only, the rest
+//! with that encoding (see [`super::Encoders::encode`] and [`super::classify`]).
 //!
 //! The quality level maps to JPEG quality and subsampling as for Tight JPEG
 //! ([`super::jpeg_codec::JPEG_QUALITY`]); without one, level 8. The JPEGs come from the server's
@@ -103,26 +104,42 @@ impl Lane {
     }
 }
 
-impl Encoder for JpegEncoder {
-    /// A large rect is cut into bands (one per worker), each one JPEG compressed side by side:
-    /// a 1080p frame then costs a quarter of its time on a Pi's four cores.
-    fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
-        let rect = rect.intersect(&frame.bounds());
-        if rect.is_empty() {
+impl JpegEncoder {
+    /// Writes each of `rects` (inside `frame`) as JPEG rects and returns how many rects that
+    /// made. Large rects are cut into bands; all the bands are spread over the workers' lanes
+    /// together (at most [`workers::BANDS_PER_WORKER`] a worker), so a frame's photo areas
+    /// cost a fraction of their time on a Pi's four cores whether they are one rect or several.
+    /// JPEG rects carry no state, so their order on the wire does not matter: each lane's
+    /// rects are appended in turn.
+    pub fn encode_rects(&mut self, frame: &Frame, rects: &[Rect], params: &EncodeParams, out: &mut Vec<u8>) -> usize {
+        let settings = quality_for_level(params.encodings.quality_level.unwrap_or(DEFAULT_QUALITY_LEVEL));
+        let bands: Vec<Rect> = rects
+            .iter()
+            .map(|rect| rect.intersect(&frame.bounds()))
+            .filter(|rect| !rect.is_empty())
+            .flat_map(|rect| workers::bands(&rect, params.workers))
+            .collect();
+        if bands.is_empty() {
             return 0;
         }
-        let settings = quality_for_level(params.encodings.quality_level.unwrap_or(DEFAULT_QUALITY_LEVEL));
-        let bands = workers::bands(&rect, params.workers);
-        self.lanes.resize_with(self.lanes.len().max(bands.len()), Lane::default);
-        let lanes = &mut self.lanes[..bands.len()];
+        let workers = params.workers.count();
+        let lanes = if workers < 2 { 1 } else { bands.len().min(workers * workers::BANDS_PER_WORKER) };
+        self.lanes.resize_with(self.lanes.len().max(lanes), Lane::default);
+        let lanes = &mut self.lanes[..lanes];
+        let step = lanes.len();
+        let bands = &bands;
         let tasks = lanes
             .iter_mut()
-            .zip(&bands)
-            .map(|(lane, band)| -> Box<dyn FnOnce() + Send + '_> {
-                Box::new(move || lane.encode(frame, band, settings, params))
+            .enumerate()
+            .map(|(first, lane)| -> Box<dyn FnOnce() + Send + '_> {
+                Box::new(move || {
+                    for band in bands.iter().skip(first).step_by(step) {
+                        lane.encode(frame, band, settings, params);
+                    }
+                })
             })
             .collect();
-        if bands.len() == 1 {
+        if step == 1 {
             Serial.run_all(tasks);
         } else {
             params.workers.run_all(tasks);
@@ -133,6 +150,14 @@ impl Encoder for JpegEncoder {
             count += std::mem::take(&mut lane.count);
         }
         count
+    }
+}
+
+impl Encoder for JpegEncoder {
+    /// All of `rect` as JPEG (see [`Self::encode_rects`]); [`super::Encoders::encode`] sends
+    /// only photo-like areas this way.
+    fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
+        self.encode_rects(frame, std::slice::from_ref(rect), params, out)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Encoders: one per file, behind [`Encoder`]. [`Encoders`] holds one connection's encoders
 //! and picks one per update from what the client listed.
 
+pub mod classify;
 mod deflate;
 mod hextile;
 pub mod jpeg;
@@ -20,7 +21,7 @@ pub use tight::TightEncoder;
 pub use zlib::ZlibEncoder;
 pub use zrle::ZrleEncoder;
 
-use crate::encoding::{ClientEncodings, HEXTILE, JPEG, TIGHT, ZLIB, ZRLE};
+use crate::encoding::{ClientEncodings, HEXTILE, JPEG, RAW, TIGHT, ZLIB, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::PixelConverter;
 
@@ -52,17 +53,39 @@ pub struct Encoders {
     tight: TightEncoder,
     zlib: ZlibEncoder,
     zrle: ZrleEncoder,
+    classifier: classify::Classifier,
+    /// Scratch for [`Self::encode_jpeg`]: the classified areas and the photo-like ones' rects.
+    areas: Vec<classify::Area>,
+    photos: Vec<Rect>,
 }
 
 impl Encoders {
     /// Encodes `rect` with the client's preferred encoding; returns the number of rects written.
     /// A client that prefers JPEG but has fewer than 16 bits per pixel gets its first listed
-    /// lossless encoding.
+    /// lossless encoding; one that takes JPEG gets it for the photo-like parts only (see
+    /// [`Self::encode_jpeg`]).
     pub fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
         let mut encoding = params.encodings.preferred;
-        if encoding == JPEG && !jpeg::takes_jpeg(params.converter.client_format()) {
-            encoding = params.encodings.lossless;
+        if encoding == JPEG {
+            if !jpeg::takes_jpeg(params.converter.client_format()) {
+                encoding = params.encodings.lossless;
+            } else if params.encodings.lossless != RAW {
+                return self.encode_jpeg(frame, rect, params, out);
+            }
+            // With nothing but Raw to fall back on, every part goes as JPEG: Raw's 4 bytes a
+            // pixel are more than JPEG takes even for text.
         }
+        self.encode_with(encoding, frame, rect, params, out)
+    }
+
+    fn encode_with(
+        &mut self,
+        encoding: i32,
+        frame: &Frame,
+        rect: &Rect,
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> usize {
         match encoding {
             JPEG => self.jpeg.encode(frame, rect, params, out),
             TIGHT => self.tight.encode(frame, rect, params, out),
@@ -71,5 +94,31 @@ impl Encoders {
             HEXTILE => self.hextile.encode(frame, rect, params, out),
             _ => self.raw.encode(frame, rect, params, out),
         }
+    }
+
+    /// JPEG (21) where it pays: `rect` is classified in tiles ([`classify::Classifier::split`]);
+    /// photo-like areas go as JPEG (their bands spread over the workers together), the rest
+    /// (text, flat UI: a JPEG of a BIOS screen is some 17 times its ZRLE, and blurred) with the
+    /// client's first listed lossless encoding, through this connection's encoder of it, so its
+    /// zlib stream continues as usual. That encoder is told no quality level, so Tight listed
+    /// behind JPEG keeps those areas exact too.
+    fn encode_jpeg(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
+        let rect = rect.intersect(&frame.bounds());
+        if rect.is_empty() {
+            return 0;
+        }
+        let mut areas = std::mem::take(&mut self.areas);
+        areas.clear();
+        self.classifier.split(frame, &rect, &mut areas);
+        self.photos.clear();
+        self.photos.extend(areas.iter().filter(|area| area.photo).map(|area| area.rect));
+        let mut count = self.jpeg.encode_rects(frame, &self.photos, params, out);
+        let encodings = ClientEncodings { quality_level: None, ..params.encodings.clone() };
+        let lossless = EncodeParams { encodings: &encodings, ..*params };
+        for area in areas.iter().filter(|area| !area.photo) {
+            count += self.encode_with(params.encodings.lossless, frame, &area.rect, &lossless, out);
+        }
+        self.areas = areas;
+        count
     }
 }

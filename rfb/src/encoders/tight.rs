@@ -19,16 +19,16 @@
 //! The four zlib streams are `deflate.rs`'s, as ZRLE's and Zlib's: a level change continues the
 //! stream (a new compressor primed with its window), and a large update's sub-rects are
 //! compressed in parallel, each run of them primed with what the client inflated just before
-//! it. Stream
-//! reset bits (control byte bits 0-3) are set only after a zlib failure, unlike TigerVNC, which
-//! never sets them: the stream is then recreated, and the next Tight rect tells the client to
-//! reset its inflater too.
+//! it. Stream reset bits (control byte bits 0-3) are set only after a zlib failure, unlike
+//! TigerVNC, which never sets them: the stream is then recreated, and the next Tight rect tells
+//! the client to reset its inflater too.
 
-mod palette;
+pub(super) mod palette;
 pub mod passthrough;
 mod pixels;
 mod solid;
 
+use super::classify;
 use super::deflate::{self, ZlibStream};
 use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
@@ -178,7 +178,7 @@ impl<'a> Settings<'a> {
             // TigerVNC `EncodeManager::writeSubRect`.
             divisor: (usize::from(level) * 8).max(4),
             jpeg,
-            jpeg_max_colours: if compress_level.is_some_and(|l| l < 2) { 24 } else { 96 },
+            jpeg_max_colours: classify::colour_limit(compress_level),
             indexed: format.bits_per_pixel > 8,
             shared: params.shared,
         }

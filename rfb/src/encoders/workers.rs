@@ -13,7 +13,7 @@ pub const MIN_PARALLEL_AREA: usize = 4 * 65536;
 const BAND_ALIGN: u16 = 16;
 /// Bands per worker: screen content is uneven (a photo above, a taskbar below), and workers that
 /// take the next band as they finish even it out.
-const BANDS_PER_WORKER: usize = 3;
+pub(crate) const BANDS_PER_WORKER: usize = 3;
 /// The lowest band worth its own task (and, for JPEG (21), its own image headers).
 const MIN_BAND_HEIGHT: usize = 64;
 

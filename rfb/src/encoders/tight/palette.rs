@@ -12,7 +12,7 @@ const EMPTY: u32 = u32::MAX;
 
 /// What [`Palette::analyse`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Analysis {
+pub(in crate::encoders) enum Analysis {
     Solid(u32),
     /// Two colours; [`Palette::colours`] holds them, the more frequent first.
     Mono,
@@ -31,7 +31,7 @@ struct Entry {
 
 /// A colour → index table for up to 256 colours, reused across sub-rects: clearing touches
 /// only the slots in use, and nothing is allocated per pixel.
-pub(super) struct Palette {
+pub(in crate::encoders) struct Palette {
     keys: Box<[u32; SLOTS]>,
     indices: Box<[u8; SLOTS]>,
     entries: Vec<Entry>,
@@ -42,7 +42,7 @@ pub(super) struct Palette {
 }
 
 impl Palette {
-    pub(super) fn new() -> Palette {
+    pub(in crate::encoders) fn new() -> Palette {
         Palette {
             keys: Box::new([EMPTY; SLOTS]),
             indices: Box::new([0; SLOTS]),
@@ -60,7 +60,7 @@ impl Palette {
     /// Counts the colours of `rect` (inside `frame`), giving up once there are more than
     /// `max_colours` (clamped to 2..=256). Pixel runs are counted once, like TigerVNC, so flat
     /// areas cost one comparison per pixel.
-    pub(super) fn analyse(&mut self, frame: &Frame, rect: &Rect, max_colours: usize) -> Analysis {
+    pub(in crate::encoders) fn analyse(&mut self, frame: &Frame, rect: &Rect, max_colours: usize) -> Analysis {
         self.clear();
         if rect.is_empty() {
             return Analysis::Solid(0);
