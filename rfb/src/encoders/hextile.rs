@@ -242,7 +242,7 @@ impl HextileEncoder {
     fn partition(&mut self, width: usize, height: usize, bytes_per_pixel: usize, raw_len: usize) -> Option<usize> {
         self.parts.clear();
         self.palette.clear();
-        let in_tile = (1u32 << width) as u16 - 1;
+        let in_tile = ((1u32 << width) - 1) as u16;
         // Bit x of a row: pixel x of that row equals `colour`. Sixteen compares that the
         // compiler turns into a few vector instructions, so runs and rows are found by bit
         // arithmetic instead of pixel by pixel.
