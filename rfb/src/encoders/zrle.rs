@@ -338,8 +338,8 @@ impl TileCoder {
 
         // Plain RLE counts double: its pixel-length pairs break the repeats between rows that
         // zlib finds in raw rows (gradients, anti-aliased text), so it pays only when it halves
-        // the tile. With the frequency order below: 0.1% (32-bit), 0.7% (16-bit) and 4% (8-bit)
-        // fewer bytes after zlib over the fixture screens.
+        // the tile. Measured with frequency-ordered palettes: 0.1% (32-bit), 0.7% (16-bit) and 4%
+        // (8-bit) fewer bytes after zlib over the fixture screens.
         let plain_rle = plain_rle.saturating_mul(2);
         let best = raw.min(plain_rle).min(palette_rle).min(packed);
         if best == packed {
@@ -403,25 +403,31 @@ impl TileCoder {
             }
         }
         a.colours = palette.len;
-        self.order_by_frequency(&a);
+        self.order_palette(&a);
         a
     }
 
-    /// Puts the most frequent colour first, as TigerVNC does: a tile's background then gets
-    /// index 0 in every tile, so the index bytes repeat from tile to tile and zlib finds them
-    /// again.
-    fn order_by_frequency(&mut self, a: &Analysis) {
+    /// Orders the palette: the most frequent colour first, as TigerVNC does, so a tile's
+    /// background gets index 0 in every tile; the others by pixel value, so colours keep their
+    /// order from tile to tile and a glyph or icon drawn in the same colours gets the same index
+    /// bytes wherever it lands, which zlib then finds again (TigerVNC orders them all by
+    /// frequency, which changes from tile to tile). On the fixture screens after zlib: text and
+    /// desktops 1-15% fewer bytes in every format, photos the same in 32-bit and up to 5% more
+    /// in bgr233, where frequency order gave their noisy indices less entropy.
+    fn order_palette(&mut self, a: &Analysis) {
         let colours = a.colours;
         let mut pixels = [0u32; MAX_PALETTE];
         for (pair, &index) in self.starts[..=a.runs].windows(2).zip(&self.run_indices[..a.runs]) {
             pixels[usize::from(index)] += u32::from(pair[1] - pair[0]);
         }
+        // Equal counts: the first seen.
+        let background = (0..colours).max_by_key(|&i| (pixels[i], std::cmp::Reverse(i))).unwrap_or(0);
         let mut order = [0u8; MAX_PALETTE];
         for (i, slot) in order[..colours].iter_mut().enumerate() {
             *slot = i as u8;
         }
-        // Stable: equal counts keep their first-seen order.
-        order[..colours].sort_by_key(|&i| std::cmp::Reverse(pixels[usize::from(i)]));
+        let values = self.palette.colours;
+        order[..colours].sort_unstable_by_key(|&i| (usize::from(i) != background, values[usize::from(i)]));
         let mut new_index = [0u8; MAX_PALETTE];
         let old_colours = self.palette.colours;
         for (new, &old) in order[..colours].iter().enumerate() {
@@ -548,6 +554,27 @@ mod tests {
         assert_eq!(enc(256), [255, 0]);
         assert_eq!(enc(511), [255, 255, 0]);
         assert_eq!(enc(4096), [255; 16].iter().copied().chain([15]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn palettes_keep_colours_in_value_order_behind_the_background() {
+        // Two tiles on white with red and blue in opposite amounts: both palettes are white,
+        // then blue (0x0000ff) before red (0xff0000), whichever is more frequent.
+        let mut frame = Frame::new(128, 64);
+        frame.fill_rect(&frame.bounds(), 0xffffff);
+        frame.fill_rect(&Rect::new(0, 0, 40, 10), 0xff0000);
+        frame.fill_rect(&Rect::new(0, 20, 4, 2), 0x0000ff);
+        frame.fill_rect(&Rect::new(64, 0, 4, 2), 0xff0000);
+        frame.fill_rect(&Rect::new(64, 20, 40, 10), 0x0000ff);
+        let converter = PixelConverter::new(PixelFormat::NATIVE);
+        let (map, cpixel) = (ValueMap::for_converter(&converter), CPixel::for_format(&PixelFormat::NATIVE, 4));
+        let mut coder = TileCoder::new();
+        for tile in [Rect::new(0, 0, 64, 64), Rect::new(64, 0, 64, 64)] {
+            let mut data = Vec::new();
+            coder.encode_band(&frame, &tile, map, cpixel, |piece| data.extend_from_slice(piece));
+            // Palette RLE of 3 colours (subencoding 128 + 3), then three 3-byte CPIXELs.
+            assert_eq!(data[..10], [131, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff], "{tile:?}");
+        }
     }
 
     #[test]
