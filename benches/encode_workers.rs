@@ -1,6 +1,6 @@
 //! How long one full 1080p update takes to encode with 1, 2 and 4 encode workers: the pool a
 //! viewer's update runs on (`kvnc::server::encode_pool`), with the encoders spreading a large
-//! rect over it (Tight, JPEG (21), ZRLE and Zlib in bands; Hextile and Raw stay on one worker).
+//! rect over it (Tight, JPEG (21), ZRLE, Zlib and Hextile in bands; Raw stays on one worker).
 //!
 //!     cargo bench --bench encode_workers
 //!
@@ -28,6 +28,7 @@ fn settings() -> Vec<(&'static str, Vec<i32>)> {
         ("Tight c2 (no JPEG)", vec![7, -224, -254]),
         ("JPEG (21) q8", vec![21, -224, -24]),
         ("ZRLE", viewers::ZRLE.to_vec()),
+        ("Hextile", vec![5, 0]),
     ]
 }
 

@@ -11,6 +11,7 @@ mod support {
 
 use std::fmt::Debug;
 
+use rfb::encoders::workers::ScopedThreads;
 use rfb::encoders::{Encoders, HextileEncoder};
 use rfb::encoding::{ClientEncodings, HEXTILE, RAW, ZLIB};
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
@@ -178,6 +179,28 @@ fn a_gradient_goes_in_strips_of_solid_tiles() {
     let stats = &client.decoder.stats;
     assert_eq!(stats.solid, stats.tiles, "{stats:?}");
     assert_eq!(headers.len(), 50);
+}
+
+#[test]
+fn a_large_rect_is_encoded_in_bands_on_several_workers() {
+    // Text over a gradient, large enough to be cut into bands: the same pixels as on one
+    // worker, and strips still top to bottom.
+    let mut frame = frames::from_fn(1024, 600, |_, y| 0x203050 + u32::from(y / 7) * 0x010101);
+    let text = text_frame(600, 300);
+    for y in 0..300 {
+        for x in 0..600 {
+            frame.fill_rect(&Rect::new(100 + x, 150 + y, 1, 1), text.pixel(x, y));
+        }
+    }
+    let rect = frame.bounds();
+    let mut serial = connect("rgb888-le", PixelFormat::NATIVE);
+    let (_, serial_headers, serial_fb) = serial.send(&frame, rect);
+    let mut parallel = connect("rgb888-le", PixelFormat::NATIVE);
+    parallel.workers = &ScopedThreads(3);
+    let (_, headers, fb) = parallel.send(&frame, rect);
+    strip_tiles(&headers, rect);
+    assert!(headers.len() > serial_headers.len(), "one strip or more per band");
+    assert!(fb == serial_fb, "the same picture");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 
 mod strips;
 
+use super::workers;
 use super::{EncodeParams, Encoder};
 use crate::encoding::HEXTILE;
 use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
@@ -29,8 +30,22 @@ const FOREGROUND_SPECIFIED: u8 = 4;
 const ANY_SUBRECTS: u8 = 8;
 const SUBRECTS_COLOURED: u8 = 16;
 
-/// Reusable per-tile buffers; Hextile keeps nothing across rects.
+/// A connection's Hextile encoder: nothing carries over from rect to rect, so a large rect's
+/// bands are encoded side by side, each as rects of its own, one [`Lane`] per band.
 pub struct HextileEncoder {
+    coder: TileCoder,
+    lanes: Vec<Lane>,
+}
+
+/// One band's coder and output.
+struct Lane {
+    coder: TileCoder,
+    out: Vec<u8>,
+    count: usize,
+}
+
+/// Reusable per-tile buffers.
+struct TileCoder {
     /// The tile's client pixel values, row-major, each row [`TILE`] long whatever the tile's
     /// width (the rest is ignored).
     pixels: [u32; TILE_PIXELS],
@@ -48,6 +63,12 @@ impl std::fmt::Debug for HextileEncoder {
 impl Default for HextileEncoder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl HextileEncoder {
+    pub fn new() -> Self {
+        Self { coder: TileCoder::new(), lanes: Vec::new() }
     }
 }
 
@@ -151,9 +172,35 @@ impl Palette {
     }
 }
 
-impl HextileEncoder {
-    pub fn new() -> Self {
+impl TileCoder {
+    fn new() -> Self {
         Self { pixels: [0; TILE_PIXELS], parts: Vec::with_capacity(TILE_PIXELS), palette: Palette::new() }
+    }
+
+    /// Appends `rect` (non-empty, inside `frame`) as Hextile rects, one per strip; returns how
+    /// many.
+    fn encode_rect(&mut self, frame: &Frame, rect: &Rect, converter: &PixelConverter, out: &mut Vec<u8>) -> usize {
+        let writer = PixelWriter::for_converter(converter);
+        // The cut is planned on native pixels, which only says where the client's pixels
+        // change when no two colours become one (in bgr233 a gradient's steps mostly vanish).
+        let heights = if converter.keeps_every_colour() {
+            strips::strip_heights(frame, rect, writer.bytes)
+        } else {
+            vec![rect.height]
+        };
+        let mut y = rect.y;
+        for &height in &heights {
+            let strip = Rect::new(rect.x, y, rect.width, height);
+            y += height;
+            write_rect_header(out, &strip, HEXTILE);
+            // Every rect starts with nothing carried: its first non-raw tile must specify the
+            // background.
+            let mut carried = Carried::default();
+            for tile in strip.tiles(TILE as u16) {
+                self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
+            }
+        }
+        heights.len()
     }
 
     /// Appends one tile (at most 16x16, inside `frame`) and updates what the client holds.
@@ -325,27 +372,30 @@ impl Encoder for HextileEncoder {
             return 0;
         }
         let converter = params.converter;
-        let writer = PixelWriter::for_converter(converter);
-        // The cut is planned on native pixels, which only says where the client's pixels
-        // change when no two colours become one (in bgr233 a gradient's steps mostly vanish).
-        let heights = if converter.keeps_every_colour() {
-            strips::strip_heights(frame, &clipped, writer.bytes)
-        } else {
-            vec![clipped.height]
-        };
-        let mut y = clipped.y;
-        for &height in &heights {
-            let strip = Rect::new(clipped.x, y, clipped.width, height);
-            y += height;
-            write_rect_header(out, &strip, HEXTILE);
-            // Every rect starts with nothing carried: its first non-raw tile must specify the
-            // background.
-            let mut carried = Carried::default();
-            for tile in strip.tiles(TILE as u16) {
-                self.encode_tile(frame, &tile, converter, writer, &mut carried, out);
-            }
+        let bands = workers::bands(&clipped, params.workers);
+        if bands.len() <= 1 {
+            return self.coder.encode_rect(frame, &clipped, converter, out);
         }
-        heights.len()
+        self.lanes.resize_with(self.lanes.len().max(bands.len()), || Lane {
+            coder: TileCoder::new(),
+            out: Vec::new(),
+            count: 0,
+        });
+        let lanes = &mut self.lanes[..bands.len()];
+        let tasks = lanes
+            .iter_mut()
+            .zip(&bands)
+            .map(|(lane, band)| -> Box<dyn FnOnce() + Send + '_> {
+                Box::new(move || lane.count = lane.coder.encode_rect(frame, band, converter, &mut lane.out))
+            })
+            .collect();
+        params.workers.run_all(tasks);
+        let mut count = 0;
+        for lane in lanes {
+            out.append(&mut lane.out);
+            count += std::mem::take(&mut lane.count);
+        }
+        count
     }
 }
 
