@@ -10,12 +10,10 @@
 //! concatenation is then one valid stream, whatever order the runs were compressed in.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use flate2::{Compress, Compression, FlushCompress};
 
-use super::workers::{Workers, row_bands};
+use super::workers::{Workers, row_bands, run_indexed};
 use super::{EncodeParams, Encoder, RawEncoder};
 use crate::frame::{Frame, Rect};
 use crate::messages::server::write_rect_header;
@@ -389,34 +387,6 @@ fn window_before(window: &[u8], inputs: &[&[u8]], i: usize) -> Vec<u8> {
         }
     }
     pieces.iter().rev().flat_map(|piece| piece.iter().copied()).collect()
-}
-
-/// Runs `task(lane, i)` for every `i` in `0..count` on `workers`, each lane taking the next
-/// index as it finishes one; returns the results in index order (None without lanes).
-fn run_indexed<L: Send, T: Send>(
-    workers: &dyn Workers,
-    lanes: &mut [L],
-    count: usize,
-    task: impl Fn(&mut L, usize) -> T + Sync,
-) -> Option<Vec<T>> {
-    let results: Vec<Mutex<Option<T>>> = (0..count).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let (results_ref, next_ref, task_ref) = (&results, &next, &task);
-    let tasks = lanes
-        .iter_mut()
-        .map(|lane| -> Box<dyn FnOnce() + Send + '_> {
-            Box::new(move || {
-                loop {
-                    let i = next_ref.fetch_add(1, Ordering::Relaxed);
-                    let Some(slot) = results_ref.get(i) else { return };
-                    let result = task_ref(lane, i);
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
-                }
-            })
-        })
-        .collect();
-    workers.run_all(tasks);
-    results.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()
 }
 
 #[cfg(test)]

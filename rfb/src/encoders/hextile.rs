@@ -31,17 +31,9 @@ const ANY_SUBRECTS: u8 = 8;
 const SUBRECTS_COLOURED: u8 = 16;
 
 /// A connection's Hextile encoder: nothing carries over from rect to rect, so a large rect's
-/// bands are encoded side by side, each as rects of its own, one [`Lane`] per band.
+/// bands are encoded side by side, each as rects of its own, one coder per worker.
 pub struct HextileEncoder {
-    coder: TileCoder,
-    lanes: Vec<Lane>,
-}
-
-/// One band's coder and output.
-struct Lane {
-    coder: TileCoder,
-    out: Vec<u8>,
-    count: usize,
+    coders: Vec<TileCoder>,
 }
 
 /// Reusable per-tile buffers.
@@ -68,7 +60,7 @@ impl Default for HextileEncoder {
 
 impl HextileEncoder {
     pub fn new() -> Self {
-        Self { coder: TileCoder::new(), lanes: Vec::new() }
+        Self { coders: vec![TileCoder::new()] }
     }
 }
 
@@ -373,29 +365,15 @@ impl Encoder for HextileEncoder {
         }
         let converter = params.converter;
         let bands = workers::bands(&clipped, params.workers);
-        if bands.len() <= 1 {
-            return self.coder.encode_rect(frame, &clipped, converter, out);
-        }
-        self.lanes.resize_with(self.lanes.len().max(bands.len()), || Lane {
-            coder: TileCoder::new(),
-            out: Vec::new(),
-            count: 0,
-        });
-        let lanes = &mut self.lanes[..bands.len()];
-        let tasks = lanes
-            .iter_mut()
-            .zip(&bands)
-            .map(|(lane, band)| -> Box<dyn FnOnce() + Send + '_> {
-                Box::new(move || lane.count = lane.coder.encode_rect(frame, band, converter, &mut lane.out))
-            })
-            .collect();
-        params.workers.run_all(tasks);
-        let mut count = 0;
-        for lane in lanes {
-            out.append(&mut lane.out);
-            count += std::mem::take(&mut lane.count);
-        }
-        count
+        let lanes = bands.len().min(params.workers.count()).max(1);
+        self.coders.resize_with(self.coders.len().max(lanes), TileCoder::new);
+        workers::encode_bands(
+            params.workers,
+            &mut self.coders[..lanes],
+            &bands,
+            |coder, band, out| coder.encode_rect(frame, band, converter, out),
+            out,
+        )
     }
 }
 

@@ -18,7 +18,7 @@ use super::jpeg_codec::{JpegCompressor, Subsampling, quality_for_level};
 use super::raw::RawEncoder;
 use super::shared::JpegKey;
 use super::tight::passthrough::PassthroughError;
-use super::workers::{self, Serial, Workers};
+use super::workers;
 use super::{EncodeParams, Encoder};
 use crate::encoding::JPEG;
 use crate::frame::{Frame, Rect};
@@ -44,13 +44,10 @@ pub struct JpegEncoder {
     lanes: Vec<Lane>,
 }
 
-/// One band's codec and output; `Err` once creating the codec failed (then its rects go as
-/// Raw).
+/// One worker's codec; `Err` once creating the codec failed (then its rects go as Raw).
 #[derive(Default)]
 struct Lane {
     compressor: Option<Result<JpegCompressor, ()>>,
-    out: Vec<u8>,
-    count: usize,
 }
 
 impl std::fmt::Debug for JpegEncoder {
@@ -68,6 +65,7 @@ impl Lane {
         rect: &Rect,
         (quality, subsampling): (u8, Subsampling),
         params: &EncodeParams,
+        out: &mut Vec<u8>,
     ) -> bool {
         let compressor = self.compressor.get_or_insert_with(|| JpegCompressor::new().ok_or(()));
         let Ok(compressor) = compressor else { return false };
@@ -88,29 +86,36 @@ impl Lane {
         if jpeg.len() >= rect.area() * params.converter.bytes_per_pixel() {
             return false;
         }
-        write_rect_header(&mut self.out, rect, JPEG);
-        self.out.extend_from_slice(jpeg);
+        write_rect_header(out, rect, JPEG);
+        out.extend_from_slice(jpeg);
         true
     }
 
-    /// Writes `rect` as JPEG rects (Raw where JPEG does not pay) into `self.out`.
-    fn encode(&mut self, frame: &Frame, rect: &Rect, settings: (u8, Subsampling), params: &EncodeParams) {
+    /// Appends `rect` as JPEG rects (Raw where JPEG does not pay); returns how many.
+    fn encode(
+        &mut self,
+        frame: &Frame,
+        rect: &Rect,
+        settings: (u8, Subsampling),
+        params: &EncodeParams,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut count = 0;
         for tile in rect.tiles(MAX_SIDE) {
-            if !self.write_jpeg(frame, &tile, settings, params) {
-                RawEncoder.encode(frame, &tile, params, &mut self.out);
+            if !self.write_jpeg(frame, &tile, settings, params, out) {
+                RawEncoder.encode(frame, &tile, params, out);
             }
-            self.count += 1;
+            count += 1;
         }
+        count
     }
 }
 
 impl JpegEncoder {
     /// Writes each of `rects` (inside `frame`) as JPEG rects and returns how many rects that
-    /// made. Large rects are cut into bands; all the bands are spread over the workers' lanes
-    /// together (at most [`workers::BANDS_PER_WORKER`] a worker), so a frame's photo areas
+    /// made. Large rects are cut into bands; all the bands are spread over the workers together
+    /// (each worker's codec taking the next band as it finishes one), so a frame's photo areas
     /// cost a fraction of their time on a Pi's four cores whether they are one rect or several.
-    /// JPEG rects carry no state, so their order on the wire does not matter: each lane's
-    /// rects are appended in turn.
     pub fn encode_rects(&mut self, frame: &Frame, rects: &[Rect], params: &EncodeParams, out: &mut Vec<u8>) -> usize {
         let settings = quality_for_level(params.encodings.quality_level.unwrap_or(DEFAULT_QUALITY_LEVEL));
         let bands: Vec<Rect> = rects
@@ -122,34 +127,15 @@ impl JpegEncoder {
         if bands.is_empty() {
             return 0;
         }
-        let workers = params.workers.count();
-        let lanes = if workers < 2 { 1 } else { bands.len().min(workers * workers::BANDS_PER_WORKER) };
+        let lanes = bands.len().min(params.workers.count()).max(1);
         self.lanes.resize_with(self.lanes.len().max(lanes), Lane::default);
-        let lanes = &mut self.lanes[..lanes];
-        let step = lanes.len();
-        let bands = &bands;
-        let tasks = lanes
-            .iter_mut()
-            .enumerate()
-            .map(|(first, lane)| -> Box<dyn FnOnce() + Send + '_> {
-                Box::new(move || {
-                    for band in bands.iter().skip(first).step_by(step) {
-                        lane.encode(frame, band, settings, params);
-                    }
-                })
-            })
-            .collect();
-        if step == 1 {
-            Serial.run_all(tasks);
-        } else {
-            params.workers.run_all(tasks);
-        }
-        let mut count = 0;
-        for lane in lanes {
-            out.append(&mut lane.out);
-            count += std::mem::take(&mut lane.count);
-        }
-        count
+        workers::encode_bands(
+            params.workers,
+            &mut self.lanes[..lanes],
+            &bands,
+            |lane, band, out| lane.encode(frame, band, settings, params, out),
+            out,
+        )
     }
 }
 
@@ -186,6 +172,7 @@ mod tests {
 
     use super::*;
     use crate::encoders::shared::{SharedEncodings, SharedRects};
+    use crate::encoders::workers::{Serial, Workers};
     use crate::encoding::{ClientEncodings, RAW};
     use crate::pixel_format::PixelConverter;
 

@@ -3,6 +3,9 @@
 //! single-core callers pass [`Serial`], and callers without a pool (tests, benches) can pass
 //! [`ScopedThreads`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
 use crate::frame::Rect;
 
 /// Rects of at least this many pixels are cut into bands encoded in parallel (when the caller
@@ -13,7 +16,7 @@ pub const MIN_PARALLEL_AREA: usize = 4 * 65536;
 const BAND_ALIGN: u16 = 16;
 /// Bands per worker: screen content is uneven (a photo above, a taskbar below), and workers that
 /// take the next band as they finish even it out.
-pub(crate) const BANDS_PER_WORKER: usize = 3;
+const BANDS_PER_WORKER: usize = 3;
 /// The lowest band worth its own task (and, for JPEG (21), its own image headers).
 const MIN_BAND_HEIGHT: usize = 64;
 
@@ -104,6 +107,61 @@ pub fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
         y += height;
     }
     bands
+}
+
+/// Encodes `bands` (of one frame) side by side on `workers`: each of `lanes` (an encoder's
+/// state for one thread, as many as should run at once) takes the next band as it finishes
+/// one and writes it with `encode` into a buffer of its own; the buffers are then appended to
+/// `out` in band order. Returns the sum of what `encode` returned (the rects written). For
+/// encodings without state across rects (Hextile, JPEG (21)).
+pub(crate) fn encode_bands<L: Send>(
+    workers: &dyn Workers,
+    lanes: &mut [L],
+    bands: &[Rect],
+    encode: impl Fn(&mut L, &Rect, &mut Vec<u8>) -> usize + Sync,
+    out: &mut Vec<u8>,
+) -> usize {
+    // One lane hands nothing to other threads.
+    let workers = if lanes.len() < 2 { &Serial } else { workers };
+    let encoded = run_indexed(workers, lanes, bands.len(), |lane, i| {
+        let mut data = Vec::new();
+        let count = encode(lane, &bands[i], &mut data);
+        (data, count)
+    });
+    let mut count = 0;
+    for (data, rects) in encoded.unwrap_or_default() {
+        out.extend_from_slice(&data);
+        count += rects;
+    }
+    count
+}
+
+/// Runs `task(lane, i)` for every `i` in `0..count` on `workers`, each lane taking the next
+/// index as it finishes one; returns the results in index order (None without lanes).
+pub(crate) fn run_indexed<L: Send, T: Send>(
+    workers: &dyn Workers,
+    lanes: &mut [L],
+    count: usize,
+    task: impl Fn(&mut L, usize) -> T + Sync,
+) -> Option<Vec<T>> {
+    let results: Vec<Mutex<Option<T>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let (results_ref, next_ref, task_ref) = (&results, &next, &task);
+    let tasks = lanes
+        .iter_mut()
+        .map(|lane| -> Box<dyn FnOnce() + Send + '_> {
+            Box::new(move || {
+                loop {
+                    let i = next_ref.fetch_add(1, Ordering::Relaxed);
+                    let Some(slot) = results_ref.get(i) else { return };
+                    let result = task_ref(lane, i);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+                }
+            })
+        })
+        .collect();
+    workers.run_all(tasks);
+    results.into_iter().map(|slot| slot.into_inner().unwrap_or_else(PoisonError::into_inner)).collect()
 }
 
 #[cfg(test)]
