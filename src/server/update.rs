@@ -192,13 +192,13 @@ impl UpdateScheduler {
         self.refresh_delay = delay;
     }
 
-    /// `region` went out lossily (JPEG from a pixel source) or losslessly.
-    pub fn sent(&mut self, region: &Region, lossy: bool) {
-        if lossy && self.refresh_delay.is_some() {
-            self.lossy.union(region);
+    /// `region` went out, the `lossy` part of it as JPEG from a pixel source (owed a lossless
+    /// refresh), the rest losslessly.
+    pub fn sent(&mut self, region: &Region, lossy: &Region) {
+        self.lossy.subtract(region);
+        if self.refresh_delay.is_some() && !lossy.is_empty() {
+            self.lossy.union(&lossy.intersect(region));
             self.lossy.simplify(MAX_PENDING_RECTS);
-        } else {
-            self.lossy.subtract(region);
         }
     }
 
@@ -296,7 +296,7 @@ mod tests {
         s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
         let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
-        s.sent(&sent, true);
+        s.sent(&sent, &sent);
         let due = s.refresh_at().expect("a refresh is owed");
         s.request(true, SCREEN);
         assert_eq!(s.take_refresh(due - Duration::from_millis(1)), None, "not before the screen is still");
@@ -304,7 +304,7 @@ mod tests {
         s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 4, 4))));
         assert_eq!(s.take_refresh(due + LOSSLESS_REFRESH_DELAY * 2), None, "fresh pixels are owed");
         let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
-        s.sent(&change, true);
+        s.sent(&change, &change);
         let due = s.refresh_at().expect("still owed");
         assert_eq!(s.take_refresh(due), None, "no request waiting");
         s.request(true, SCREEN);
@@ -312,9 +312,16 @@ mod tests {
         assert_eq!(refreshed.area(), SCREEN.area(), "the whole lossy area, small enough for one update");
         assert_eq!(s.refresh_at(), None, "nothing lossy left");
         // Lossless updates of an area clear it too.
-        s.sent(&Region::from_rect(SCREEN), true);
-        s.sent(&Region::from_rect(SCREEN), false);
+        let screen = Region::from_rect(SCREEN);
+        s.sent(&screen, &screen);
+        s.sent(&screen, &Region::new());
         assert_eq!(s.refresh_at(), None);
+        // Only the part that went as JPEG is owed (JPEG (21) sends text losslessly).
+        let photo = Region::from_rect(Rect::new(8, 8, 16, 16));
+        s.sent(&screen, &photo);
+        s.request(true, SCREEN);
+        let due = s.refresh_at().expect("the photo is owed");
+        assert_eq!(s.take_refresh(due), Some(photo));
     }
 
     #[test]

@@ -311,7 +311,8 @@ struct InFlight {
     result: oneshot::Receiver<Encoded>,
     region: rfb::region::Region,
     generation: u64,
-    /// Whether it goes out lossily (then it is refreshed losslessly once still).
+    /// Whether it may go out lossily (then its JPEG rects are refreshed losslessly once
+    /// still).
     lossy: bool,
 }
 
@@ -348,8 +349,13 @@ impl InFlight {
     ) -> anyhow::Result<()> {
         match encoded.map_err(|_| anyhow!("encoding an update failed"))? {
             Ok(update) => {
+                let lossy = if self.lossy {
+                    rfb::region::Region::from_rects(update.lossy())
+                } else {
+                    rfb::region::Region::new()
+                };
                 conn.complete_update(update);
-                scheduler.sent(&self.region, self.lossy);
+                scheduler.sent(&self.region, &lossy);
                 // Pushed updates are paced: the next waits until the viewer has processed this one.
                 if scheduler.is_continuous() && conn.write_fence_request(&[]) {
                     scheduler.fence_sent();

@@ -750,6 +750,44 @@ fn jpeg_21_is_lossy_and_refreshed_with_the_lossless_fallback() {
     assert_eq!(first_rect_encoding(&take_output(&mut conn)), 5, "Hextile");
 }
 
+#[test]
+fn an_update_lists_the_rects_it_sent_as_jpeg() {
+    // Left half flat with a few dark strokes (text-like), right half a gradient (photo-like).
+    let mut frame = Frame::new(256, 128);
+    frame.fill_rect(&Rect::new(0, 0, 128, 128), 0x00ff_ffff);
+    for y in (4..128).step_by(8) {
+        frame.fill_rect(&Rect::new(4, y, 100, 2), 0x0010_1010);
+    }
+    for y in 0..128 {
+        for x in 128..256 {
+            frame.fill_rect(&Rect::new(x, y, 1, 1), u32::from(x) * 0x0001_0000 + u32::from(y) * 0x0201);
+        }
+    }
+    let photo = Rect::new(128, 0, 128, 128);
+    let mut conn = ready(256, 128);
+    let lossy = |conn: &mut ServerConnection, lossless: bool| {
+        let job = conn.start_update(frame.bounds(), &[frame.bounds()], lossless).expect("a job");
+        let done = job.encode(&frame, None, &crate::encoders::workers::Serial);
+        let lossy = done.lossy().to_vec();
+        conn.complete_update(done);
+        take_output(conn);
+        lossy
+    };
+    // JPEG (21) then ZRLE: the photo half only.
+    set_encodings(&mut conn, &[21, 16]);
+    assert_eq!(lossy(&mut conn, false), [photo]);
+    assert_eq!(lossy(&mut conn, true), [], "the refresh is lossless");
+    // Tight with JPEG: its JPEG sub-rects, inside the photo half; the flat half goes as fills
+    // and palettes.
+    set_encodings(&mut conn, &[7, -24, -224]);
+    let tight = lossy(&mut conn, false);
+    assert!(!tight.is_empty());
+    assert!(tight.iter().all(|r| r.intersect(&photo) == *r), "{tight:?}");
+    // Lossless encodings send nothing lossy.
+    set_encodings(&mut conn, &[16]);
+    assert_eq!(lossy(&mut conn, false), []);
+}
+
 /// A FramebufferUpdate with no pixels, as written for `set_encodings` lists without LastRect:
 /// the header with the exact count, then `rects`.
 fn pseudo_update(rects: &[Vec<u8>]) -> Vec<u8> {

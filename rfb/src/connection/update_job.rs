@@ -46,6 +46,8 @@ pub struct EncodedUpdate {
     /// [`HEADROOM`] bytes, then the encoded rects.
     rects: Vec<u8>,
     count: usize,
+    /// The rects that went as JPEG.
+    lossy: Vec<Rect>,
     /// False for a cancelled job: nothing goes out.
     send: bool,
 }
@@ -59,6 +61,14 @@ impl std::fmt::Debug for UpdateJob {
 impl std::fmt::Debug for EncodedUpdate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncodedUpdate").field("bytes", &self.rects.len()).field("count", &self.count).finish()
+    }
+}
+
+impl EncodedUpdate {
+    /// The rects that went out as JPEG (lossy): the areas a lossless refresh sends again once
+    /// the screen is still. A rect whose JPEG did not pay may be listed though it went as Raw.
+    pub fn lossy(&self) -> &[Rect] {
+        &self.lossy
     }
 }
 
@@ -82,12 +92,13 @@ impl UpdateJob {
                 count += encoders.encode(frame, &rect, &params, &mut bytes);
             }
         }
-        EncodedUpdate { encoders, rects: bytes, count, send: true }
+        let lossy = encoders.take_lossy();
+        EncodedUpdate { encoders, rects: bytes, count, lossy, send: true }
     }
 
     /// Gives the encoders back without encoding (the frame could not be had); nothing is sent.
     pub fn cancel(self) -> EncodedUpdate {
-        EncodedUpdate { encoders: self.encoders, rects: self.bytes, count: 0, send: false }
+        EncodedUpdate { encoders: self.encoders, rects: self.bytes, count: 0, lossy: Vec::new(), send: false }
     }
 }
 
@@ -116,7 +127,7 @@ impl ServerConnection {
     /// Takes the encoders back and queues the update, with any pseudo-rects owed by now. Must
     /// be the job this connection lent last.
     pub fn complete_update(&mut self, done: EncodedUpdate) {
-        let EncodedUpdate { encoders, mut rects, count, send } = done;
+        let EncodedUpdate { encoders, mut rects, count, send, .. } = done;
         self.encoders = Some(encoders);
         if !send || self.state != State::Normal || rects.len() < HEADROOM {
             self.keep_spare(rects);

@@ -53,6 +53,8 @@ pub struct Encoders {
     tight: TightEncoder,
     zlib: ZlibEncoder,
     zrle: ZrleEncoder,
+    /// Rects sent as JPEG (Tight's or encoding 21) since the last [`Self::take_lossy`].
+    lossy: Vec<Rect>,
     classifier: classify::Classifier,
     /// Scratch for [`Self::encode_jpeg`]: the classified areas and the photo-like ones' rects.
     areas: Vec<classify::Area>,
@@ -71,11 +73,23 @@ impl Encoders {
                 encoding = params.encodings.lossless;
             } else if params.encodings.lossless != RAW {
                 return self.encode_jpeg(frame, rect, params, out);
+            } else {
+                // With nothing but Raw to fall back on, every part goes as JPEG: Raw's 4 bytes
+                // a pixel are more than JPEG takes even for text.
+                self.lossy.push(rect.intersect(&frame.bounds()));
             }
-            // With nothing but Raw to fall back on, every part goes as JPEG: Raw's 4 bytes a
-            // pixel are more than JPEG takes even for text.
         }
-        self.encode_with(encoding, frame, rect, params, out)
+        let count = self.encode_with(encoding, frame, rect, params, out);
+        if encoding == TIGHT {
+            self.lossy.append(&mut self.tight.take_lossy());
+        }
+        count
+    }
+
+    /// The rects sent as JPEG since the last call (a rect JPEG did not pay for may be among
+    /// them though it went as Raw): what a lossless refresh must send again once still.
+    pub fn take_lossy(&mut self) -> Vec<Rect> {
+        std::mem::take(&mut self.lossy)
     }
 
     fn encode_with(
@@ -113,6 +127,7 @@ impl Encoders {
         self.photos.clear();
         self.photos.extend(areas.iter().filter(|area| area.photo).map(|area| area.rect));
         let mut count = self.jpeg.encode_rects(frame, &self.photos, params, out);
+        self.lossy.extend_from_slice(&self.photos);
         let encodings = ClientEncodings { quality_level: None, ..params.encodings.clone() };
         let lossless = EncodeParams { encodings: &encodings, ..*params };
         for area in areas.iter().filter(|area| !area.photo) {

@@ -96,6 +96,8 @@ pub struct TightEncoder {
     /// them (control byte bits 0-3).
     pending_reset: u8,
     lanes: Vec<Lane>,
+    /// Rects written as JPEG since the last [`Self::take_lossy`].
+    lossy: Vec<Rect>,
 }
 
 /// What one worker needs to analyse a band: its own palette, JPEG compressor and scratch space.
@@ -202,7 +204,12 @@ impl<'a> Settings<'a> {
 
 impl TightEncoder {
     pub fn new() -> TightEncoder {
-        TightEncoder { streams: Default::default(), pending_reset: 0, lanes: Vec::new() }
+        TightEncoder { streams: Default::default(), pending_reset: 0, lanes: Vec::new(), lossy: Vec::new() }
+    }
+
+    /// The rects written as JPEG since the last call.
+    pub fn take_lossy(&mut self) -> Vec<Rect> {
+        std::mem::take(&mut self.lossy)
     }
 
     /// Step 1: analyses `rect` into pieces, in bands spread over `workers` when it is large.
@@ -278,6 +285,9 @@ impl TightEncoder {
                 let rect = &piece.rect;
                 match piece.body {
                     Body::Ready { ctl, rest } => {
+                        if ctl == CTL_JPEG {
+                            self.lossy.push(*rect);
+                        }
                         write_rect_header(out, rect, TIGHT);
                         out.push(ctl | std::mem::take(&mut self.pending_reset));
                         out.extend_from_slice(&rest);
