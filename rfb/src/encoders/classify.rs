@@ -72,11 +72,11 @@ impl Classifier {
     }
 
     /// Cuts `rect` (inside `frame`) into areas that exactly cover it, each all photo-like or all
-    /// not (by [`TILE_COLOUR_LIMIT`]), in [`TILE`]-sized tiles from the rect's corner. Tiles of one kind side by side in a
-    /// tile row make one area, and such runs spanning the same columns in consecutive rows make
-    /// one taller area: a JPEG's ~600 bytes of tables then come once per run, not per tile, and a
-    /// photo-only or text-only rect stays one area. Areas are appended top to bottom, left to
-    /// right.
+    /// not (by [`TILE_COLOUR_LIMIT`]), in [`TILE`]-sized tiles from the rect's corner. Tiles of
+    /// one kind side by side in a tile row make one area, and such runs spanning the same
+    /// columns in consecutive rows make one taller area: a JPEG's ~600 bytes of tables then come
+    /// once per run, not per tile, and a photo-only or text-only rect stays one area. Areas are
+    /// appended top to bottom, left to right.
     pub fn split(&mut self, frame: &Frame, rect: &Rect, out: &mut Vec<Area>) {
         let start = out.len();
         let (columns, rows) = (usize::from(rect.width.div_ceil(TILE)), usize::from(rect.height.div_ceil(TILE)));

@@ -25,7 +25,7 @@ const WINDOW: usize = 32 * 1024;
 /// The least input one parallel job compresses (unless a stream has less): each job's
 /// compressor is primed with a window (hashing [`WINDOW`] bytes), which small chunks, such as
 /// Tight's palette rects of a desktop, would pay many times over. A Tight full-colour sub-rect
-/// (up to 65536 pixels of 3 bytes) is a job of its own.
+/// (up to 65536 pixels of 3 bytes) ends the job it joins.
 const MIN_RUN: usize = 128 * 1024;
 
 /// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
@@ -73,7 +73,8 @@ impl std::fmt::Debug for ZlibStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZlibStream")
             .field("level", &self.level)
-            .field("started", &self.zlib.is_some())
+            .field("started", &self.started)
+            .field("compressor", &self.zlib.is_some())
             .field("broken", &self.broken)
             .finish()
     }
@@ -271,8 +272,9 @@ pub(super) fn compress_chunks_parallel<const N: usize>(
                 chunk
             })
             .collect();
-        if !stream.broken {
-            stream.started |= !inputs.is_empty();
+        // A stream with nothing in this update keeps its own compressor (no priming next time).
+        if !stream.broken && !inputs.is_empty() {
+            stream.started = true;
             stream.window = window_before(&stream.window, inputs, inputs.len());
             // The stream's own compressor did not see these chunks: the next use makes it
             // again, primed with the window.

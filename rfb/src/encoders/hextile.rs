@@ -365,11 +365,10 @@ impl Encoder for HextileEncoder {
         }
         let converter = params.converter;
         let bands = workers::bands(&clipped, params.workers);
-        let lanes = bands.len().min(params.workers.count()).max(1);
-        self.coders.resize_with(self.coders.len().max(lanes), TileCoder::new);
         workers::encode_bands(
             params.workers,
-            &mut self.coders[..lanes],
+            &mut self.coders,
+            TileCoder::new,
             &bands,
             |coder, band, out| coder.encode_rect(frame, band, converter, out),
             out,

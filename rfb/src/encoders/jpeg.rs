@@ -37,8 +37,8 @@ pub fn takes_jpeg(format: &PixelFormat) -> bool {
     format.bits_per_pixel >= 16
 }
 
-/// A connection's JPEG encoder: one codec per band encoded at once (created on first use) and
-/// nothing else, since encoding 21 carries no state from rect to rect.
+/// A connection's JPEG encoder: one codec per worker (created on first use) and nothing else,
+/// since encoding 21 carries no state from rect to rect.
 #[derive(Default)]
 pub struct JpegEncoder {
     lanes: Vec<Lane>,
@@ -127,11 +127,10 @@ impl JpegEncoder {
         if bands.is_empty() {
             return 0;
         }
-        let lanes = bands.len().min(params.workers.count()).max(1);
-        self.lanes.resize_with(self.lanes.len().max(lanes), Lane::default);
         workers::encode_bands(
             params.workers,
-            &mut self.lanes[..lanes],
+            &mut self.lanes,
+            Lane::default,
             &bands,
             |lane, band, out| lane.encode(frame, band, settings, params, out),
             out,

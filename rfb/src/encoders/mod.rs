@@ -1,7 +1,7 @@
 //! Encoders: one per file, behind [`Encoder`]. [`Encoders`] holds one connection's encoders
 //! and picks one per update from what the client listed.
 
-pub mod classify;
+pub(crate) mod classify;
 mod deflate;
 mod hextile;
 pub mod jpeg;
@@ -79,15 +79,12 @@ impl Encoders {
                 self.lossy.push(rect.intersect(&frame.bounds()));
             }
         }
-        let count = self.encode_with(encoding, frame, rect, params, out);
-        if encoding == TIGHT {
-            self.lossy.append(&mut self.tight.take_lossy());
-        }
-        count
+        self.encode_with(encoding, frame, rect, params, out)
     }
 
     /// The rects sent as JPEG since the last call (a rect JPEG did not pay for may be among
-    /// them though it went as Raw): what a lossless refresh must send again once still.
+    /// them though it went as Raw): what a lossless refresh must send again once still. Taken
+    /// after every update (`UpdateJob::encode`), so the list never outgrows one update.
     pub fn take_lossy(&mut self) -> Vec<Rect> {
         std::mem::take(&mut self.lossy)
     }
@@ -102,7 +99,11 @@ impl Encoders {
     ) -> usize {
         match encoding {
             JPEG => self.jpeg.encode(frame, rect, params, out),
-            TIGHT => self.tight.encode(frame, rect, params, out),
+            TIGHT => {
+                let count = self.tight.encode(frame, rect, params, out);
+                self.lossy.append(&mut self.tight.take_lossy());
+                count
+            }
             ZRLE => self.zrle.encode(frame, rect, params, out),
             ZLIB => self.zlib.encode(frame, rect, params, out),
             HEXTILE => self.hextile.encode(frame, rect, params, out),

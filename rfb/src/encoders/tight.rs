@@ -17,7 +17,7 @@
 //! waiting for later data; data shorter than 12 bytes is sent uncompressed.
 //!
 //! The four zlib streams are `deflate.rs`'s, as ZRLE's and Zlib's: a level change continues the
-//! stream (a new compressor primed with its window), and a large update's sub-rects are
+//! stream (a new compressor primed with its window), and a large rect's sub-rects are
 //! compressed in parallel, each run of them primed with what the client inflated just before
 //! it. Stream reset bits (control byte bits 0-3) are set only after a zlib failure, unlike
 //! TigerVNC, which never sets them: the stream is then recreated, and the next Tight rect tells
@@ -213,7 +213,7 @@ impl TightEncoder {
     }
 
     /// Step 1: analyses `rect` into pieces, in bands spread over `workers` when it is large.
-    /// Returns whether it was (more than one band).
+    /// Returns whether the rect was cut into bands.
     fn analyse(&mut self, frame: &Frame, rect: &Rect, solid_search: bool, s: &Settings, workers: &dyn Workers) -> bool {
         let bands = workers::bands(rect, workers);
         while self.lanes.len() < bands.len() {

@@ -109,20 +109,26 @@ pub fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
     bands
 }
 
-/// Encodes `bands` (of one frame) side by side on `workers`: each of `lanes` (an encoder's
-/// state for one thread, as many as should run at once) takes the next band as it finishes
-/// one and writes it with `encode` into a buffer of its own; the buffers are then appended to
-/// `out` in band order. Returns the sum of what `encode` returned (the rects written). For
-/// encodings without state across rects (Hextile, JPEG (21)).
+/// Encodes `bands` (of one frame) side by side on `workers`: one lane per worker (an encoder's
+/// state for one thread, kept in `lanes` across updates and made by `new_lane` when missing)
+/// takes the next band as it finishes one and writes it with `encode` into a buffer of its
+/// own; the buffers are then appended to `out` in band order. Returns the sum of what `encode`
+/// returned (the rects written). For encodings without state across rects (Hextile, JPEG (21)).
 pub(crate) fn encode_bands<L: Send>(
     workers: &dyn Workers,
-    lanes: &mut [L],
+    lanes: &mut Vec<L>,
+    new_lane: impl FnMut() -> L,
     bands: &[Rect],
     encode: impl Fn(&mut L, &Rect, &mut Vec<u8>) -> usize + Sync,
     out: &mut Vec<u8>,
 ) -> usize {
+    let count = bands.len().min(workers.count()).max(1);
+    if lanes.len() < count {
+        lanes.resize_with(count, new_lane);
+    }
+    let lanes = &mut lanes[..count];
     // One lane hands nothing to other threads.
-    let workers = if lanes.len() < 2 { &Serial } else { workers };
+    let workers = if count < 2 { &Serial } else { workers };
     let encoded = run_indexed(workers, lanes, bands.len(), |lane, i| {
         let mut data = Vec::new();
         let count = encode(lane, &bands[i], &mut data);

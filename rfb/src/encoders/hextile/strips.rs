@@ -20,6 +20,8 @@ use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
 const TILE: usize = 16;
 /// One column in this many is compared; tile starts (every 16th) always are.
 const SAMPLE: usize = 4;
+/// The most strips one rect is cut into (a 4K vertical gradient in 8-row steps takes 270).
+const MAX_STRIPS: usize = 512;
 /// A rect header, and the background and mask byte the new rect's first tile must send.
 const STRIP_BYTES: usize = 12 + 1;
 
@@ -29,7 +31,9 @@ pub(super) fn strip_heights(frame: &Frame, rect: &Rect, bytes_per_pixel: usize) 
     let height = usize::from(rect.height);
     let tiles = usize::from(rect.width).div_ceil(TILE);
     // Subrect starts in a tile row's first row (`first`) and in each later row (`later`,
-    // summed from the rect's top), in sampled pixels weighted by how many each stands for.
+    // summed from the rect's top). A tile's first column is always sampled and counts once (in
+    // its first row it always starts a subrect); the other samples, every SAMPLE-th column,
+    // count SAMPLE times, standing in for the columns between them.
     let mut first = Vec::with_capacity(height);
     let mut later_before = Vec::with_capacity(height + 1);
     later_before.extend([0, 0]);
@@ -68,8 +72,8 @@ pub(super) fn strip_heights(frame: &Frame, rect: &Rect, bytes_per_pixel: usize) 
     // tile, at most raw.
     let tile_row = |y: usize, h: usize| {
         let starts = first[y] + later_before[y + h] - later_before[y + 1];
-        let subrects = tiles + starts.saturating_sub(tiles) * per_subrect;
-        subrects.min(tiles * (1 + TILE * h * bytes_per_pixel))
+        let bytes = tiles + starts.saturating_sub(tiles) * per_subrect;
+        bytes.min(tiles * (1 + TILE * h * bytes_per_pixel))
     };
     // best[y]: the least bytes for rows y.. when a tile row starts at y; chosen[y]: its height.
     let mut best = vec![0; height + 1];
@@ -97,6 +101,11 @@ pub(super) fn strip_heights(frame: &Frame, rect: &Rect, bytes_per_pixel: usize) 
             heights.push((y - start) as u16);
             start = y;
         }
+    }
+    // Each strip is a rect of the update, whose count a client without LastRect reads as a
+    // U16: far more strips than a gradient needs means noise, which is not worth the cut.
+    if heights.len() > MAX_STRIPS {
+        return vec![rect.height];
     }
     heights
 }
@@ -137,6 +146,14 @@ mod tests {
             }
             y += h;
         }
+    }
+
+    #[test]
+    fn noise_is_not_cut_into_hundreds_of_strips() {
+        // 2-row bands over a wide rect: strips would win, but more than MAX_STRIPS of them.
+        let frame = bands(2048, 1100, 2);
+        assert_eq!(strip_heights(&frame, &frame.bounds(), 4), [1100]);
+        assert!(strip_heights(&frame, &Rect::new(0, 0, 2048, 512), 4).len() > 200);
     }
 
     #[test]
