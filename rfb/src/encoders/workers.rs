@@ -127,8 +127,10 @@ pub(crate) fn encode_bands<L: Send>(
         lanes.resize_with(count, new_lane);
     }
     let lanes = &mut lanes[..count];
-    // One lane hands nothing to other threads.
-    let workers = if count < 2 { &Serial } else { workers };
+    if let [lane] = lanes {
+        // One lane: straight into `out`, nothing handed to other threads or copied.
+        return bands.iter().map(|band| encode(lane, band, out)).sum();
+    }
     let encoded = run_indexed(workers, lanes, bands.len(), |lane, i| {
         let mut data = Vec::new();
         let count = encode(lane, &bands[i], &mut data);
