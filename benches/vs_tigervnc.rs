@@ -14,7 +14,8 @@
 //!   (a window moved);
 //! - **typed**: incremental updates while one character appears and disappears on the POST
 //!   screen;
-//! - **still**: 10 s of a still screen with an incremental request outstanding.
+//! - **still**: 10 s of a still screen (the desktop, right after a full update of it) with an
+//!   incremental request outstanding: what a lossless refresh sends.
 //!
 //! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's
 //! CPU time (all threads, /proc/PID/task/*/schedstat). Both servers change their screen right
@@ -432,15 +433,20 @@ fn main() {
             };
             let typing = alternate(&mut client, &mut server, &post, &typed, "typed");
             row("typed", typing, shows(&client, &[&post, &typed], "typed"));
-            // Still screen: later, all at once.
+            // Still screen, later and all at once: the desktop, whose photo-like parts go as
+            // JPEG with Tight JPEG, so the row shows what each server's lossless refresh sends.
             let (server, client) = if server_name == "kvnc" {
                 drop(client);
                 drop(server);
-                let server = start_kvnc(&[&post]);
+                let server = start_kvnc(&[&desktop_a]);
                 let mut client = connect(&server, &setting);
                 client.request(false, None).expect("update").expect("an update");
                 (server, client)
             } else {
+                if let Some(x11) = &mut server.display {
+                    x11.paint(&desktop_a);
+                }
+                client.request(false, None).expect("update").expect("an update");
                 (server, client)
             };
             still_runs.push((server_name, setting.name, server, client));
