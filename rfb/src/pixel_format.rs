@@ -200,6 +200,17 @@ enum RowKind {
     },
 }
 
+/// How [`PixelConverter::pixel_values`] makes client pixel values (which, unlike rows, do not
+/// depend on byte order); chosen once per format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    /// Value = native `0x00RRGGBB` (32 bpp, 8-bit channels at 16, 8, 0: TigerVNC's format).
+    Native,
+    /// Value = `0x00BBGGRR` (8-bit channels at 0, 8, 16: noVNC's).
+    SwapRedBlue,
+    Tables,
+}
+
 /// Per-channel lookup tables holding each 8-bit channel value already scaled and shifted.
 struct Tables {
     red: [u32; 256],
@@ -214,6 +225,7 @@ struct Tables {
 pub struct PixelConverter {
     format: PixelFormat,
     kind: RowKind,
+    values: ValueKind,
     tables: Box<Tables>,
 }
 
@@ -239,7 +251,16 @@ impl PixelConverter {
             green: table(format.green_max, format.green_shift),
             blue: table(format.blue_max, format.blue_shift),
         });
-        PixelConverter { format, kind: Self::row_kind(&format), tables }
+        PixelConverter { format, kind: Self::row_kind(&format), values: Self::value_kind(&format), tables }
+    }
+
+    fn value_kind(f: &PixelFormat) -> ValueKind {
+        let full = f.bits_per_pixel == 32 && [f.red_max, f.green_max, f.blue_max] == [255; 3];
+        match (full, f.red_shift, f.green_shift, f.blue_shift) {
+            (true, 16, 8, 0) => ValueKind::Native,
+            (true, 0, 8, 16) => ValueKind::SwapRedBlue,
+            _ => ValueKind::Tables,
+        }
     }
 
     fn row_kind(f: &PixelFormat) -> RowKind {
@@ -361,19 +382,16 @@ impl PixelConverter {
 
     /// Writes the client pixel value of each native pixel of `native` (bytes B, G, R, X) to
     /// `values`, as [`Self::pixel_value`] would, stopping at the shorter of the two. Encoders
-    /// that compare pixels (Hextile) do it on these values, since several native colours can
-    /// become one client value; the common 32-bit formats take no table lookups.
+    /// that compare pixels (ZRLE, Hextile) do it on these values, since several native colours
+    /// can become one client value; the common 32-bit formats take no table lookups.
     pub fn pixel_values(&self, native: &[u8], values: &mut [u32]) {
         let (pixels, _) = native.as_chunks::<NATIVE_BYTES_PER_PIXEL>();
         let pairs = pixels.iter().zip(values.iter_mut());
-        // The byte shuffles: the value is the client's bytes read in its byte order, without the
-        // padding byte; each is one shift or mask of the native word, which vectorises.
-        match (self.kind, self.format.big_endian) {
-            (RowKind::Copy, false) => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src) & 0x00ff_ffff),
-            (RowKind::Copy, true) => pairs.for_each(|(src, dst)| *dst = u32::from_be_bytes(*src) & 0xffff_ff00),
-            (RowKind::SwapRedBlue, false) => pairs.for_each(|(src, dst)| *dst = u32::from_be_bytes(*src) >> 8),
-            (RowKind::SwapRedBlue, true) => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src) << 8),
-            _ => pairs.for_each(|(src, dst)| *dst = self.pixel_value(u32::from_le_bytes(*src))),
+        match self.values {
+            ValueKind::Native => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src) & 0x00ff_ffff),
+            // 0xXXRRGGBB -> 0xBBGGRRXX -> 0x00BBGGRR.
+            ValueKind::SwapRedBlue => pairs.for_each(|(src, dst)| *dst = u32::from_le_bytes(*src).swap_bytes() >> 8),
+            ValueKind::Tables => pairs.for_each(|(src, dst)| *dst = self.pixel_value(u32::from_le_bytes(*src))),
         }
     }
 
@@ -657,6 +675,7 @@ mod tests {
             tc(32, 24, true, [255; 3], [16, 8, 0]),
             tc(32, 24, true, [255; 3], [8, 16, 24]),
             tc(32, 24, true, [255; 3], [24, 16, 8]),
+            tc(32, 24, true, [255; 3], [0, 8, 16]),
             rgb565(false),
             PixelFormat::BGR233,
         ] {

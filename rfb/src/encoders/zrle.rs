@@ -10,7 +10,7 @@ use super::deflate::ZlibStream;
 use super::workers;
 use super::{EncodeParams, Encoder};
 use crate::encoding::ZRLE;
-use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
+use crate::frame::{Frame, Rect};
 use crate::pixel_format::{PixelConverter, PixelFormat};
 
 const TILE: usize = 64;
@@ -58,7 +58,6 @@ impl ZrleEncoder {
 impl Encoder for ZrleEncoder {
     fn encode(&mut self, frame: &Frame, rect: &Rect, params: &EncodeParams, out: &mut Vec<u8>) -> usize {
         let converter = params.converter;
-        let map = ValueMap::for_converter(converter);
         let cpixel = CPixel::for_format(converter.client_format(), converter.bytes_per_pixel());
         let clipped = rect.intersect(&frame.bounds());
         let bands = workers::bands(&clipped, params.workers);
@@ -67,7 +66,7 @@ impl Encoder for ZrleEncoder {
             let lanes = &mut self.lanes;
             lanes.resize_with(params.workers.count().max(1), TileCoder::new);
             return self.stream.write_bands_parallel(frame, &bands, ZRLE, params, out, lanes, |tiles, band, data| {
-                tiles.encode_band(frame, band, map, cpixel, |buf| data.extend_from_slice(buf));
+                tiles.encode_band(frame, band, converter, cpixel, |buf| data.extend_from_slice(buf));
             });
         }
         // Bands of whole tile rows, each small enough for the U32 length.
@@ -75,7 +74,7 @@ impl Encoder for ZrleEncoder {
         let tiles = &mut self.tiles;
         self.stream.write_bands(frame, rect, ZRLE, band_rows, params, out, |zlib, band, out| {
             let mut result = Ok(());
-            tiles.encode_band(frame, band, map, cpixel, |buf| {
+            tiles.encode_band(frame, band, converter, cpixel, |buf| {
                 if result.is_ok() {
                     result = zlib.write(buf, out, FlushCompress::None);
                 }
@@ -172,41 +171,6 @@ impl CPixel {
     }
 }
 
-/// How native pixels become client pixel values; the common 8-bit-channel layouts skip the
-/// converter's tables.
-#[derive(Debug, Clone, Copy)]
-enum ValueMap<'a> {
-    /// Client value = native `0x00RRGGBB` (TigerVNC's format, either endianness).
-    Identity,
-    /// Client value = `0x00BBGGRR` (noVNC's).
-    SwapRedBlue,
-    Convert(&'a PixelConverter),
-}
-
-impl<'a> ValueMap<'a> {
-    fn for_converter(converter: &'a PixelConverter) -> Self {
-        let f = converter.client_format();
-        let full = f.bits_per_pixel == 32 && f.red_max == 255 && f.green_max == 255 && f.blue_max == 255;
-        match (full, f.red_shift, f.green_shift, f.blue_shift) {
-            (true, 16, 8, 0) => ValueMap::Identity,
-            (true, 0, 8, 16) => ValueMap::SwapRedBlue,
-            _ => ValueMap::Convert(converter),
-        }
-    }
-
-    /// Converts one row of native bytes into `dst` (one value per pixel).
-    fn convert_row(self, native: &[u8], dst: &mut [u32]) {
-        let pixels = native.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(dst);
-        let native = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        match self {
-            ValueMap::Identity => pixels.for_each(|(s, d)| *d = native(s) & 0x00ff_ffff),
-            // 0xXXRRGGBB -> 0xBBGGRRXX -> 0x00BBGGRR.
-            ValueMap::SwapRedBlue => pixels.for_each(|(s, d)| *d = native(s).swap_bytes() >> 8),
-            ValueMap::Convert(c) => pixels.for_each(|(s, d)| *d = c.pixel_value(native(s))),
-        }
-    }
-}
-
 /// A tile's palette: colours in order of first appearance, found through a small open-addressing
 /// table (looked up once per run, not per pixel).
 struct Palette {
@@ -290,10 +254,17 @@ impl TileCoder {
 
     /// Encodes the tiles of `band` (inside `frame`) in order, handing the data to `emit` in
     /// pieces of about [`CHUNK`] bytes (keeps them in cache).
-    fn encode_band(&mut self, frame: &Frame, band: &Rect, map: ValueMap, cpixel: CPixel, mut emit: impl FnMut(&[u8])) {
+    fn encode_band(
+        &mut self,
+        frame: &Frame,
+        band: &Rect,
+        converter: &PixelConverter,
+        cpixel: CPixel,
+        mut emit: impl FnMut(&[u8]),
+    ) {
         self.buf.clear();
         for tile in band.tiles(TILE as u16) {
-            self.encode_tile(frame, &tile, map, cpixel);
+            self.encode_tile(frame, &tile, converter, cpixel);
             if self.buf.len() >= CHUNK {
                 emit(&self.buf);
                 self.buf.clear();
@@ -304,14 +275,14 @@ impl TileCoder {
     }
 
     /// Appends the encoded `tile` (at most 64x64, inside `frame`) to `self.buf`.
-    fn encode_tile(&mut self, frame: &Frame, tile: &Rect, map: ValueMap, cpixel: CPixel) {
+    fn encode_tile(&mut self, frame: &Frame, tile: &Rect, converter: &PixelConverter, cpixel: CPixel) {
         let (width, height) = (usize::from(tile.width), usize::from(tile.height));
         let n = width * height;
         if n == 0 {
             return;
         }
         for (row, dst) in self.pixels[..n].chunks_exact_mut(width).enumerate() {
-            map.convert_row(frame.row(tile, row as u16), dst);
+            converter.pixel_values(frame.row(tile, row as u16), dst);
         }
         let pixels = &self.pixels[..n];
         // Solid tiles are common and this check is cheap (vectorised; stops at the first change).
@@ -567,11 +538,11 @@ mod tests {
         frame.fill_rect(&Rect::new(64, 0, 4, 2), 0xff0000);
         frame.fill_rect(&Rect::new(64, 20, 40, 10), 0x0000ff);
         let converter = PixelConverter::new(PixelFormat::NATIVE);
-        let (map, cpixel) = (ValueMap::for_converter(&converter), CPixel::for_format(&PixelFormat::NATIVE, 4));
+        let cpixel = CPixel::for_format(&PixelFormat::NATIVE, 4);
         let mut coder = TileCoder::new();
         for tile in [Rect::new(0, 0, 64, 64), Rect::new(64, 0, 64, 64)] {
             let mut data = Vec::new();
-            coder.encode_band(&frame, &tile, map, cpixel, |piece| data.extend_from_slice(piece));
+            coder.encode_band(&frame, &tile, &converter, cpixel, |piece| data.extend_from_slice(piece));
             // Palette RLE of 3 colours (subencoding 128 + 3), then three 3-byte CPIXELs.
             assert_eq!(data[..10], [131, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff], "{tile:?}");
         }
