@@ -216,9 +216,9 @@ impl TileCoder {
             converter.pixel_values(frame.row(tile, row as u16), &mut self.pixels[row * TILE..][..width]);
         }
         let raw_len = width * height * writer.bytes;
-        let Some(total) = self.partition(width, height, writer.bytes, raw_len) else {
+        if !self.partition(width, height, writer.bytes, raw_len) {
             return write_raw(frame, tile, converter, carried, out);
-        };
+        }
         let palette = &self.palette;
         if palette.colours() == 1 {
             // Distinct native colours can become one client value (e.g. in bgr233).
@@ -229,7 +229,7 @@ impl TileCoder {
             Some(held) if palette.subrects_of(held) == palette.best.1 => held,
             _ => palette.best.0,
         };
-        let subrects = total - usize::from(palette.subrects_of(background));
+        let subrects = self.parts.len() - usize::from(palette.subrects_of(background));
         // Two colours: every subrect has the other one, so it is sent once as the foreground.
         let foreground = (palette.colours() == 2)
             .then(|| self.parts.iter().find(|part| part.colour != background).map(|part| part.colour))
@@ -276,9 +276,9 @@ impl TileCoder {
     }
 
     /// Cuts the tile's pixels into one-colour subrects (into `self.parts`, counted per colour
-    /// in `self.palette`) and returns how many there are, or `None` as soon as the subrects
-    /// that will have to be sent, whatever the background, take more than `raw_len` bytes.
-    fn partition(&mut self, width: usize, height: usize, bytes_per_pixel: usize, raw_len: usize) -> Option<usize> {
+    /// in `self.palette`); false as soon as the subrects that will have to be sent, whatever
+    /// the background, take more than `raw_len` bytes (the tile then goes raw).
+    fn partition(&mut self, width: usize, height: usize, bytes_per_pixel: usize, raw_len: usize) -> bool {
         self.parts.clear();
         self.palette.clear();
         let in_tile = ((1u32 << width) - 1) as u16;
@@ -314,11 +314,11 @@ impl TileCoder {
                 let at_least = self.parts.len() - usize::from(palette.best.1);
                 let each = 2 + if palette.colours() > 2 { bytes_per_pixel } else { 0 };
                 if at_least * each > raw_len || at_least > MAX_SUBRECTS {
-                    return None;
+                    return false;
                 }
             }
         }
-        Some(self.parts.len())
+        true
     }
 }
 
