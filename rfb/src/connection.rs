@@ -475,18 +475,6 @@ impl ServerConnection {
         }
     }
 
-    /// Whether updates to this client may be lossy, at 16 or 32 bpp: it prefers Tight and sent
-    /// a quality level (then full-colour areas go as JPEG), or it prefers JPEG (21).
-    pub fn sends_lossy(&self) -> bool {
-        self.state == State::Normal
-            && jpeg::takes_jpeg(self.converter.client_format())
-            && match self.encodings.preferred {
-                encoding::TIGHT => self.encodings.quality_level.is_some(),
-                encoding::JPEG => true,
-                _ => false,
-            }
-    }
-
     /// Like [`Self::write_update`], with no lossy encoding: the lossless refresh of areas that
     /// went out as JPEG and have been still since. Tight goes without JPEG; a client that
     /// prefers JPEG (21) gets its first listed lossless encoding, or Raw.

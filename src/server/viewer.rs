@@ -311,9 +311,9 @@ struct InFlight {
     result: oneshot::Receiver<Encoded>,
     region: rfb::region::Region,
     generation: u64,
-    /// Whether it may go out lossily (then its JPEG rects are refreshed losslessly once
-    /// still).
-    lossy: bool,
+    /// Whether its JPEG rects are owed a lossless refresh once still: from a pixel source, not
+    /// from a JPEG source, whose pixels are lossy already.
+    refreshable: bool,
 }
 
 /// Waits for the update in flight; never completes without one.
@@ -332,11 +332,10 @@ impl InFlight {
         lossless: bool,
         shared: &Shared,
     ) -> Option<InFlight> {
-        // Lossy only from a pixel source: a JPEG source's pixels are lossy already.
-        let lossy = !lossless && conn.sends_lossy() && current.jpeg().is_none();
+        let refreshable = current.jpeg().is_none();
         let job = conn.start_update(current.bounds(), region.rects(), lossless)?;
         let result = shared.encode_pool.encode(job, current.clone(), shared.shared_rects.clone());
-        Some(InFlight { result, region, generation: current.generation, lossy })
+        Some(InFlight { result, region, generation: current.generation, refreshable })
     }
 
     /// Queues the encoded update; a frame whose pixels could not be had leaves the area owed
@@ -349,7 +348,8 @@ impl InFlight {
     ) -> anyhow::Result<()> {
         match encoded.map_err(|_| anyhow!("encoding an update failed"))? {
             Ok(update) => {
-                let lossy = if self.lossy {
+                // The encoders list what went as JPEG; a lossless update lists nothing.
+                let lossy = if self.refreshable {
                     rfb::region::Region::from_rects(update.lossy())
                 } else {
                     rfb::region::Region::new()
