@@ -28,6 +28,13 @@ const SIZES: usize = 4;
 /// How long the viewer may take to see them; at 5 frames per second it needs about a second.
 const VIEWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The libvncclient viewer, compiled once for all the tests of this file: each compiling it to
+/// the same path raced, a test starting the binary while another's linker was rewriting it.
+fn viewer() -> &'static Path {
+    static VIEWER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VIEWER.get_or_init(build_viewer)
+}
+
 /// Compiles the libvncclient viewer into target/test-artifacts and returns its path. Panics
 /// (the test fails, never skips) when cc or libvncclient's headers or library are missing.
 fn build_viewer() -> PathBuf {
@@ -51,7 +58,7 @@ fn build_viewer() -> PathBuf {
 
 #[test]
 fn libvncclient_follows_every_resize() {
-    let viewer = build_viewer();
+    let viewer = viewer();
     // A replay of two frames of different sizes changes the screen size on every frame, like a
     // target switching resolution, with no capture hardware.
     let dir = replay_dir(&[pattern(640, 480, 1), pattern(800, 600, 2)]);
@@ -60,7 +67,7 @@ fn libvncclient_follows_every_resize() {
     let state_arg = state.to_string_lossy().into_owned();
     let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "5", "--state-dir", &state_arg]);
 
-    let mut cmd = Command::new(&viewer);
+    let mut cmd = Command::new(viewer);
     // kvnc lists VeNCrypt first: libvncclient logs in over TLS, trusting kvnc's self-signed
     // certificate as the user would in Remmina's X509 dialog.
     cmd.env("KVNC_CA_FILE", state.join("tls.pem"));
@@ -89,14 +96,14 @@ const UPDATES: usize = 8;
 /// Connects with libvncclient asking only for `encodings`, lets the replay of `frames` run for
 /// [`UPDATES`] updates and checks that what the viewer then shows is exactly one of them.
 fn check_pixels(encodings: &str, frames: &[RgbImage]) {
-    let viewer = build_viewer();
+    let viewer = viewer();
     let dir = replay_dir(frames);
     let source = format!("replay:{}", dir.path().display());
     let state = dir.path().join("state");
     let state_arg = state.to_string_lossy().into_owned();
     let server = KvncServer::start(KVNC, &["serve", "--source", &source, "--fps", "10", "--state-dir", &state_arg]);
     let ppm = dir.path().join(format!("{encodings}.ppm"));
-    let mut cmd = Command::new(&viewer);
+    let mut cmd = Command::new(viewer);
     cmd.env("KVNC_CA_FILE", state.join("tls.pem"));
     cmd.arg(server.addr()).arg(UPDATES.to_string()).arg(VIEWER_TIMEOUT.as_secs().to_string());
     cmd.arg(encodings).arg(&ppm);
