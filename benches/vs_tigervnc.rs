@@ -25,7 +25,9 @@
 //! step is a new frame generation, so kvnc's shared JPEG cache never answers. Results also go
 //! to `benches/results/vs_tigervnc.csv`.
 //!
-//! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`).
+//! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`);
+//! `cargo bench --bench vs_tigervnc -- "Raw, 32"` runs only the settings whose name contains
+//! one of the given words (for profiling one setting; the CSV is then left alone).
 
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
@@ -381,11 +383,14 @@ fn main() {
         println!("Xvnc's root window, read back as Raw 32-bit, equals the PNG pixel for pixel.");
     }
 
+    // Words given after `--` choose settings by name (cargo passes `--bench` itself).
+    let only: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+    let chosen = |setting: &Setting| only.is_empty() || only.iter().any(|word| setting.name.contains(word.as_str()));
     let mut rows = Vec::new();
     let mut still_runs: Vec<(&'static str, &'static str, Server, Client)> = Vec::new();
     // Setting by setting, both servers one after the other, so a shared machine's drift hits
     // both alike.
-    for setting in settings() {
+    for setting in settings().into_iter().filter(chosen) {
         for server_name in ["kvnc", "TigerVNC"] {
             eprintln!("{server_name}: {}", setting.name);
             let mut row = |scenario, figures, quality| {
@@ -479,7 +484,7 @@ fn main() {
         rows.push(handle.join().expect("still run"));
     }
 
-    report(&rows);
+    report(&rows, only.is_empty());
 }
 
 /// kvnc's CPU per update for taking a stepped frame in (replay step and damage compare).
@@ -487,7 +492,8 @@ fn arrival_ms(f: &Figures) -> f64 {
     f.arrival.as_secs_f64() * 1000.0 / f.updates.max(1) as f64
 }
 
-fn report(rows: &[Row]) {
+/// Prints the table; writes the CSV too when `complete` (every setting was run).
+fn report(rows: &[Row], complete: bool) {
     println!();
     println!(
         "1280x720, {UPDATES} updates per steady/typed run; per update: bytes, wall ms (request → last byte), server CPU ms (all threads)"
@@ -555,6 +561,9 @@ fn report(rows: &[Row]) {
             ratio(kc, tc),
             if f.arrival.is_zero() { "-".into() } else { format!("{:.2}", arrival_ms(f)) },
         );
+    }
+    if !complete {
+        return;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results");
     std::fs::create_dir_all(&dir).expect("results dir");
