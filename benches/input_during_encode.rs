@@ -9,6 +9,8 @@
 //! progress: up to the encode time, printed alongside. kvnc encodes on its pool
 //! (`--encode-workers`), so the viewer's task goes on reading input meanwhile.
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
 #[path = "support/servers.rs"]
@@ -92,8 +94,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let mut walls = updating.join().expect("update thread");
-    let _ = kvnc.kill();
-    let _ = kvnc.wait();
+    servers::stop(&mut kvnc);
     let _ = std::fs::remove_dir_all(&dir);
 
     latencies.sort();

@@ -27,8 +27,15 @@
 //!
 //! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`);
 //! `cargo bench --bench vs_tigervnc -- "Raw, 32"` runs only the settings whose name contains
-//! one of the given words (for profiling one setting; the CSV is then left alone).
+//! one of the given words (for profiling one setting; the CSV is then left alone);
+//! `-- --profile` samples each measured request with `perf` (`apt-get install linux-perf`)
+//! and adds which share of each server's CPU went to zlib and libjpeg-turbo, and the ratio
+//! of the rest: the work each server does itself (`support/profile.rs`).
 
+#[path = "support/cpu.rs"]
+mod cpu;
+#[path = "support/profile.rs"]
+mod profile;
 #[path = "support/rfb_client.rs"]
 mod rfb_client;
 #[path = "support/servers.rs"]
@@ -40,9 +47,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cpu::cpu_time;
 use image::RgbImage;
+use profile::{Profiler, SharedLibraries};
 use rfb::PixelFormat;
-use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE, cpu_time};
+use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE};
 use servers::{free_port, start_kvnc as start_kvnc_process, wait_for_port};
 
 const WIDTH: u32 = 1280;
@@ -104,12 +113,18 @@ fn typed_character(before: &RgbImage, after: &RgbImage) -> RgbImage {
     typed
 }
 
+/// Set by `--profile`: each measured request is sampled with perf, and the rows say which
+/// share of each server's CPU went to zlib and libjpeg-turbo.
+static PROFILE: std::sync::OnceLock<SharedLibraries> = std::sync::OnceLock::new();
+
 /// A server process; killed when dropped.
 struct Server {
     child: Child,
     port: u16,
     display: Option<X11>,
     _dir: Option<TempDir>,
+    /// With `--profile`: perf attached, sampling only inside [`Self::request`].
+    profiler: Option<Profiler>,
 }
 
 impl Server {
@@ -119,6 +134,29 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    fn new(child: Child, port: u16, display: Option<X11>, dir: Option<TempDir>) -> Server {
+        let profiler = PROFILE.get().map(|_| Profiler::attach(child.id()));
+        Server { child, port, display, _dir: dir, profiler }
+    }
+
+    /// One measured update (a full one unless `incremental`).
+    fn request(&mut self, client: &mut Client, incremental: bool) -> Update {
+        let mut request = || client.request(incremental, None).expect("update").expect("an update");
+        match &mut self.profiler {
+            Some(profiler) => profiler.measure(request),
+            None => request(),
+        }
+    }
+
+    /// With `--profile`: the share of the CPU of the requests since the last call that went to
+    /// zlib and libjpeg-turbo.
+    fn shared_library_share(&mut self) -> Option<f64> {
+        let libraries = PROFILE.get()?;
+        let next = Profiler::attach(self.pid());
+        let profiler = self.profiler.replace(next)?;
+        Some(profiler.finish(libraries))
     }
 
     /// Shows the next picture: Xvnc gets `picture` painted, kvnc steps its replay. Both have
@@ -154,8 +192,7 @@ impl Drop for Server {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        servers::stop(&mut self.child);
     }
 }
 
@@ -188,7 +225,7 @@ fn start_kvnc(frames: &[&RgbImage]) -> Server {
     let child = start_kvnc_process(&["--source", &replay, "--fps", "0"], port, &dir.0);
     // Let the first replayed frame arrive.
     std::thread::sleep(Duration::from_millis(300));
-    Server { child, port, display: None, _dir: Some(dir) }
+    Server::new(child, port, None, Some(dir))
 }
 
 /// Xvnc on a free display, its root window painted with `first`.
@@ -208,10 +245,11 @@ fn start_xvnc(xvnc: &Path, first: &RgbImage) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn Xvnc");
+    cpu::account(child.id());
     wait_for_port(port, &mut child);
     let mut x11 = X11::connect(display);
     x11.paint(first);
-    Server { child, port, display: Some(x11), _dir: None }
+    Server::new(child, port, Some(x11), None)
 }
 
 /// Just enough X11 to paint a picture on the root window: PutImage (ZPixmap, depth 24,
@@ -305,6 +343,8 @@ struct Figures {
     cpu: Duration,
     /// kvnc's CPU for taking the frames in, before the requests.
     arrival: Duration,
+    /// With `--profile`: the share of `cpu` spent in zlib and libjpeg-turbo.
+    shared_libraries: Option<f64>,
 }
 
 impl Figures {
@@ -341,10 +381,11 @@ fn alternate(client: &mut Client, server: &mut Server, a: &RgbImage, b: &RgbImag
     let mut figures = Figures::default();
     for i in 0..UPDATES {
         figures.arrival += server.step(if i % 2 == 0 { b } else { a });
-        let update = client.request(true, None).expect("update").expect("an update");
+        let update = server.request(client, true);
         shows(client, &[a, b], what);
         figures.add(update);
     }
+    figures.shared_libraries = server.shared_library_share();
     figures
 }
 
@@ -385,6 +426,9 @@ fn main() {
 
     // Words given after `--` choose settings by name (cargo passes `--bench` itself).
     let only: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+    if std::env::args().any(|arg| arg == "--profile") {
+        let _ = PROFILE.set(SharedLibraries::of_build(Path::new(env!("CARGO_BIN_EXE_kvnc"))));
+    }
     let chosen = |setting: &Setting| only.is_empty() || only.iter().any(|word| setting.name.contains(word.as_str()));
     let mut rows = Vec::new();
     let mut still_runs: Vec<(&'static str, &'static str, Server, Client)> = Vec::new();
@@ -407,16 +451,19 @@ fn main() {
             };
             let mut firsts = Vec::new();
             let (mut server, mut client) = loop {
-                let server = start();
+                let mut server = start();
                 let mut client = connect(&server, &setting);
-                firsts.push(client.request(false, None).expect("update").expect("an update"));
+                let update = server.request(&mut client, false);
+                firsts.push((update, server.shared_library_share()));
                 if firsts.len() == FIRST_RUNS {
                     break (server, client);
                 }
             };
-            firsts.sort_by_key(|update| update.server_cpu);
+            firsts.sort_by_key(|(update, _)| update.server_cpu);
             let mut first = Figures::default();
-            first.add(firsts.swap_remove(FIRST_RUNS / 2));
+            let (median, shared_libraries) = firsts.swap_remove(FIRST_RUNS / 2);
+            first.add(median);
+            first.shared_libraries = shared_libraries;
             let quality = shows(&client, &[&desktop_a, &desktop_b], "first update");
             row("first", first, quality);
             let steady = alternate(&mut client, &mut server, &desktop_a, &desktop_b, "steady");
@@ -502,19 +549,22 @@ fn report(rows: &[Row], complete: bool) {
     println!(
         "frame-in: kvnc's CPU per stepped frame before the request (replay step and damage compare, paid for every captured frame; not in its CPU column, as Xvnc's painting is not in its)"
     );
+    println!(
+        "zlib+JPEG (with --profile): the share of each server's CPU spent in zlib and libjpeg-turbo; own CPU: kvnc/Tiger CPU without it"
+    );
     println!();
     println!(
-        "| setting | scenario | kvnc bytes | TigerVNC bytes | kvnc/Tiger bytes | kvnc ms | TigerVNC ms | kvnc CPU ms | TigerVNC CPU ms | kvnc/Tiger CPU | kvnc frame-in CPU ms |"
+        "| setting | scenario | kvnc bytes | TigerVNC bytes | kvnc/Tiger bytes | kvnc ms | TigerVNC ms | kvnc CPU ms | TigerVNC CPU ms | kvnc/Tiger CPU | kvnc frame-in CPU ms | kvnc zlib+JPEG | TigerVNC zlib+JPEG | kvnc/Tiger own CPU |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut csv = String::from(
-        "server,setting,scenario,updates,bytes_per_update,wall_ms_per_update,server_cpu_ms_per_update,total_bytes,total_cpu_ms,psnr_db,frame_in_cpu_ms_per_update\n",
+        "server,setting,scenario,updates,bytes_per_update,wall_ms_per_update,server_cpu_ms_per_update,total_bytes,total_cpu_ms,psnr_db,frame_in_cpu_ms_per_update,shared_library_share\n",
     );
     for row in rows {
         let f = &row.figures;
         let (bytes, wall, cpu) = f.per_update();
         csv += &format!(
-            "{},\"{}\",{},{},{:.0},{:.3},{:.3},{},{:.3},{},{:.3}\n",
+            "{},\"{}\",{},{},{:.0},{:.3},{:.3},{},{:.3},{},{:.3},{}\n",
             row.server,
             row.setting,
             row.scenario,
@@ -526,6 +576,7 @@ fn report(rows: &[Row], complete: bool) {
             f.cpu.as_secs_f64() * 1000.0,
             if row.quality.is_finite() { format!("{:.1}", row.quality) } else { String::new() },
             arrival_ms(f),
+            f.shared_libraries.map_or(String::new(), |share| format!("{share:.3}")),
         );
         if row.server != "kvnc" {
             continue;
@@ -554,12 +605,19 @@ fn report(rows: &[Row], complete: bool) {
         } else {
             (format!("{kw:.1}"), format!("{tw:.1}"))
         };
+        let percent = |share: Option<f64>| share.map_or("-".into(), |share| format!("{:.0}%", share * 100.0));
+        let own = match (f.shared_libraries, t.shared_libraries) {
+            (Some(k), Some(t)) => ratio(kc * (1.0 - k), tc * (1.0 - t)),
+            _ => "-".into(),
+        };
         println!(
-            "| {} | {scenario} | {kb:.0} | {tb:.0} | {} | {kw} | {tw} | {kc:.1} | {tc:.1} | {} | {} |",
+            "| {} | {scenario} | {kb:.0} | {tb:.0} | {} | {kw} | {tw} | {kc:.1} | {tc:.1} | {} | {} | {} | {} | {own} |",
             row.setting,
             ratio(kb, tb),
             ratio(kc, tc),
             if f.arrival.is_zero() { "-".into() } else { format!("{:.2}", arrival_ms(f)) },
+            percent(f.shared_libraries),
+            percent(t.shared_libraries),
         );
     }
     if !complete {

@@ -23,6 +23,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::cpu::cpu_time;
 use flate2::Decompress;
 use image::RgbImage;
 use rfb::{PixelFormat, Rect};
@@ -40,20 +41,6 @@ pub const DESKTOP_SIZE: i32 = -223;
 
 /// TigerVNC's native 32-bit format.
 pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 255, 255], [16, 8, 0]);
-
-/// CPU time a process has used so far, all threads: the sum of /proc/PID/task/*/schedstat
-/// (nanoseconds; threads that exited in between are not counted).
-pub fn cpu_time(pid: u32) -> Duration {
-    let mut ns = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-                ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-    }
-    Duration::from_nanos(ns)
-}
 
 /// One FramebufferUpdate as measured.
 #[derive(Debug, Clone, Copy, Default)]

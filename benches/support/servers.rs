@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `kvnc serve ARGS --listen 127.0.0.1:PORT` of this build, quiet, its state kept in `state`;
-/// returns once it listens.
+/// `kvnc serve ARGS --listen 127.0.0.1:PORT` of this build, quiet, its state kept in `state`,
+/// its CPU time accounted (`cpu::account`); returns once it listens. [`stop`] ends it.
 pub fn start_kvnc(args: &[&str], port: u16, state: &Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvnc"))
         .arg("serve")
@@ -20,8 +20,16 @@ pub fn start_kvnc(args: &[&str], port: u16, state: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kvnc");
+    crate::cpu::account(child.id());
     wait_for_port(port, &mut child);
     child
+}
+
+/// Kills a server and removes its CPU account.
+pub fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    crate::cpu::release(child.id());
 }
 
 /// A port nothing listens on right now.

@@ -10,6 +10,7 @@
 //! concatenation is then one valid stream, whatever order the runs were compressed in.
 
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 use flate2::{Compress, Compression, FlushCompress};
 
@@ -230,55 +231,100 @@ impl ZlibStream {
 }
 
 /// [`ZlibStream::compress_chunks`] for `N` streams at once (each with its level and inputs),
-/// the chunks of every stream on `workers` in parallel: each run of chunks ([`runs`]) gets its
-/// own compressor, primed with the 32 KiB the client will have inflated from that stream just
-/// before it (known up front, since the inputs are), so each stream's chunks, sent in order, are
-/// one valid stream continuing the stream's earlier data. Priming costs a dictionary's hashing
-/// per run, so callers use this for large updates only. Returns each stream's chunks in order.
+/// the chunks of every stream on `workers` in parallel: each run of chunks ([`runs`]) is one
+/// job. A stream's first run continues on the stream's own compressor; every later run gets a
+/// compressor primed with the 32 KiB the client will have inflated from that stream just before
+/// it (known up front, since the inputs are), so each stream's chunks, sent in order, are one
+/// valid stream continuing the stream's earlier data. The compressor that did a stream's last
+/// run holds its history and becomes the stream's own. Priming costs a dictionary's hashing per
+/// later run, so callers use this for large updates only. Returns each stream's chunks in order.
 pub(super) fn compress_chunks_parallel<const N: usize>(
     workers: &dyn Workers,
-    streams: [(&mut ZlibStream, u8, &[&[u8]]); N],
+    mut streams: [(&mut ZlibStream, u8, &[&[u8]]); N],
 ) -> [Vec<Result<Vec<u8>, ()>>; N] {
-    // (stream, its chunks) of every job, in order, for the streams still usable.
-    let mut jobs: Vec<(usize, Range<usize>)> = Vec::new();
-    for (s, (stream, _, inputs)) in streams.iter().enumerate() {
-        if !stream.broken {
-            jobs.extend(runs(inputs).map(|chunks| (s, chunks)));
+    /// One run of one stream's chunks.
+    struct Job {
+        stream: usize,
+        chunks: Range<usize>,
+        level: u8,
+        /// The stream's own compressor, for its first run when it has one at `level`.
+        own: Mutex<Option<Compress>>,
+        /// The stream's last run: its compressor is kept as the stream's.
+        last: bool,
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    for (s, (stream, level, inputs)) in streams.iter_mut().enumerate() {
+        if stream.broken || inputs.is_empty() {
+            continue;
+        }
+        let level = (*level).min(9);
+        // A compressor keeps the level it was made at (zlib-rs): another level primes anew.
+        let mut own = stream.zlib.take().filter(|_| stream.level == level);
+        let runs: Vec<Range<usize>> = runs(inputs).collect();
+        let count = runs.len();
+        for (i, chunks) in runs.into_iter().enumerate() {
+            let own = Mutex::new(own.take());
+            jobs.push(Job { stream: s, chunks, level, own, last: i + 1 == count });
         }
     }
+    // Each lane keeps the compressor of its last job that was not a stream's last, for reuse.
     let mut lanes: Vec<Option<(Compress, u8)>> = (0..workers.count().min(jobs.len())).map(|_| None).collect();
     let compressed = {
         let streams = &streams;
-        run_indexed(workers, &mut lanes, jobs.len(), |zlib, job| {
-            let (s, chunks) = &jobs[job];
-            let (stream, level, inputs) = &streams[*s];
-            let header = chunks.start == 0 && !stream.started;
-            let window = window_before(&stream.window, inputs, chunks.start);
-            let run = compress_primed(zlib, (*level).min(9), header, &window, &inputs[chunks.clone()]);
-            // A failed run sends none of its chunks.
-            run.map_or_else(|()| vec![Err(()); chunks.len()], |run| run.into_iter().map(Ok).collect())
+        let jobs = &jobs;
+        run_indexed(workers, &mut lanes, jobs.len(), |spare, j| {
+            let job = &jobs[j];
+            let (stream, _, inputs) = &streams[job.stream];
+            let header = job.chunks.start == 0 && !stream.started;
+            let own = job.own.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let zlib = match own {
+                Some(zlib) => Ok(zlib),
+                None => reprimed(spare.take(), job.level, &window_before(&stream.window, inputs, job.chunks.start)),
+            };
+            let run =
+                zlib.and_then(|mut zlib| Ok((compress_run(&mut zlib, header, &inputs[job.chunks.clone()])?, zlib)));
+            match run {
+                Ok((chunks, zlib)) => {
+                    let chunks = chunks.into_iter().map(Ok).collect();
+                    if job.last {
+                        return (chunks, Some(zlib));
+                    }
+                    *spare = Some((zlib, job.level));
+                    (chunks, None)
+                }
+                // A failed run sends none of its chunks.
+                Err(()) => (vec![Err(()); job.chunks.len()], None),
+            }
         })
         .unwrap_or_default()
     };
-    let mut compressed = compressed.into_iter().flatten();
+    let mut compressed = compressed.into_iter().zip(&jobs).peekable();
+    let mut s = 0;
     streams.map(|(stream, level, inputs)| {
-        let was_broken = stream.broken;
+        let mut produced = Vec::with_capacity(inputs.len());
+        let mut last_compressor = None;
+        while let Some(((run, zlib), _)) = compressed.next_if(|(_, job)| job.stream == s) {
+            produced.extend(run);
+            last_compressor = zlib;
+        }
+        s += 1;
+        let mut produced = produced.into_iter();
         let chunks: Vec<_> = (0..inputs.len())
             .map(|_| {
-                let chunk = if was_broken { Err(()) } else { compressed.next().unwrap_or(Err(())) };
+                let chunk = produced.next().unwrap_or(Err(()));
                 // A chunk after one the client will not get cannot be inflated.
                 let chunk = if stream.broken { Err(()) } else { chunk };
                 stream.broken |= chunk.is_err();
                 chunk
             })
             .collect();
-        // A stream with nothing in this update keeps its own compressor (no priming next time).
+        // A stream with nothing in this update keeps its own compressor.
         if !stream.broken && !inputs.is_empty() {
             stream.started = true;
             stream.window = window_before(&stream.window, inputs, inputs.len());
-            // The stream's own compressor did not see these chunks: the next use makes it
-            // again, primed with the window.
-            stream.zlib = None;
+            // The last run's compressor has seen what the client inflated last; without it
+            // (a failed run), the next use makes one primed with the window.
+            stream.zlib = last_compressor;
             stream.level = level.min(9);
         }
         chunks
@@ -330,26 +376,24 @@ fn runs<'a>(inputs: &'a [&[u8]]) -> impl Iterator<Item = Range<usize>> + 'a {
     })
 }
 
-/// `inputs` compressed by `zlib` (made, or reset, at `level`) primed with `window`, each chunk
-/// sync-flushed on its own, the first after the zlib header when `header`.
-fn compress_primed(
-    zlib: &mut Option<(Compress, u8)>,
-    level: u8,
-    header: bool,
-    window: &[u8],
-    inputs: &[&[u8]],
-) -> Result<Vec<Vec<u8>>, ()> {
-    let zlib = match zlib {
-        // A compressor keeps the level it was made at: only one made at `level` can be reused.
-        Some((zlib, made_at)) if *made_at == level => {
+/// A compressor at `level` primed with `window`: `spare` reset when it was made at that level,
+/// else a new one.
+fn reprimed(spare: Option<(Compress, u8)>, level: u8, window: &[u8]) -> Result<Compress, ()> {
+    match spare {
+        Some((mut zlib, made_at)) if made_at == level => {
             zlib.reset();
             if !window.is_empty() {
                 zlib.set_dictionary(window).map_err(|_| ())?;
             }
-            zlib
+            Ok(zlib)
         }
-        _ => &mut zlib.insert((primed(level, window)?, level)).0,
-    };
+        _ => primed(level, window),
+    }
+}
+
+/// `inputs` compressed by `zlib`, each chunk sync-flushed on its own, the first after the zlib
+/// header when `header`.
+fn compress_run(zlib: &mut Compress, header: bool, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>, ()> {
     let mut chunks = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter().enumerate() {
         let mut out = Vec::with_capacity(input.len() / 4 + 64);
@@ -434,7 +478,7 @@ mod tests {
         let (mut first, mut second) = (ZlibStream::new(), ZlibStream::new());
         let (mut inflate_first, mut inflate_second) = (Decompress::new(true), Decompress::new(true));
         // (level, parallel on this many workers), as Tight's full-colour stream might see them.
-        let steps = [(3, 0), (3, 2), (6, 3), (4, 0), (9, 2), (7, 5), (0, 0), (1, 2), (9, 0), (2, 1)];
+        let steps = [(3, 0), (3, 2), (6, 3), (4, 0), (9, 2), (7, 5), (0, 0), (1, 2), (9, 0), (2, 1), (2, 2), (2, 3)];
         for (step, (level, workers)) in steps.into_iter().enumerate() {
             // Repeats within and across chunks, so primed chunks refer back into earlier ones; in
             // parallel the sizes make three runs: [0], [1, 2], [3].
@@ -457,6 +501,27 @@ mod tests {
                 inflate_chunk(&mut inflate_first, chunk.as_ref().unwrap(), input);
             }
             inflate_chunk(&mut inflate_second, chunks_second[0].as_ref().unwrap(), inputs[0]);
+        }
+    }
+
+    #[test]
+    fn a_parallel_update_continues_on_the_streams_own_compressor_and_keeps_its_last() {
+        // Two streams fed alike, one in parallel: a run that needs no priming (a stream's first)
+        // is compressed by the stream's own compressor, and the compressor of its last run is
+        // the one the next update continues on, so the bytes equal the serial stream's.
+        let (mut parallel, mut serial) = (ZlibStream::new(), ZlibStream::new());
+        let input = |seed: u32| -> Vec<u8> { (0..30_000u32).map(|j| ((j * 7 + seed) % 251) as u8 / 4).collect() };
+        for seed in 0..4 {
+            let (a, b) = (input(seed), input(seed + 100));
+            let inputs: Vec<&[u8]> = vec![&a, &b];
+            let expected = serial.compress_chunks(6, &inputs);
+            let got = if seed == 0 {
+                parallel.compress_chunks(6, &inputs)
+            } else {
+                let [got] = compress_chunks_parallel(&ScopedThreads(2), [(&mut parallel, 6, inputs.as_slice())]);
+                got
+            };
+            assert_eq!(got, expected, "update {seed}");
         }
     }
 
