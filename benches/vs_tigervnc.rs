@@ -18,7 +18,7 @@
 //!   incremental request outstanding: what a lossless refresh sends.
 //!
 //! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's
-//! CPU time (all threads, /proc/PID/task/*/schedstat). Both servers change their screen right
+//! CPU time (all threads, also those that exited: `support/cpu.rs`). Both servers change their screen right
 //! before each request: Xvnc is painted (its CPU excludes the painting), kvnc's replay is
 //! stepped with SIGUSR1 (`--fps 0`; frames decoded once, so a step costs what a capture
 //! device's new frame costs: the damage compare, which kvnc needs and Xvnc gets from X). Every
@@ -459,11 +459,12 @@ fn main() {
                     break (server, client);
                 }
             };
+            // The share of the libraries: the mean over the processes (each sampled briefly).
+            let shares: Vec<f64> = firsts.iter().filter_map(|(_, share)| *share).collect();
             firsts.sort_by_key(|(update, _)| update.server_cpu);
             let mut first = Figures::default();
-            let (median, shared_libraries) = firsts.swap_remove(FIRST_RUNS / 2);
-            first.add(median);
-            first.shared_libraries = shared_libraries;
+            first.add(firsts.swap_remove(FIRST_RUNS / 2).0);
+            first.shared_libraries = (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
             let quality = shows(&client, &[&desktop_a, &desktop_b], "first update");
             row("first", first, quality);
             let steady = alternate(&mut client, &mut server, &desktop_a, &desktop_b, "steady");
