@@ -106,6 +106,29 @@ fn bytes_within(client: &mut RawClient, window: Duration) -> usize {
 }
 
 #[test]
+fn a_viewer_that_asks_for_nothing_after_jpeg_leaves_kvnc_idle() {
+    // The photo goes out as JPEG and is owed a lossless refresh, but the viewer asks for
+    // nothing more: nothing may be sent, so nothing may run. A refresh that came due while it
+    // could not be sent once woke the viewer's loop over and over: a whole core, until the
+    // viewer asked again.
+    let path = format!("{}/fixtures/photo-1080p.png", env!("CARGO_MANIFEST_DIR"));
+    let args = ["serve", "--source", &format!("replay:{path}"), "--lossless-refresh-ms", "100"];
+    let server = KvncServer::start(KVNC, &args);
+    let mut viewer = RawClient::connect(&server.addr());
+    viewer.set_encodings(&[rfb::encoding::TIGHT, rfb::encoding::QUALITY_LEVEL_0 + 8]);
+    viewer.request_update(false);
+    assert!(bytes_within(&mut viewer, Duration::from_secs(2)) > 0, "the JPEG update");
+    let before = server.cpu_time();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = server.cpu_time() - before;
+    assert!(used < Duration::from_millis(250), "kvnc ran {used:?} in a second with nothing to send");
+    // Asked again, the refresh goes out.
+    viewer.request_update(true);
+    assert!(bytes_within(&mut viewer, Duration::from_secs(2)) > 0, "the lossless refresh");
+    assert!(server.log().contains("lossless refresh of"), "kvnc log:\n{}", server.log());
+}
+
+#[test]
 fn a_still_screen_costs_nothing_and_a_typed_character_little() {
     let server = KvncServer::start(KVNC, &["serve"]);
     let mut viewer = RawClient::connect(&server.addr());

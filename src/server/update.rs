@@ -202,29 +202,47 @@ impl UpdateScheduler {
         }
     }
 
-    /// When a lossless refresh will be due, if anything awaits one.
+    /// When a lossless refresh will be due, if one could be sent then: the viewer may be sent
+    /// something, part of what it wants is lossy, and no fresh change is owed there. None
+    /// otherwise, also while the refresh is merely blocked: what unblocks it (a request, an
+    /// update sent, a new frame) wakes the viewer's loop anyway, and a loop woken by a timer
+    /// that is due but cannot lead anywhere would spin.
     pub fn refresh_at(&self) -> Option<Instant> {
         let delay = self.refresh_delay?;
         if self.lossy.is_empty() {
             return None;
         }
+        let wanted = self.wanted()?;
+        if self.lossy.intersect(&wanted).is_empty() || !self.pending.intersect(&wanted).is_empty() {
+            return None;
+        }
         Some(self.last_change.map_or_else(Instant::now, |at| at + delay))
     }
 
-    /// The next piece of lossy area to send again losslessly, when the screen has been still long
-    /// enough, the viewer may be sent something, and no fresh change is owed (call it when
-    /// [`Self::take`] had nothing).
-    pub fn take_refresh(&mut self, now: Instant) -> Option<Region> {
-        if !self.may_send() || self.refresh_at().is_none_or(|at| now < at) {
+    /// What the viewer may be sent now (what it requested, or the continuous area), if anything.
+    fn wanted(&self) -> Option<Region> {
+        if !self.may_send() {
             return None;
         }
         let mut wanted = self.requested.clone();
         if let (Some(area), false) = (self.continuous, self.awaiting_fence) {
             wanted.union_rect(area);
         }
-        if !self.pending.intersect(&wanted).is_empty() {
+        Some(wanted)
+    }
+
+    /// The lossy areas are no longer owed a refresh (the source's own pixels are lossy now).
+    pub fn forget_lossy(&mut self) {
+        self.lossy.clear();
+    }
+
+    /// The next piece of lossy area to send again losslessly, when [`Self::refresh_at`] has come
+    /// (call it when [`Self::take`] had nothing).
+    pub fn take_refresh(&mut self, now: Instant) -> Option<Region> {
+        if self.refresh_at().is_none_or(|at| now < at) {
             return None;
         }
+        let wanted = self.wanted()?;
         let mut piece = Region::new();
         for rect in self.lossy.intersect(&wanted).rects() {
             if piece.area() >= MAX_REFRESH_PIXELS {
@@ -297,17 +315,18 @@ mod tests {
         s.request(true, SCREEN);
         let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
         s.sent(&sent, &sent);
-        let due = s.refresh_at().expect("a refresh is owed");
         s.request(true, SCREEN);
+        let due = s.refresh_at().expect("a refresh is owed");
         assert_eq!(s.take_refresh(due - Duration::from_millis(1)), None, "not before the screen is still");
         // A change meanwhile goes first, and restarts the wait.
         s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 4, 4))));
         assert_eq!(s.take_refresh(due + LOSSLESS_REFRESH_DELAY * 2), None, "fresh pixels are owed");
         let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
         s.sent(&change, &change);
-        let due = s.refresh_at().expect("still owed");
-        assert_eq!(s.take_refresh(due), None, "no request waiting");
+        assert_eq!(s.refresh_at(), None, "no request waiting: nothing is due");
+        assert_eq!(s.take_refresh(Instant::now() + LOSSLESS_REFRESH_DELAY * 2), None, "no request waiting");
         s.request(true, SCREEN);
+        let due = s.refresh_at().expect("still owed");
         let refreshed = s.take_refresh(due).expect("the refresh");
         assert_eq!(refreshed.area(), SCREEN.area(), "the whole lossy area, small enough for one update");
         assert_eq!(s.refresh_at(), None, "nothing lossy left");
@@ -322,6 +341,31 @@ mod tests {
         s.request(true, SCREEN);
         let due = s.refresh_at().expect("the photo is owed");
         assert_eq!(s.take_refresh(due), Some(photo));
+    }
+
+    #[test]
+    fn a_refresh_is_due_only_when_it_could_be_sent() {
+        // The viewer's loop sleeps until `refresh_at`: a time that comes while the refresh
+        // cannot be sent would wake it over and over (a spinning core).
+        let mut s = UpdateScheduler::default();
+        s.set_lossless_refresh(Some(LOSSLESS_REFRESH_DELAY));
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
+        s.sent(&sent, &Region::from_rect(Rect::new(0, 0, 10, 10)));
+        assert_eq!(s.refresh_at(), None, "no request");
+        s.request(true, Rect::new(50, 0, 50, 50));
+        assert_eq!(s.refresh_at(), None, "the request is for an area with nothing lossy");
+        s.request(true, SCREEN);
+        assert!(s.refresh_at().is_some(), "the lossy area is wanted");
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(5, 5, 1, 1))));
+        assert_eq!(s.refresh_at(), None, "a fresh change is owed first");
+        let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
+        s.sent(&change, &Region::new());
+        s.request(true, SCREEN);
+        assert!(s.refresh_at().is_some(), "owed again once the change went");
+        s.forget_lossy();
+        assert_eq!(s.refresh_at(), None, "forgotten");
     }
 
     #[test]

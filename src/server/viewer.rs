@@ -108,8 +108,10 @@ async fn run(stream: BoxedStream, session: &mut Session, shared: &Shared, viewer
 
     loop {
         let writing = !conn.pending_output().is_empty();
-        // Wakes the loop when lossy areas are due for their lossless refresh.
-        let refresh_at = scheduler.refresh_at();
+        // Wakes the loop when lossy areas are due for their lossless refresh; not while an
+        // update is being written or encoded (its end wakes the loop), since a due timer that
+        // cannot start an update would wake it again and again.
+        let refresh_at = if writing || in_flight.is_some() { None } else { scheduler.refresh_at() };
         if !writing && conn.tls_requested() {
             return Ok(Outcome::StartTls(reader.unsplit(writer)));
         }
@@ -395,9 +397,9 @@ fn send_update(
         None => {
             // Still screen: areas sent as JPEG go again losslessly (not for a JPEG source, whose
             // pixels are lossy already).
-            if current.jpeg().is_none()
-                && let Some(region) = scheduler.take_refresh(std::time::Instant::now())
-            {
+            if current.jpeg().is_some() {
+                scheduler.forget_lossy();
+            } else if let Some(region) = scheduler.take_refresh(std::time::Instant::now()) {
                 tracing::trace!("lossless refresh of {} pixels", region.area());
                 return Ok(InFlight::start(conn, current, region, true, shared));
             }
