@@ -61,7 +61,8 @@ pub(super) struct ZlibStream {
     zlib: Option<Compress>,
     /// The header is out.
     started: bool,
-    /// The last [`WINDOW`] bytes the stream compressed: what the client's inflater holds.
+    /// What the stream compressed last, at least [`WINDOW`] bytes of it ([`remember`]); its
+    /// [`tail`] is what the client's inflater holds.
     window: Vec<u8>,
     /// The level the stream compresses at.
     level: u8,
@@ -98,7 +99,7 @@ impl ZlibStream {
         if self.zlib.is_none() || level != self.level {
             // zlib-rs cannot switch between its compression functions in place (e.g. 6 -> 1), but
             // a new compressor primed with the window continues the stream at any level.
-            self.zlib = Some(primed(level, &self.window)?);
+            self.zlib = Some(primed(level, tail(&self.window))?);
             self.level = level;
         }
         let zlib = self.zlib.as_mut().ok_or(())?;
@@ -406,17 +407,24 @@ fn compress_run(zlib: &mut Compress, header: bool, inputs: &[&[u8]]) -> Result<V
     Ok(chunks)
 }
 
-/// Keeps the last [`WINDOW`] bytes of what went through the stream.
+/// Keeps at least the last [`WINDOW`] bytes of what went through the stream ([`tail`] is
+/// the window). Up to twice that is kept, so a run of small chunks (Tight's palette rects)
+/// costs their own copy each, not a window's: the front is dropped only once in a while.
 fn remember(window: &mut Vec<u8>, input: &[u8]) {
     if input.len() >= WINDOW {
         window.clear();
         window.extend_from_slice(&input[input.len() - WINDOW..]);
         return;
     }
-    window.extend_from_slice(input);
-    if window.len() > WINDOW {
-        window.drain(..window.len() - WINDOW);
+    if window.len() + input.len() > 2 * WINDOW {
+        window.drain(..window.len() + input.len() - WINDOW);
     }
+    window.extend_from_slice(input);
+}
+
+/// The last [`WINDOW`] bytes of what [`remember`] kept: what the client's inflater holds.
+fn tail(window: &[u8]) -> &[u8] {
+    &window[window.len().saturating_sub(WINDOW)..]
 }
 
 /// The last [`WINDOW`] bytes of `window` followed by `inputs[..i]`: what the client has
@@ -522,6 +530,21 @@ mod tests {
                 got
             };
             assert_eq!(got, expected, "update {seed}");
+        }
+    }
+
+    #[test]
+    fn the_window_is_the_last_32_kib_whatever_the_chunk_sizes() {
+        let mut window = Vec::new();
+        let mut all = Vec::new();
+        for (i, len) in
+            [10, 20_000, 300, 16_000, 1, 40_000, 5, 32_767, 2, 60_000].into_iter().cycle().take(60).enumerate()
+        {
+            let chunk: Vec<u8> = (0..len).map(|j| (i * 31 + j * 7) as u8).collect();
+            remember(&mut window, &chunk);
+            all.extend_from_slice(&chunk);
+            assert_eq!(tail(&window), &all[all.len().saturating_sub(WINDOW)..], "after chunk {i}");
+            assert!(window.len() <= 2 * WINDOW);
         }
     }
 
