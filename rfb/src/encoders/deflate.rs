@@ -440,7 +440,11 @@ fn window_before(window: &[u8], inputs: &[&[u8]], i: usize) -> Vec<u8> {
             break;
         }
     }
-    pieces.iter().rev().flat_map(|piece| piece.iter().copied()).collect()
+    let mut bytes = Vec::with_capacity(len);
+    for piece in pieces.iter().rev() {
+        bytes.extend_from_slice(piece);
+    }
+    bytes
 }
 
 #[cfg(test)]
