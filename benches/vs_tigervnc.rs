@@ -123,7 +123,8 @@ struct Server {
     port: u16,
     display: Option<X11>,
     _dir: Option<TempDir>,
-    /// With `--profile`: perf attached, sampling only inside [`Self::request`].
+    /// With `--profile`: perf attached (at the first request after the last
+    /// [`Self::shared_library_share`]), sampling only inside [`Self::request`].
     profiler: Option<Profiler>,
 }
 
@@ -137,26 +138,23 @@ impl Server {
     }
 
     fn new(child: Child, port: u16, display: Option<X11>, dir: Option<TempDir>) -> Server {
-        let profiler = PROFILE.get().map(|_| Profiler::attach(child.id()));
-        Server { child, port, display, _dir: dir, profiler }
+        Server { child, port, display, _dir: dir, profiler: None }
     }
 
     /// One measured update (a full one unless `incremental`).
     fn request(&mut self, client: &mut Client, incremental: bool) -> Update {
         let mut request = || client.request(incremental, None).expect("update").expect("an update");
-        match &mut self.profiler {
-            Some(profiler) => profiler.measure(request),
-            None => request(),
+        if PROFILE.get().is_none() {
+            return request();
         }
+        let pid = self.pid();
+        self.profiler.get_or_insert_with(|| Profiler::attach(pid)).measure(request)
     }
 
     /// With `--profile`: the share of the CPU of the requests since the last call that went to
     /// zlib and libjpeg-turbo.
     fn shared_library_share(&mut self) -> Option<f64> {
-        let libraries = PROFILE.get()?;
-        let next = Profiler::attach(self.pid());
-        let profiler = self.profiler.replace(next)?;
-        Some(profiler.finish(libraries))
+        Some(self.profiler.take()?.finish(PROFILE.get()?))
     }
 
     /// Shows the next picture: Xvnc gets `picture` painted, kvnc steps its replay. Both have

@@ -208,6 +208,11 @@ impl UpdateScheduler {
     /// update sent, a new frame) wakes the viewer's loop anyway, and a loop woken by a timer
     /// that is due but cannot lead anywhere would spin.
     pub fn refresh_at(&self) -> Option<Instant> {
+        self.refresh_due().map(|(at, _)| at)
+    }
+
+    /// [`Self::refresh_at`], with what the viewer may be sent then.
+    fn refresh_due(&self) -> Option<(Instant, Region)> {
         let delay = self.refresh_delay?;
         if self.lossy.is_empty() {
             return None;
@@ -216,7 +221,7 @@ impl UpdateScheduler {
         if self.lossy.intersect(&wanted).is_empty() || !self.pending.intersect(&wanted).is_empty() {
             return None;
         }
-        Some(self.last_change.map_or_else(Instant::now, |at| at + delay))
+        Some((self.last_change.map_or_else(Instant::now, |at| at + delay), wanted))
     }
 
     /// What the viewer may be sent now (what it requested, or the continuous area), if anything.
@@ -239,10 +244,10 @@ impl UpdateScheduler {
     /// The next piece of lossy area to send again losslessly, when [`Self::refresh_at`] has come
     /// (call it when [`Self::take`] had nothing).
     pub fn take_refresh(&mut self, now: Instant) -> Option<Region> {
-        if self.refresh_at().is_none_or(|at| now < at) {
+        let (at, wanted) = self.refresh_due()?;
+        if now < at {
             return None;
         }
-        let wanted = self.wanted()?;
         let mut piece = Region::new();
         for rect in self.lossy.intersect(&wanted).rects() {
             if piece.area() >= MAX_REFRESH_PIXELS {

@@ -57,7 +57,8 @@ const DEFAULT_LEVEL: u8 = 6;
 /// across updates.
 pub(super) struct ZlibStream {
     /// Raw deflate (the header goes out by hand); None until first used, and after a parallel
-    /// update, whose compressors were others: it is then made again from `window`.
+    /// update whose last run failed: it is then made again from `window`. After a parallel
+    /// update it is the compressor of the stream's last run, which has seen all of it.
     zlib: Option<Compress>,
     /// The header is out.
     started: bool,
