@@ -389,6 +389,36 @@ fn large_photo_on_several_workers_decodes_like_the_serial_path() {
     assert_eq!(parallel.decoder.resets, [0; 4], "no stream was reset");
 }
 
+/// An update too small to be cut into bands hands a zlib stream to another thread only when
+/// two streams have enough data for the hand-over to pay (128 KiB each): a photo strip above
+/// a UI fills the full-colour and the indexed streams side by side; with only one of them
+/// large, both are compressed on the calling thread. Both updates decode.
+#[test]
+fn streams_go_side_by_side_only_when_two_are_large() {
+    static TWO: CountingThreads = CountingThreads { threads: ScopedThreads(2), runs: AtomicUsize::new(0) };
+    let (width, height) = (512, 500);
+    assert!(usize::from(width) * usize::from(height) < rfb::encoders::workers::MIN_PARALLEL_AREA);
+    let photo = photo_frame(width, 100, 41);
+    let ui = ui_frame(width, height - 100, 42);
+    let frame = frame_from(width, height, |x, y| {
+        let (x, y) = (x as u16, y as u16);
+        if y < 100 { photo.pixel(x, y) } else { ui.pixel(x, y - 100) }
+    });
+    let mut client = Client::new("two workers", PixelFormat::NATIVE);
+    client.workers = &TWO;
+    let list = [TIGHT, compress(2)];
+    let runs = TWO.runs.load(Ordering::Relaxed);
+    let stats = client.round_trip(&frame, frame.bounds(), &list);
+    assert!(stats.copy > 0 && stats.indexed > 0, "{stats:?}");
+    assert_eq!(TWO.runs.load(Ordering::Relaxed) - runs, 1, "two large streams side by side");
+    // A 512x128 full-colour sub-rect (196 KiB) with the photo's bottom rows, 512x72 of UI
+    // (36 KiB) below it: one large stream.
+    let runs = TWO.runs.load(Ordering::Relaxed);
+    let stats = client.round_trip(&frame, Rect::new(0, 72, width, 200), &list);
+    assert!(stats.copy > 0 && stats.indexed > 0, "{stats:?}");
+    assert_eq!(TWO.runs.load(Ordering::Relaxed) - runs, 0, "one large stream: on the calling thread");
+}
+
 #[test]
 fn every_format_round_trips() {
     let (small, large) = frames();

@@ -23,11 +23,13 @@ use crate::messages::server::write_rect_header;
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
 /// The inflate window: the farthest back a later block may refer.
 const WINDOW: usize = 32 * 1024;
-/// The least input one parallel job compresses (unless a stream has less): each job's
-/// compressor is primed with a window (hashing [`WINDOW`] bytes), which small chunks, such as
-/// Tight's palette rects of a desktop, would pay many times over. A Tight full-colour sub-rect
+/// The least input worth a job on another thread: one parallel job compresses at least this
+/// much (unless a stream has less), and Tight hands a stream to another thread only with this
+/// much. Each parallel job's compressor is primed with a window (hashing [`WINDOW`] bytes),
+/// which small chunks, such as Tight's palette rects of a desktop, would pay many times over,
+/// and waking or starting a thread costs tens of microseconds. A Tight full-colour sub-rect
 /// (up to 65536 pixels of 3 bytes) ends the job it joins.
-const MIN_RUN: usize = 128 * 1024;
+pub(super) const MIN_RUN: usize = 128 * 1024;
 
 /// Feeds `input` to `zlib`, appending what it produces to `out`. With [`FlushCompress::Sync`]
 /// returns only once all of it (and everything before it) is in `out`.

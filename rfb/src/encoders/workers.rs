@@ -112,8 +112,10 @@ pub fn row_bands(rect: &Rect, rows: usize) -> Vec<Rect> {
 /// Encodes `bands` (of one frame) side by side on `workers`: one lane per worker (an encoder's
 /// state for one thread, kept in `lanes` across updates and made by `new_lane` when missing)
 /// takes the next band as it finishes one and writes it with `encode` into a buffer of its
-/// own; the buffers are then appended to `out` in band order. Returns the sum of what `encode`
-/// returned (the rects written). For encodings without state across rects (Hextile, JPEG (21)).
+/// own; the buffers are then appended to `out` in band order. Bands of less than
+/// [`MIN_PARALLEL_AREA`] pixels in all (a few small photos of one update) are encoded on the
+/// calling thread. Returns the sum of what `encode` returned (the rects written). For encodings
+/// without state across rects (Hextile, JPEG (21)).
 pub(crate) fn encode_bands<L: Send>(
     workers: &dyn Workers,
     lanes: &mut Vec<L>,
@@ -122,7 +124,8 @@ pub(crate) fn encode_bands<L: Send>(
     encode: impl Fn(&mut L, &Rect, &mut Vec<u8>) -> usize + Sync,
     out: &mut Vec<u8>,
 ) -> usize {
-    let count = bands.len().min(workers.count()).max(1);
+    let area: usize = bands.iter().map(Rect::area).sum();
+    let count = if area < MIN_PARALLEL_AREA { 1 } else { bands.len().min(workers.count()).max(1) };
     if lanes.len() < count {
         lanes.resize_with(count, new_lane);
     }
@@ -184,6 +187,40 @@ mod tests {
         assert!(four.windows(2).all(|w| w[0].y + w[0].height == w[1].y));
         assert_eq!(split_rows(&Rect::new(0, 0, 5, 20), 4), [Rect::new(0, 0, 5, 16), Rect::new(0, 16, 5, 4)]);
         assert_eq!(split_rows(&Rect::new(0, 0, 5, 3), 8), [Rect::new(0, 0, 5, 3)]);
+    }
+
+    /// Threads that count the times they are handed tasks.
+    struct Counting(ScopedThreads, AtomicUsize);
+
+    impl Workers for Counting {
+        fn count(&self) -> usize {
+            self.0.count()
+        }
+
+        fn run_all<'a>(&self, tasks: Vec<Box<dyn FnOnce() + Send + 'a>>) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.run_all(tasks);
+        }
+    }
+
+    #[test]
+    fn small_bands_are_encoded_on_the_calling_thread() {
+        let workers = Counting(ScopedThreads(2), AtomicUsize::new(0));
+        let encode = |lane: &mut usize, band: &Rect, out: &mut Vec<u8>| {
+            *lane += 1;
+            out.extend_from_slice(&band.y.to_be_bytes());
+            1
+        };
+        let (mut lanes, mut out) = (Vec::new(), Vec::new());
+        let small = [Rect::new(0, 0, 100, 100), Rect::new(0, 200, 100, 100), Rect::new(300, 0, 64, 64)];
+        assert_eq!(encode_bands(&workers, &mut lanes, || 0, &small, encode, &mut out), 3);
+        assert_eq!((workers.1.load(Ordering::Relaxed), lanes.len(), &out[..]), (0, 1, &[0, 0, 0, 200, 0, 0][..]));
+        let large = bands(&Rect::new(0, 0, 1024, 512), &workers);
+        out.clear();
+        assert_eq!(encode_bands(&workers, &mut lanes, || 0, &large, encode, &mut out), large.len());
+        assert_eq!((workers.1.load(Ordering::Relaxed), lanes.len()), (1, 2));
+        let ys: Vec<u8> = large.iter().flat_map(|band| band.y.to_be_bytes()).collect();
+        assert_eq!(out, ys, "band order");
     }
 
     #[test]
