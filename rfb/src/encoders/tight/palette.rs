@@ -37,9 +37,17 @@ pub(in crate::encoders) struct Palette {
     entries: Vec<Entry>,
     colours: Vec<u32>,
     /// The last analysis's runs of equal pixels in row-major order, as (hash slot, length),
-    /// so [`Self::write_indices`] fills runs instead of looking every pixel up again.
+    /// so [`Self::write_indices`] fills runs instead of looking every pixel up again. A run
+    /// never crosses a row's end, and a row equal to the one above has none.
     runs: Vec<(u16, u32)>,
+    /// Per row of the last analysis: how many of `runs` are its, or [`REPEAT`] for a row
+    /// equal to the one above (UI and text screens repeat many rows: a row compare is far
+    /// cheaper than finding its runs, and its output is a copy of the row above's).
+    rows: Vec<u32>,
 }
+
+/// In [`Palette::rows`]: the row equals the one above it.
+const REPEAT: u32 = u32::MAX;
 
 impl Palette {
     pub(in crate::encoders) fn new() -> Palette {
@@ -49,6 +57,7 @@ impl Palette {
             entries: Vec::with_capacity(MAX_PALETTE),
             colours: Vec::with_capacity(MAX_PALETTE),
             runs: Vec::new(),
+            rows: Vec::new(),
         }
     }
 
@@ -59,36 +68,34 @@ impl Palette {
 
     /// Counts the colours of `rect` (inside `frame`), giving up once there are more than
     /// `max_colours` (clamped to 2..=256). Pixel runs are counted once, like TigerVNC, so flat
-    /// areas cost one comparison per pixel.
+    /// areas cost one comparison per pixel, and a row equal to the one above costs a compare.
     pub(in crate::encoders) fn analyse(&mut self, frame: &Frame, rect: &Rect, max_colours: usize) -> Analysis {
         self.clear();
         if rect.is_empty() {
             return Analysis::Solid(0);
         }
         let max_colours = max_colours.clamp(2, MAX_PALETTE);
-        // The first run is of the first pixel's colour (the loop counts that pixel too).
-        let first = frame.row(rect, 0).first_chunk::<NATIVE_BYTES_PER_PIXEL>();
-        let mut current = first.map_or(0, |pixel| u32::from_le_bytes(*pixel) & 0x00ff_ffff);
-        let mut run = 0u32;
+        // The runs of the last row scanned, and how many rows below it repeat it.
+        let (mut scanned, mut repeats) = (0..0, 0);
+        let mut above: &[u8] = &[];
         for row in 0..rect.height {
             let row = frame.row(rect, row);
-            let mut at = 0;
-            while at < row.len() {
-                let same = leading_run(&row[at..], current);
-                run += same as u32;
-                at += same * NATIVE_BYTES_PER_PIXEL;
-                let Some(&pixel) = row[at..].first_chunk::<NATIVE_BYTES_PER_PIXEL>() else { break };
-                if run > 0 && !self.insert(current, run, max_colours) {
-                    return Analysis::FullColour;
-                }
-                current = u32::from_le_bytes(pixel) & 0x00ff_ffff;
-                run = 1;
-                at += NATIVE_BYTES_PER_PIXEL;
+            if row == above {
+                self.rows.push(REPEAT);
+                repeats += 1;
+                continue;
             }
+            self.count_repeats(&scanned, std::mem::take(&mut repeats));
+            let start = self.runs.len();
+            if !self.scan_row(row, max_colours) {
+                return Analysis::FullColour;
+            }
+            scanned = start..self.runs.len();
+            // At most a row's width (<= 65535) of runs.
+            self.rows.push(scanned.len() as u32);
+            above = row;
         }
-        if !self.insert(current, run, max_colours) {
-            return Analysis::FullColour;
-        }
+        self.count_repeats(&scanned, repeats);
         if let [only] = self.entries[..] {
             return Analysis::Solid(only.colour);
         }
@@ -101,11 +108,51 @@ impl Palette {
         if self.entries.len() == 2 { Analysis::Mono } else { Analysis::Indexed }
     }
 
+    /// Splits `row` into runs of equal pixels, counted and hashed; false once it holds a colour
+    /// too many.
+    fn scan_row(&mut self, row: &[u8], max_colours: usize) -> bool {
+        let Some(first) = row.first_chunk::<NATIVE_BYTES_PER_PIXEL>() else { return true };
+        // The first run is of the first pixel's colour (the loop counts that pixel too).
+        let mut current = u32::from_le_bytes(*first) & 0x00ff_ffff;
+        let mut run = 0u32;
+        let mut at = 0;
+        while at < row.len() {
+            let same = leading_run(&row[at..], current);
+            run += same as u32;
+            at += same * NATIVE_BYTES_PER_PIXEL;
+            let Some(&pixel) = row[at..].first_chunk::<NATIVE_BYTES_PER_PIXEL>() else { break };
+            if !self.insert(current, run, max_colours) {
+                return false;
+            }
+            current = u32::from_le_bytes(pixel) & 0x00ff_ffff;
+            run = 1;
+            at += NATIVE_BYTES_PER_PIXEL;
+        }
+        self.insert(current, run, max_colours)
+    }
+
+    /// Counts the pixels of `repeats` more rows like the one whose runs are `runs`.
+    fn count_repeats(&mut self, runs: &std::ops::Range<usize>, repeats: u32) {
+        if repeats == 0 {
+            return;
+        }
+        for &(slot, len) in &self.runs[runs.clone()] {
+            if let Some(entry) = self.entries.get_mut(usize::from(self.indices[usize::from(slot)])) {
+                entry.pixels += len * repeats;
+            }
+        }
+    }
+
     /// Appends the mono bitmap of `rect`: 1 bit per pixel, set for the second colour, MSB
     /// first, each row padded to a byte. Call after an analysis that returned `Mono`.
     pub(super) fn write_mono_bitmap(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
         let background = self.colours.first().copied().unwrap_or(EMPTY);
-        for row in 0..rect.height {
+        let row_bytes = usize::from(rect.width).div_ceil(8);
+        for (row, &runs) in (0..rect.height).zip(&self.rows) {
+            if runs == REPEAT && out.len() >= row_bytes {
+                out.extend_from_within(out.len() - row_bytes..);
+                continue;
+            }
             let row = frame.row(rect, row);
             // 8 pixels (32 bytes) per output byte; the last chunk is padded with zero bits.
             for chunk in row.chunks(32) {
@@ -124,9 +171,16 @@ impl Palette {
     /// returned `Mono` or `Indexed` for the same rect: its runs are filled in.
     pub(super) fn write_indices(&self, rect: &Rect, out: &mut Vec<u8>) {
         let start = out.len();
-        for &(slot, len) in &self.runs {
-            let index = self.indices[usize::from(slot)];
-            out.resize(out.len() + len as usize, index);
+        let width = usize::from(rect.width);
+        let mut runs = self.runs.iter();
+        for &count in &self.rows {
+            if count == REPEAT {
+                out.extend_from_within(out.len().saturating_sub(width).max(start)..);
+                continue;
+            }
+            for &(slot, len) in runs.by_ref().take(count as usize) {
+                out.resize(out.len() + len as usize, self.indices[usize::from(slot)]);
+            }
         }
         // The runs cover the rect exactly; anything else would be a bug, never a short rect.
         debug_assert_eq!(out.len() - start, rect.area());
@@ -140,6 +194,7 @@ impl Palette {
         self.entries.clear();
         self.colours.clear();
         self.runs.clear();
+        self.rows.clear();
     }
 
     #[inline]
@@ -208,6 +263,45 @@ mod tests {
             (0..15).map(|i| colours.iter().position(|&c| c == f.pixel(i % 5, i / 5)).unwrap() as u8).collect();
         assert_eq!(indices, expected);
         assert_eq!(colours[0], 0x00ff_ffff, "the most frequent colour first");
+    }
+
+    /// Rows equal to the one above are counted as many times as they appear, and their
+    /// indices and bitmap rows are those of the row above.
+    #[test]
+    fn repeated_rows_count_and_write_like_scanned_ones() {
+        let (x, y, z) = (0x00aa_0000, 0x0000_00bb, 0x0000_cc00);
+        // 18 rows of 7 x and 30 y, then 2 rows of 32 x and 5 y: x is first seen and more
+        // frequent among distinct rows, y among all pixels.
+        let mono = frame(37, 20, |col, row| match (row < 18, col) {
+            (true, 0..7) | (false, 0..32) => x,
+            _ => y,
+        });
+        let mut p = Palette::new();
+        assert_eq!(p.analyse(&mono, &mono.bounds(), 256), Analysis::Mono);
+        assert_eq!(p.colours(), [y, x]);
+        let mut bits = Vec::new();
+        p.write_mono_bitmap(&mono, &mono.bounds(), &mut bits);
+        let row = |ones: usize| -> Vec<u8> {
+            (0..5).map(|byte| (0..8).fold(0u8, |b, bit| b << 1 | u8::from(byte * 8 + bit < ones))).collect()
+        };
+        let expected: Vec<u8> = (0..20).flat_map(|r| row(if r < 18 { 7 } else { 32 })).collect();
+        assert_eq!(bits, expected);
+
+        // A third colour on rows 5 and 19: repeats resume after it.
+        let indexed =
+            frame(37, 20, |col, row| if (row == 5 || row == 19) && col > 30 { z } else { mono.pixel(col, row) });
+        assert_eq!(p.analyse(&indexed, &indexed.bounds(), 256), Analysis::Indexed);
+        assert_eq!(p.colours(), [y, x, z]);
+        let mut indices = vec![7];
+        p.write_indices(&indexed.bounds(), &mut indices);
+        let expected: Vec<u8> = std::iter::once(7)
+            .chain(
+                (0..20u16)
+                    .flat_map(|r| (0..37u16).map(move |c| (r, c)))
+                    .map(|(r, c)| p.colours().iter().position(|&colour| colour == indexed.pixel(c, r)).unwrap() as u8),
+            )
+            .collect();
+        assert_eq!(indices, expected);
     }
 
     #[test]
