@@ -142,6 +142,15 @@ impl SourceFrame {
             }
         }
     }
+
+    /// The pixels if they can be had without decoding: always for a pixel frame, for a JPEG
+    /// frame once another viewer had it decoded.
+    pub fn pixels_at_hand(&self) -> Option<&rfb::Frame> {
+        match &self.picture {
+            Picture::Pixels(frame) => Some(frame),
+            Picture::Jpeg(jpeg) => jpeg.decoded.get()?.as_ref().ok(),
+        }
+    }
 }
 
 pub trait FrameSource: Send + Sync + 'static {

@@ -96,6 +96,11 @@ impl UpdateJob {
         EncodedUpdate { encoders, rects: bytes, count, lossy, send: true }
     }
 
+    /// How many pixels the job covers.
+    pub fn area(&self) -> usize {
+        self.rects.iter().map(Rect::area).sum()
+    }
+
     /// Gives the encoders back without encoding (the frame could not be had); nothing is sent.
     pub fn cancel(self) -> EncodedUpdate {
         EncodedUpdate { encoders: self.encoders, rects: self.bytes, count: 0, lossy: Vec::new(), send: false }
