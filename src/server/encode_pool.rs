@@ -153,7 +153,11 @@ mod tests {
     fn small_updates_are_encoded_by_the_caller() {
         let pool = EncodePool::new(1).expect("pool");
         let (release, held) = mpsc::channel::<()>();
-        pool.jobs.send(Box::new(move || drop(held.recv()))).expect("hold the thread");
+        pool.jobs
+            .send(Box::new(move || {
+                let _ = held.recv();
+            }))
+            .expect("hold the thread");
         let frame = Arc::new(SourceFrame { generation: 1, picture: Picture::Pixels(rfb::Frame::new(640, 480)) });
         let shared_rects = Arc::new(SharedRects::default());
         let mut conn = ready_connection();
