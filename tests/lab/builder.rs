@@ -105,10 +105,7 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KVNC_LAB_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("lab")
+    crate::target_dir().join("lab")
 }
 
 /// Returns the cached guest image for the current Debian kernel, building it first if needed

@@ -1,8 +1,8 @@
 //! The virtual hardware lab: kvnc on real kernel drivers (USB gadget on dummy_hcd, the same
 //! kernel's USB host and evdev, vivid's V4L2 HDMI input) inside a QEMU guest running Debian's kernel.
 //!
-//! Include from an integration test with `#[path = "lab/support.rs"] mod lab;` (see tests/lab.rs and
-//! tests/lab/README.md). The guest is built and cached by [`builder`]; [`Lab::start_or_skip`] boots it:
+//! Tests use it as `kvnc_test_support::lab` (see tests/lab.rs and tests/lab/README.md). The guest
+//! is built and cached by [`builder`]; [`Lab::start_or_skip`] boots it:
 //! * the host's root is the guest's `/host` (9p, read only) and [`Lab::run`] runs scripts with
 //!   `chroot /host`, so the host-built kvnc and host tools (v4l2-ctl, python3, ...) run on the guest's
 //!   kernel; the guest's /proc, /sys (with configfs), /dev and a writable tmpfs /run are bound in;
@@ -14,7 +14,6 @@
 //! * QEMU is tracked by PID: a watchdog process kills it if this test process dies, [`Drop`] powers
 //!   the guest off (then kills QEMU) and, when the test panics, prints and saves the console, dmesg,
 //!   kvnc's log and the command history under `<target>/test-artifacts/lab-<test name>/`.
-#![allow(dead_code)] // every lab test includes this file but uses only some of it
 
 #[path = "builder.rs"]
 pub mod builder;
@@ -25,7 +24,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -36,8 +35,8 @@ use std::time::{Duration, Instant};
 use builder::GuestImage;
 use kvnc::hid::Role;
 
-/// The kvnc binary that cargo built for this test run (the guest runs it from the host's root).
-pub const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+use crate::which;
+
 /// The guest port that the host's [`Lab::host_port`] reaches.
 pub const GUEST_KVNC_PORT: u16 = 5900;
 /// How long one [`Lab::run`] may take unless the caller says otherwise.
@@ -79,7 +78,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             kvnc_args: None,
-            kvnc_binary: PathBuf::from(KVNC),
+            kvnc_binary: crate::kvnc_binary(),
             kvnc_env: Vec::new(),
             memory_mib: 1024,
             cpus: 1,
@@ -733,7 +732,7 @@ impl Lab {
     /// Runs the kvnc binary with `args` in the guest (host root); returns its output.
     #[track_caller]
     pub fn kvnc_command(&self, args: &str) -> Output {
-        self.run(&format!("{} {args}", quote(KVNC)))
+        self.run(&format!("{} {args}", quote(&crate::kvnc_binary().to_string_lossy())))
     }
 
     /// Unbinds `gadget` from its UDC: the guest's USB host sees the device unplugged.
@@ -843,7 +842,7 @@ impl Lab {
 
     /// Prints and saves what explains a failure: console, dmesg, kvnc's log, the command history.
     fn report_failure(&mut self) {
-        let dir = artifacts_dir().join(format!("lab-{}", sanitize(&self.test_name)));
+        let dir = crate::artifacts_dir_path().join(format!("lab-{}", sanitize(&self.test_name)));
         let _ = fs::create_dir_all(&dir);
         let mut sections: Vec<(&str, String)> = Vec::new();
         let alive = self.channel().broken.is_none();
@@ -1019,12 +1018,6 @@ fn stop_process(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Finds an executable called `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
 /// Single-quotes `text` for sh.
 pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -1042,14 +1035,6 @@ fn sanitize(name: &str) -> String {
 fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// `<target dir>/test-artifacts` (as tests/support/viewers.rs has it).
-fn artifacts_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
 }
 
 const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

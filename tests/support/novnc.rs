@@ -1,10 +1,9 @@
 //! noVNC 1.7 in headless Chromium as a real VNC client for kvnc's integration tests.
 //!
-//! Include from an integration test that also includes `support/viewers.rs`:
+//! An integration test runs it like this:
 //! ```ignore
-//! #[path = "support/viewers.rs"] mod viewers;
-//! #[path = "support/novnc.rs"] mod novnc;
-//! let run = novnc::run_novnc(port, &novnc::NoVncOptions::new().encodings(&[16]).type_text("ab"));
+//! use kvnc_test_support::novnc::{NoVncOptions, run_novnc};
+//! let run = run_novnc(port, &NoVncOptions::new().encodings(&[16]).type_text("ab"));
 //! run.assert_ok();
 //! ```
 //! kvnc accepts WebSocket connections on its RFB port, so noVNC connects to `ws://127.0.0.1:PORT/`.
@@ -29,10 +28,9 @@
 //!   [`NoVncRun::disconnected`] (a disconnect before the driver's own), not only `clean`;
 //! * one run takes about 5–7 s wall time (about 2 s of it is node loading playwright-core), so runs in
 //!   one test binary are serialised to keep them from starving each other on a 2-core machine.
-#![allow(dead_code)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,6 +38,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::viewers::{RgbImage, load_png};
+use crate::which;
 
 /// How long one driver run may take before it is killed.
 pub const NOVNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -221,14 +220,9 @@ impl NoVncRun {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-/// `tests/web` of this crate.
+/// `tests/web` of the repository.
 pub fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("web")
+    crate::repo_root().join("tests").join("web")
 }
 
 /// Checks node, `tests/web/node_modules` and chromium; panics telling to run scripts/test.
@@ -264,11 +258,7 @@ fn artifact_dir(opts: &NoVncOptions) -> PathBuf {
     };
     let name: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
-        .join(format!("novnc-{name}"));
+    let dir = crate::artifacts_dir_path().join(format!("novnc-{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir

@@ -1,8 +1,6 @@
 //! A minimal QMP (QEMU Machine Protocol) client for QEMU started with
 //! `-qmp unix:PATH,server=on,wait=off`. std only.
 //!
-//! Include with `#[path = "support/qmp.rs"] mod qmp;`.
-//!
 //! QMP speaks one JSON object per line. This client does not parse JSON: it tags each command
 //! with an `id`, skips everything else (the greeting, asynchronous events) until the line
 //! carrying that id, and hands back that line; the callers only need "did it work" and files.

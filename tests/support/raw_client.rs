@@ -1,6 +1,5 @@
 //! A minimal blocking RFB 3.8 client for tests that need to misbehave on the wire
 //! (garbage, truncated handshakes, oversized messages) or to watch exact bytes.
-#![allow(dead_code)] // every integration test includes this file but uses only some of it
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -14,7 +14,7 @@
 //! pointer, which no firmware binds). It connects at high speed, like the gadget on the board's
 //! dwc2 controller.
 //!
-//! Include with `#[path = "support/usbredir.rs"] mod usbredir;`; std only.
+//! std only.
 //!
 //! Wire format: /usr/include/usbredirproto.h (Debian package libusbredirparser-dev 0.13; the
 //! protocol's prose document is not packaged anywhere). All integers are little-endian, structs

@@ -1,8 +1,7 @@
 //! Real VNC clients for kvnc's integration tests: a kvnc process wrapper, vncdotool (`vncdo`)
 //! and TigerVNC's `vncviewer` running under its own Xvfb display.
 //!
-//! Include from an integration test with `#[path = "support/viewers.rs"] mod viewers;`.
-//! Only std and the `png` dev-dependency are used. Every external tool that is missing makes
+//! Only std and the `png` crate are used. Every external tool that is missing makes
 //! the test panic (fail, never skip) with a hint to run `scripts/test`, which installs them.
 //!
 //! Findings this module relies on (TigerVNC 1.12 under bare Xvfb, no window manager):
@@ -22,7 +21,6 @@
 //! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log;
 //! * vncdotool 1.4.2 pastes the first rectangle of a connection at (0,0) whatever its position,
 //!   and sizes its image to the rectangles received: [`capture`] checks that the first one is at (0,0).
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read};
@@ -33,6 +31,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::which;
 
 /// How long [`KvncServer::start`] waits for the `listening on` log line.
 pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -46,12 +46,6 @@ pub const XVFB_SCREEN: (usize, usize) = (2600, 1200);
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Finds an executable called `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
 
 /// Calls `read` every `interval` until `done` holds for what it returns; Err(the last value)
 /// once `timeout` has passed.
@@ -79,26 +73,6 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     which(name).unwrap_or_else(|| {
         panic!("`{name}` not installed (Debian package {package}): run scripts/test to install the test prerequisites")
     })
-}
-
-/// Directory for debugging output of failed tests: `<target dir>/test-artifacts`, created on demand.
-pub fn artifacts_dir() -> PathBuf {
-    let dir = artifacts_dir_path();
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// `<target dir>/test-artifacts`: $CARGO_TARGET_DIR if set, else `<crate>/target`.
-fn artifacts_dir_path() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
-}
-
-/// Path `name` inside [`artifacts_dir`].
-pub fn artifact_path(name: &str) -> PathBuf {
-    artifacts_dir().join(name)
 }
 
 /// Name that is unique within this machine for this run: `<prefix>-<pid>-<counter>-<nanos>`.
@@ -381,7 +355,7 @@ impl RgbImage {
 
     /// Saves the image as `<target>/test-artifacts/<name>` and returns that path.
     pub fn save_artifact(&self, name: &str) -> PathBuf {
-        let path = artifact_path(name);
+        let path = crate::artifact_path(name);
         save_png(self, &path);
         path
     }
@@ -713,7 +687,7 @@ impl Drop for KvncServer {
 pub fn vncdo() -> PathBuf {
     let path = match std::env::var_os("KVNC_VNCDO") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/vncdo"),
+        _ => crate::repo_root().join("tests/.venv/bin/vncdo"),
     };
     if !path.is_file() {
         panic!("vncdotool not installed: run scripts/test (looked for {})", path.display());
@@ -909,7 +883,8 @@ pub struct TigerViewer {
     viewer: Child,
     // Dropped after `viewer` is stopped (see Drop), then the temp dir.
     xvfb: Option<Xvfb>,
-    dir: TempDir,
+    // Only held: the viewer's and Xvfb's logs are in it until the viewer is dropped.
+    _dir: TempDir,
     log_path: PathBuf,
     window: Mutex<Option<u64>>,
 }
@@ -985,7 +960,7 @@ impl TigerViewer {
             .stdout(log.try_clone().expect("cloning log"))
             .stderr(log);
         let viewer = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        TigerViewer { viewer, xvfb: Some(xvfb), dir, log_path, window: Mutex::new(None) }
+        TigerViewer { viewer, xvfb: Some(xvfb), _dir: dir, log_path, window: Mutex::new(None) }
     }
 
     /// The X display the viewer runs on, e.g. ":123".
@@ -1202,7 +1177,7 @@ impl Drop for TigerViewer {
     fn drop(&mut self) {
         if thread::panicking() {
             if let Ok(shot) = self.try_screenshot() {
-                let path = artifacts_dir_path().join(unique_name("tigervnc-at-panic") + ".png");
+                let path = crate::artifacts_dir_path().join(unique_name("tigervnc-at-panic") + ".png");
                 if try_save_png(&shot, &path).is_ok() {
                     eprintln!("TigerVNC screen at panic saved to {}", path.display());
                 }

@@ -4,17 +4,16 @@
 //! its threads, from /proc). What it receives is decoded with the rfb test decoders into an
 //! RGB framebuffer, so a malformed update is an error rather than a fast result, and
 //! [`Client::check`] compares that framebuffer with the picture the server should show.
-// Each bench includes this file and uses only part of it.
-#![allow(dead_code)]
 
-#[path = "../../rfb/tests/support/hextile_decoder.rs"]
-mod hextile_decoder;
-#[path = "../../rfb/tests/support/tight_decoder.rs"]
-mod tight_decoder;
-#[path = "../../rfb/tests/support/zlib_decoder.rs"]
-mod zlib_decoder;
-#[path = "../../rfb/tests/support/zrle_decoder.rs"]
-mod zrle_decoder;
+// rfb's own test decoders (rfb/tests/support/), which its round-trip tests use in full.
+#[path = "../../../rfb/tests/support/hextile_decoder.rs"]
+pub mod hextile_decoder;
+#[path = "../../../rfb/tests/support/tight_decoder.rs"]
+pub mod tight_decoder;
+#[path = "../../../rfb/tests/support/zlib_decoder.rs"]
+pub mod zlib_decoder;
+#[path = "../../../rfb/tests/support/zrle_decoder.rs"]
+pub mod zrle_decoder;
 // The Hextile and Zlib decoders find the shared wire helpers as `super::wire`: zrle_decoder's
 // copy, so that all three decode into the same `ClientFramebuffer`.
 use zrle_decoder::wire;
