@@ -136,26 +136,16 @@ impl Root {
 
 /// Event types and codes of linux/input-event-codes.h that the lab tests use.
 pub mod input {
-    pub const EV_SYN: u16 = 0x00;
     pub const EV_KEY: u16 = 0x01;
     pub const EV_REL: u16 = 0x02;
     pub const EV_ABS: u16 = 0x03;
     pub const EV_MSC: u16 = 0x04;
-    pub const EV_LED: u16 = 0x11;
     pub const MSC_SCAN: u16 = 0x04;
-    pub const KEY_ESC: u16 = 1;
-    pub const KEY_ENTER: u16 = 28;
-    pub const KEY_LEFTCTRL: u16 = 29;
     pub const KEY_A: u16 = 30;
     pub const KEY_B: u16 = 48;
     pub const KEY_X: u16 = 45;
-    pub const KEY_LEFTSHIFT: u16 = 42;
-    pub const KEY_CAPSLOCK: u16 = 58;
     pub const BTN_LEFT: u16 = 0x110;
     pub const BTN_RIGHT: u16 = 0x111;
-    pub const BTN_MIDDLE: u16 = 0x112;
-    pub const REL_X: u16 = 0x00;
-    pub const REL_Y: u16 = 0x01;
     pub const REL_HWHEEL: u16 = 0x06;
     pub const REL_WHEEL: u16 = 0x08;
     pub const ABS_X: u16 = 0x00;
@@ -190,11 +180,6 @@ impl InputEvent {
     }
 }
 
-/// Keeps only key events (no SYN/MSC).
-pub fn key_events(events: &[InputEvent]) -> Vec<InputEvent> {
-    events.iter().copied().filter(|e| e.event_type == input::EV_KEY).collect()
-}
-
 /// Keeps only key presses (value 1) and releases (0). The guest's input layer adds autorepeats
 /// (value 2) of its own while a key stays down longer than 250 ms, which under TCG can happen
 /// between two reports; they say nothing about the device.
@@ -212,11 +197,6 @@ pub struct EvdevRecorder<'a> {
 }
 
 impl EvdevRecorder<'_> {
-    /// The event device, e.g. "/dev/input/event3".
-    pub fn device(&self) -> &str {
-        &self.device
-    }
-
     /// Everything recorded so far.
     #[track_caller]
     pub fn events(&self) -> Vec<InputEvent> {
@@ -283,7 +263,6 @@ pub struct Lab {
     test_name: String,
     image: GuestImage,
     kvnc_pid: Option<u32>,
-    boot_time: Duration,
 }
 
 /// The command channel: our end of the virtio-serial port.
@@ -410,12 +389,14 @@ impl Lab {
             test_name,
             image: image.clone(),
             kvnc_pid: None,
-            boot_time: Duration::ZERO,
         };
         // From here on, a failure (a panic) tears QEMU down and reports through Lab's Drop.
         lab.wait_ready(started, options.boot_timeout);
-        lab.boot_time = started.elapsed();
-        eprintln!("lab: guest ready in {:.1?} (kernel {}), host port {host_port}", lab.boot_time, image.kernel_release);
+        eprintln!(
+            "lab: guest ready in {:.1?} (kernel {}), host port {host_port}",
+            started.elapsed(),
+            image.kernel_release
+        );
         for script in &options.before_kvnc {
             lab.run_ok(script);
         }
@@ -593,11 +574,6 @@ impl Lab {
         self.run_ok_in(Root::Initramfs, "dmesg")
     }
 
-    /// How long the guest took from QEMU's start to ready.
-    pub fn boot_time(&self) -> Duration {
-        self.boot_time
-    }
-
     pub fn image(&self) -> &GuestImage {
         &self.image
     }
@@ -655,13 +631,6 @@ impl Lab {
     }
 
     // ---- files ------------------------------------------------------------------------------
-
-    /// Writes `bytes` to `path` in the guest in one write (e.g. a HID report to /dev/hidg0).
-    #[track_caller]
-    pub fn write_bytes(&self, path: &str, bytes: &[u8]) {
-        let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
-        self.run_ok_in(Root::Initramfs, &format!("printf '{escaped}' > {}", quote(path)));
-    }
 
     /// Writes each of `reports` to `path` with a write of its own, all in one guest command (so
     /// they follow each other within milliseconds, as a real keyboard's would).
@@ -816,11 +785,6 @@ impl Lab {
     }
 
     // ---- shutdown and failure reports -------------------------------------------------------
-
-    /// Powers the guest off now (also done on drop).
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
 
     fn stop(&mut self) {
         let poweroff_sent = {

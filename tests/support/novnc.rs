@@ -63,8 +63,6 @@ pub struct NoVncOptions {
     pub tls: bool,
     /// Text typed as US-layout key presses once the first update is painted ("\n" = Enter, "\t" = Tab).
     pub type_text: Option<String>,
-    /// Playwright key names pressed after `type_text`, e.g. "Enter", "F12", "Control+Alt+Delete".
-    pub keys: Vec<String>,
     /// Wait until the canvas has not changed for this long (bounded by the driver budget).
     pub settle_ms: u64,
     /// Artifact directory name `novnc-<name>`; default: the test's name plus a counter.
@@ -81,7 +79,6 @@ impl Default for NoVncOptions {
             username: None,
             tls: false,
             type_text: None,
-            keys: Vec::new(),
             settle_ms: 500,
             name: None,
         }
@@ -118,10 +115,6 @@ impl NoVncOptions {
     }
     pub fn type_text(mut self, text: &str) -> Self {
         self.type_text = Some(text.to_string());
-        self
-    }
-    pub fn key(mut self, key: &str) -> Self {
-        self.keys.push(key.to_string());
         self
     }
     pub fn settle_ms(mut self, ms: u64) -> Self {
@@ -163,17 +156,10 @@ pub struct NoVncRun {
     pub painted: bool,
     /// The connection ended before the driver disconnected on purpose (server close or failure).
     pub disconnected: bool,
-    /// The canvas stopped changing for `settle_ms` within the budget.
-    pub stable: bool,
     /// The server acknowledged the QEMU extended key event pseudo-encoding (-258).
     pub qemu_ext_key_acked: bool,
     /// noVNC switched to continuous updates (the server sent EndOfContinuousUpdates).
     pub continuous_updates: bool,
-    /// The server asked for credentials (and none or not enough were given).
-    pub credentials_required: bool,
-    /// The `securityfailure` event detail as JSON, if any.
-    pub security_failure: Option<String>,
-    pub desktop_name: String,
     /// The last SetEncodings list noVNC sent.
     pub sent_encodings: Vec<i32>,
     /// Completed rectangles per encoding number (pseudo-encodings included), as the client decoded them.
@@ -182,22 +168,11 @@ pub struct NoVncRun {
     pub keys: Vec<SentKey>,
     /// Completed FramebufferUpdates.
     pub updates: u32,
-    /// Every console message of the page.
-    pub console: Vec<String>,
-    /// All `key=value` lines of result.txt (unescaped), e.g. ("ms.connected", "2927").
-    pub fields: Vec<(String, String)>,
-    /// The driver's exit status was 0 (connected, painted, clean, no early disconnect, no errors).
-    pub exit_ok: bool,
     /// Where canvas.png, result.json, result.txt and drive.log are.
     pub dir: PathBuf,
 }
 
 impl NoVncRun {
-    /// The first value of `key` in result.txt.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
     /// Number of completed rectangles with encoding `encoding`.
     pub fn rect_count(&self, encoding: i32) -> u32 {
         self.rects.iter().filter(|(e, _)| *e == encoding).map(|(_, n)| *n).sum()
@@ -344,9 +319,6 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
     if let Some(text) = &opts.type_text {
         cmd.arg(format!("--type={text}"));
     }
-    if !opts.keys.is_empty() {
-        cmd.arg(format!("--keys={}", opts.keys.join(",")));
-    }
     let log_path = dir.join("drive.log");
     let log = fs::File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
     let log2 = log.try_clone().expect("dup drive.log handle");
@@ -411,19 +383,12 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
         errors,
         painted: get("painted") == "true",
         disconnected: get("disconnected") == "true",
-        stable: get("stable") == "true",
         qemu_ext_key_acked: get("qemuExtKeyAcked") == "true",
         continuous_updates: get("continuousUpdates") == "true",
-        credentials_required: get("credentialsRequired") == "true",
-        security_failure: Some(get("securityFailure").to_string()).filter(|s| !s.is_empty()),
-        desktop_name: get("desktopName").to_string(),
         sent_encodings: get("sentEncodings").split(',').filter_map(|s| s.parse().ok()).collect(),
         rects,
         keys: parse_keys(get("keys")),
         updates: get("fbu").parse().unwrap_or(0),
-        console: all("console"),
-        fields: fields.clone(),
-        exit_ok: status.success(),
         dir,
     };
     assert_eq!(

@@ -6,18 +6,18 @@
 //!
 //! Findings this module relies on (TigerVNC 1.12 under bare Xvfb, no window manager):
 //! * the viewer window is NOT at +0+0: FLTK offsets it to about +1+20, so always use
-//!   [`TigerViewer::window_origin`] (read with `xwininfo`) to locate the remote framebuffer;
+//!   [`TigerViewer::window_geometry`] (read with `xwininfo`) to locate the remote framebuffer;
 //! * `-Log *:stderr:100` turns on a throughput graph drawn over the bottom-right corner of the
 //!   framebuffer, and the default MenuKey draws a "Press F8" banner for the first seconds; we
 //!   therefore pass `-Log *:stderr:100,DesktopWindow:stderr:99 -MenuKey=` (F8 then reaches the
 //!   server like any other key);
 //! * keys only reach the viewer through XTEST while its window has the X input focus
 //!   (`xdotool key --window W` on an unfocused window uses XSendEvent, which TigerVNC ignores),
-//!   so [`TigerViewer::key`] focuses the window first; the pointer is never moved for that;
+//!   so [`TigerViewer::type_text`] focuses the window first; the pointer is never moved for that;
 //! * the Xvfb pointer starts at the screen centre, inside the window, so the viewer would send
 //!   that position at connect: we park it at the bottom-right corner first;
-//! * TigerVNC ignores an absolute XTEST pointer move until some relative motion has happened:
-//!   [`TigerViewer::mouse_move`] ends every move with a one-pixel relative step;
+//! * TigerVNC ignores an absolute XTEST pointer move until some relative motion has happened: a
+//!   pointer move (no test makes one now) must end with a one-pixel `mousemove_relative` step;
 //! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log;
 //! * vncdotool 1.4.2 pastes the first rectangle of a connection at (0,0) whatever its position,
 //!   and sizes its image to the rectangles received: [`capture`] checks that the first one is at (0,0).
@@ -299,22 +299,6 @@ impl RgbImage {
         self.count_where(|c| color_close(c, color, tol))
     }
 
-    /// Smallest rectangle (x, y, w, h) holding every pixel for which `pred` holds; None if none does.
-    pub fn bounding_box(&self, pred: impl Fn([u8; 3]) -> bool) -> Option<(usize, usize, usize, usize)> {
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                if pred(self.pixel(x, y)) {
-                    x0 = x0.min(x);
-                    y0 = y0.min(y);
-                    x1 = x1.max(x);
-                    y1 = y1.max(y);
-                }
-            }
-        }
-        (x0 != usize::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
-    }
-
     /// Largest per-channel difference to `other`; None if the sizes differ.
     pub fn max_diff(&self, other: &RgbImage) -> Option<u8> {
         if self.width != other.width || self.height != other.height {
@@ -346,11 +330,6 @@ impl RgbImage {
                 .filter(|(a, b)| !color_close([a[0], a[1], a[2]], [b[0], b[1], b[2]], tol))
                 .count(),
         )
-    }
-
-    /// Writes the image as an 8-bit RGB PNG (see [`save_png`]).
-    pub fn save(&self, path: impl AsRef<Path>) {
-        save_png(self, path)
     }
 
     /// Saves the image as `<target>/test-artifacts/<name>` and returns that path.
@@ -542,17 +521,8 @@ impl KvncServer {
         Self::try_start_with_env(bin, args, &[]).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Like [`KvncServer::start`] with extra environment variables (they override RUST_LOG/NO_COLOR).
-    pub fn start_with_env(bin: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> KvncServer {
-        Self::try_start_with_env(bin, args, env).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Like [`KvncServer::start`] but returns an error (including the server's log) instead of panicking.
-    pub fn try_start(bin: impl AsRef<Path>, args: &[&str]) -> Result<KvncServer, String> {
-        Self::try_start_with_env(bin, args, &[])
-    }
-
-    /// Like [`KvncServer::start_with_env`] but returns an error (with the log) instead of panicking.
+    /// Like [`KvncServer::start`] with extra environment variables (they override RUST_LOG/NO_COLOR),
+    /// returning an error (with the log) instead of panicking.
     pub fn try_start_with_env(
         bin: impl AsRef<Path>,
         args: &[&str],
@@ -644,11 +614,6 @@ impl KvncServer {
     /// Waits until the log contains `substr` at least `count` times.
     pub fn wait_for_log_count(&self, substr: &str, count: usize, timeout: Duration) -> bool {
         self.log.wait(timeout, |text| text.matches(substr).count() >= count)
-    }
-
-    /// True while the server process has not exited.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits up to `timeout` for the server to exit by itself; None if still running.
@@ -1009,11 +974,6 @@ impl TigerViewer {
         !matches!(state, Some(s) if s != 'Z' && s != 'X')
     }
 
-    /// True while vncviewer runs.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.viewer.try_wait(), Ok(None))
-    }
-
     /// Waits up to `timeout` for vncviewer to exit (e.g. after the server closed); None if still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         wait_child(&mut self.viewer, timeout)
@@ -1064,12 +1024,6 @@ impl TigerViewer {
         (field("Absolute upper-left X:"), field("Absolute upper-left Y:"), field("Width:"), field("Height:"))
     }
 
-    /// Where the remote framebuffer's pixel (0,0) is in [`TigerViewer::screenshot`] (about (1,20) under bare Xvfb).
-    pub fn window_origin(&self) -> (usize, usize) {
-        let (x, y, _, _) = self.window_geometry();
-        (x, y)
-    }
-
     /// Screenshot of the whole Xvfb screen ([`XVFB_SCREEN`]) via ImageMagick's `import -window root` (as PPM).
     pub fn screenshot(&self) -> RgbImage {
         self.try_screenshot().unwrap_or_else(|e| panic!("{e}"))
@@ -1087,19 +1041,8 @@ impl TigerViewer {
         parse_ppm(&out.stdout)
     }
 
-    /// The viewer window's contents cut from a fresh screenshot (the remote framebuffer when it fits).
-    pub fn framebuffer(&self) -> RgbImage {
-        let (x, y, w, h) = self.window_geometry();
-        let shot = self.screenshot();
-        shot.crop(x, y, w.min(shot.width - x), h.min(shot.height - y))
-    }
-
-    /// Polls screenshots until `pred` holds: Ok(matching shot), or Err(last shot) after `timeout`.
-    pub fn wait_until(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
-        self.poll(|| self.screenshot(), pred, timeout)
-    }
-
-    /// Like [`TigerViewer::wait_until`] but on [`TigerViewer::framebuffer`] images.
+    /// Polls the viewer window's contents, cut from screenshots (the remote framebuffer when it
+    /// fits), until `pred` holds: Ok(matching image), or Err(the last one) after `timeout`.
     pub fn wait_until_fb(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
         let (x, y, w, h) = self.window_geometry();
         self.poll(
@@ -1126,50 +1069,10 @@ impl TigerViewer {
         self.xdotool(&["windowfocus", "--sync", &self.window_id().to_string()]);
     }
 
-    /// Focuses the viewer and presses each xdotool key spec in turn, e.g. `&["a", "shift+b", "Return", "ctrl+alt+Delete"]`.
-    pub fn key(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["key", "--delay", "30"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
-    }
-
-    /// Focuses the viewer and holds down the given keys (xdotool `keydown`).
-    pub fn key_down(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["keydown"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
-    }
-
-    /// Focuses the viewer and releases the given keys (xdotool `keyup`).
-    pub fn key_up(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["keyup"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
-    }
-
     /// Focuses the viewer and types `text` character by character (xdotool `type`, 30 ms apart).
     pub fn type_text(&self, text: &str) {
         self.focus();
         self.xdotool(&["type", "--delay", "30", "--", text]);
-    }
-
-    /// Moves the pointer to framebuffer coordinates (x, y); the server gets it within ~20 ms (rate limit).
-    pub fn mouse_move(&self, x: usize, y: usize) {
-        let (ox, oy) = self.window_origin();
-        let (x, y) = (ox + x, oy + y);
-        // TigerVNC ignores a bare absolute XTEST move until some relative motion has happened,
-        // so land one pixel off and finish with a relative step.
-        let (start, step) = if x > 0 { (x - 1, "1") } else { (x + 1, "-1") };
-        self.xdotool(&["mousemove", &start.to_string(), &y.to_string(), "mousemove_relative", "--", step, "0"]);
-    }
-
-    /// Moves the pointer to framebuffer coordinates (x, y) and clicks `button` (1 left, 2 middle, 3 right).
-    pub fn click(&self, x: usize, y: usize, button: u8) {
-        self.mouse_move(x, y);
-        self.xdotool(&["click", &button.to_string()]);
     }
 }
 

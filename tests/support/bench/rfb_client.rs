@@ -45,7 +45,6 @@ pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 25
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Update {
     pub bytes: usize,
-    pub rects: usize,
     /// Request sent → last byte of the update received, minus the client's decoding time.
     pub wall: Duration,
     /// The server's CPU time over the same interval.
@@ -248,7 +247,6 @@ impl Client {
         }
         let head = self.take(3)?;
         let count = u16::from_be_bytes([head[1], head[2]]);
-        let mut rects = 0;
         for _ in 0..count {
             let h = self.take(12)?;
             let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
@@ -258,12 +256,11 @@ impl Client {
                 break;
             }
             self.rect(rect, encoding)?;
-            rects += 1;
         }
         let wall = start.elapsed().saturating_sub(self.decoding);
         let server_cpu = cpu_time(self.server_pid).saturating_sub(cpu0);
         let bytes = self.received - (self.buf.len() - self.pos);
-        Ok(Some(Update { bytes, rects, wall, server_cpu }))
+        Ok(Some(Update { bytes, wall, server_cpu }))
     }
 
     fn rect(&mut self, rect: Rect, encoding: i32) -> Result<()> {
