@@ -8,7 +8,7 @@
 //!   kernel; the guest's /proc, /sys (with configfs), /dev and a writable tmpfs /run are bound in;
 //!   the host's /tmp stays read-only (kvnc built under a /tmp CARGO_TARGET_DIR still runs);
 //! * the host's 127.0.0.1:[`Lab::host_port`] is forwarded to the guest's port [`GUEST_KVNC_PORT`],
-//!   where [`LabOptions::kvnc_args`] starts kvnc at boot (its log: [`Lab::kvnc_log`]);
+//!   where `LabOptions::kvnc_args` starts kvnc at boot (its log: [`Lab::kvnc_log`]);
 //! * commands travel over a virtio-serial port, one framed request and reply each (tests/lab/init.sh):
 //!   no sleeps, exit status and output come back exactly;
 //! * QEMU is tracked by PID: a watchdog process kills it if this test process dies, [`Drop`] powers
@@ -40,7 +40,7 @@ use crate::which;
 /// The guest port that the host's [`Lab::host_port`] reaches.
 pub const GUEST_KVNC_PORT: u16 = 5900;
 /// How long one [`Lab::run`] may take unless the caller says otherwise.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slack on top of a command's own timeout before the host gives up on the guest (TCG is slow).
 const CHANNEL_SLACK: Duration = Duration::from_secs(15);
 /// The QEMU binary; the lab needs nothing else from the `qemu-system-x86` package.
@@ -55,20 +55,20 @@ const QEMU: &str = "qemu-system-x86_64";
 pub struct LabOptions {
     /// kvnc's arguments, started in the guest once it is up (e.g. `serve --listen 0.0.0.0:5900
     /// --no-auth`); None boots without kvnc.
-    pub kvnc_args: Option<Vec<String>>,
+    kvnc_args: Option<Vec<String>>,
     /// The kvnc binary (a host path, run through the chroot).
     pub kvnc_binary: PathBuf,
     /// Extra environment for kvnc, e.g. `("RUST_LOG", "debug")`.
-    pub kvnc_env: Vec<(String, String)>,
-    pub memory_mib: u32,
+    kvnc_env: Vec<(String, String)>,
+    memory_mib: u32,
     /// vCPUs: under TCG one boots fastest (measured: 6 s against 7.5 s for two).
-    pub cpus: u32,
+    cpus: u32,
     /// From QEMU's start to the guest's "ready" (about 6 s alone; CI may run two lab guests at once).
-    pub boot_timeout: Duration,
+    boot_timeout: Duration,
     /// Appended to the kernel command line.
-    pub kernel_args: String,
+    kernel_args: String,
     /// Appended to QEMU's command line (e.g. extra devices).
-    pub qemu_args: Vec<String>,
+    qemu_args: Vec<String>,
     /// Shell commands run in the guest (host root) once it is up, before kvnc starts (e.g.
     /// selecting vivid's HDMI input); each must succeed.
     pub before_kvnc: Vec<String>,
@@ -169,7 +169,7 @@ impl InputEvent {
     }
 
     /// Parses the raw bytes read from an event device (whole events only).
-    pub fn parse_all(raw: &[u8]) -> Vec<InputEvent> {
+    fn parse_all(raw: &[u8]) -> Vec<InputEvent> {
         raw.chunks_exact(Self::SIZE)
             .map(|event| InputEvent {
                 event_type: u16::from_le_bytes([event[16], event[17]]),
@@ -199,7 +199,7 @@ pub struct EvdevRecorder<'a> {
 impl EvdevRecorder<'_> {
     /// Everything recorded so far.
     #[track_caller]
-    pub fn events(&self) -> Vec<InputEvent> {
+    fn events(&self) -> Vec<InputEvent> {
         let out = self.lab.run_ok_in(Root::Initramfs, &format!("base64 {}", self.file));
         InputEvent::parse_all(&base64_decode(&out))
     }
@@ -239,7 +239,7 @@ impl Drop for EvdevRecorder<'_> {
 /// The configfs name kvnc gives its gadget unless told otherwise.
 pub const GADGET: &str = "kvnc";
 /// The guest's only UDC (dummy_hcd's device side).
-pub const UDC: &str = "dummy_udc.0";
+const UDC: &str = "dummy_udc.0";
 
 /// The guest's USB host names every interface of kvnc's gadget "<manufacturer> <product>"; the
 /// physical path, which ends in the interface number, tells them apart.
@@ -296,7 +296,7 @@ impl Lab {
     }
 
     /// Boots a lab; panics when it cannot.
-    pub fn start(options: LabOptions) -> Lab {
+    fn start(options: LabOptions) -> Lab {
         if which(QEMU).is_none() {
             panic!("{QEMU} not installed (Debian package qemu-system-x86): run scripts/test to install it");
         }
@@ -440,7 +440,7 @@ impl Lab {
     // ---- commands ---------------------------------------------------------------------------
 
     /// Runs `script` with `sh` in the host's root on the guest (see [`Root::Host`]), with
-    /// [`COMMAND_TIMEOUT`]; returns its exit status and output. Panics only if the guest is gone.
+    /// `COMMAND_TIMEOUT`; returns its exit status and output. Panics only if the guest is gone.
     #[track_caller]
     pub fn run(&self, script: &str) -> Output {
         self.run_in(Root::Host, script, COMMAND_TIMEOUT)
@@ -477,7 +477,7 @@ impl Lab {
     }
 
     /// Sends one request and reads its framed reply (tests/lab/init.sh describes the protocol).
-    pub fn try_run(&self, root: Root, script: &str, timeout: Duration) -> Result<Output, String> {
+    fn try_run(&self, root: Root, script: &str, timeout: Duration) -> Result<Output, String> {
         let mut channel = self.channel();
         if let Some(reason) = &channel.broken {
             return Err(format!("the lab's command channel is unusable: {reason}"));
@@ -534,7 +534,7 @@ impl Lab {
     /// Starts `script` in the background in the host root, output to /run/lab/NAME.log ([`Lab::log`]);
     /// returns its guest PID (that of `script` itself when it `exec`s a program).
     #[track_caller]
-    pub fn spawn(&self, name: &str, script: &str) -> u32 {
+    fn spawn(&self, name: &str, script: &str) -> u32 {
         self.spawn_in(Root::Host, name, script)
     }
 
@@ -544,7 +544,7 @@ impl Lab {
         out.trim().parse().unwrap_or_else(|_| panic!("spawning {name}: no PID in {out:?}"))
     }
 
-    /// The log of a process started with [`Lab::spawn`] (empty if none).
+    /// The log of a process started with [`Lab::spawn_in`] (empty if none).
     pub fn log(&self, name: &str) -> String {
         let out = self.run_in(Root::Initramfs, &format!("cat /run/lab/{name}.log 2>/dev/null"), COMMAND_TIMEOUT);
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -590,7 +590,7 @@ impl Lab {
         format!("127.0.0.1::{}", self.host_port)
     }
 
-    /// kvnc's guest PID (when [`LabOptions::kvnc_args`] started it).
+    /// kvnc's guest PID (when `LabOptions::kvnc_args` started it).
     pub fn kvnc_pid(&self) -> Option<u32> {
         self.kvnc_pid
     }
@@ -739,11 +739,11 @@ impl Lab {
     // ---- V4L2 / vivid -----------------------------------------------------------------------
 
     /// Runs the host's `v4l2-ctl ARGS` (Debian package v4l-utils) in the guest.
-    pub fn v4l2_ctl(&self, args: &[&str]) -> Output {
+    fn v4l2_ctl(&self, args: &[&str]) -> Output {
         self.run(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
     }
 
-    /// Like [`Lab::v4l2_ctl`] but returns stdout and panics unless it succeeds.
+    /// Like `Lab::v4l2_ctl` but returns stdout and panics unless it succeeds.
     #[track_caller]
     pub fn v4l2_ctl_ok(&self, args: &[&str]) -> String {
         self.run_ok(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
@@ -856,7 +856,7 @@ impl Drop for Lab {
 
 /// Why QEMU cannot run here at all, or None if it can (or could, once installed: then the lab
 /// must not be skipped). Under CI this is always None: CI must run the lab.
-pub fn qemu_unavailable() -> Option<String> {
+fn qemu_unavailable() -> Option<String> {
     if which(QEMU).is_some() || std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         return None;
     }
@@ -1003,7 +1003,7 @@ fn unique_name(prefix: &str) -> String {
 
 const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-pub fn base64_encode(data: &[u8]) -> String {
+fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let bytes = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
@@ -1020,7 +1020,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 /// Decodes base64, ignoring whitespace and padding.
-pub fn base64_decode(text: &str) -> Vec<u8> {
+fn base64_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut bits, mut count) = (0u32, 0);
     for c in text.bytes() {

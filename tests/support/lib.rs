@@ -4,7 +4,7 @@
 //!
 //! Integration tests get `env!("CARGO_BIN_EXE_kvnc")` and the repository's
 //! `env!("CARGO_MANIFEST_DIR")` from cargo; this crate, a library in `tests/support/`, gets
-//! neither, so it finds both itself: [`kvnc_binary`] and [`repo_root`].
+//! neither, so it finds both itself: `kvnc_binary()` and `repo_root()`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ pub mod usbredir;
 pub mod viewers;
 
 /// The repository's root directory (`fixtures/`, `tests/web`, `tests/.venv`, `target/`).
-pub fn repo_root() -> &'static Path {
+fn repo_root() -> &'static Path {
     // This crate is tests/support.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -36,7 +36,7 @@ pub fn repo_root() -> &'static Path {
 /// The kvnc binary of this build, which cargo builds before it runs the package's integration
 /// tests and benches: `<target dir>/[<triple>/]<profile>/kvnc`, the directory above the
 /// `deps/` directory that holds the running test or bench executable.
-pub fn kvnc_binary() -> PathBuf {
+fn kvnc_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the path of the running test executable");
     let profile_dir = exe
         .parent()
@@ -53,7 +53,7 @@ pub fn kvnc_binary() -> PathBuf {
 }
 
 /// Cargo's target directory: $CARGO_TARGET_DIR if set, else `target/` in the repository.
-pub fn target_dir() -> PathBuf {
+fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
 }
 

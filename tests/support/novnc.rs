@@ -24,8 +24,8 @@
 //! * typed text becomes physical US-layout key presses (Shift for upper case and symbols), so noVNC
 //!   sends QEMU extended key events (keysym + XT scancode) once the server has acknowledged -258,
 //!   plain KeyEvents otherwise; keys typed before the acknowledgement arrives go out plain;
-//! * noVNC reports a server-side close while connected as a *clean* disconnect: check
-//!   [`NoVncRun::disconnected`] (a disconnect before the driver's own), not only `clean`;
+//! * noVNC reports a server-side close while connected as a *clean* disconnect: so
+//!   [`NoVncRun::assert_ok`] checks `disconnected` (before the driver's own), not only `clean`;
 //! * one run takes about 5–7 s wall time (about 2 s of it is node loading playwright-core), so runs in
 //!   one test binary are serialised to keep them from starving each other on a 2-core machine.
 
@@ -41,32 +41,32 @@ use crate::viewers::{RgbImage, load_png};
 use crate::which;
 
 /// How long one driver run may take before it is killed.
-pub const NOVNC_TIMEOUT: Duration = Duration::from_secs(60);
+const NOVNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// Budget `drive.mjs` gets for connecting, typing and settling (`--timeout-ms`).
-pub const DRIVER_BUDGET_MS: u64 = 9000;
+const DRIVER_BUDGET_MS: u64 = 9000;
 
 /// What [`run_novnc`] asks noVNC to do. `NoVncOptions::new()` (= `default()`) lets noVNC use its own
 /// encodings and settles for 500 ms; the methods set one field each.
 #[derive(Clone, Debug)]
 pub struct NoVncOptions {
     /// Force the SetEncodings list (the pseudo-encodings noVNC needs are appended).
-    pub encodings: Option<Vec<i32>>,
+    encodings: Option<Vec<i32>>,
     /// noVNC `qualityLevel` 0..=9 (JPEG quality pseudo-encoding -32+N; noVNC's default is 6).
-    pub quality: Option<u8>,
+    quality: Option<u8>,
     /// noVNC `compressionLevel` 0..=9 (pseudo-encoding -256+N; noVNC's default is 2).
-    pub compression: Option<u8>,
+    compression: Option<u8>,
     /// VNC password; without one a server asking for it ends the run (not connected).
-    pub password: Option<String>,
+    password: Option<String>,
     /// User name, for servers that ask for one (VeNCrypt Plain, RSA-AES with accounts).
-    pub username: Option<String>,
+    username: Option<String>,
     /// Connect over `wss://` (kvnc's certificate is not checked: it is self-signed).
-    pub tls: bool,
+    tls: bool,
     /// Text typed as US-layout key presses once the first update is painted ("\n" = Enter, "\t" = Tab).
-    pub type_text: Option<String>,
+    type_text: Option<String>,
     /// Wait until the canvas has not changed for this long (bounded by the driver budget).
-    pub settle_ms: u64,
+    settle_ms: u64,
     /// Artifact directory name `novnc-<name>`; default: the test's name plus a counter.
-    pub name: Option<String>,
+    name: Option<String>,
 }
 
 impl Default for NoVncOptions {
@@ -132,10 +132,10 @@ impl NoVncOptions {
 pub struct SentKey {
     /// True for a QEMU extended key event (message 255/0), false for a plain KeyEvent (message 4).
     pub qemu: bool,
-    pub down: bool,
-    pub keysym: u32,
+    down: bool,
+    keysym: u32,
     /// XT scancode (QEMU events only).
-    pub scancode: Option<u32>,
+    scancode: Option<u32>,
 }
 
 /// What one noVNC run saw.
@@ -144,18 +144,18 @@ pub struct NoVncRun {
     /// Exact canvas pixels at the end of the run (0x0 when nothing was painted).
     pub canvas: RgbImage,
     /// The driver's result.json, for failure messages.
-    pub result_json: String,
+    result_json: String,
     /// The `connect` event fired.
     pub connected: bool,
     /// Clean flag of the disconnect event (the early one, else the one after the driver's own disconnect).
-    pub clean: bool,
+    clean: bool,
     /// Console errors (noVNC's Log.Error, e.g. "Unexpected fence response"), page errors, security
     /// failures, driver failures.
-    pub errors: Vec<String>,
+    errors: Vec<String>,
     /// At least one FramebufferUpdate completed.
-    pub painted: bool,
+    painted: bool,
     /// The connection ended before the driver disconnected on purpose (server close or failure).
-    pub disconnected: bool,
+    disconnected: bool,
     /// The server acknowledged the QEMU extended key event pseudo-encoding (-258).
     pub qemu_ext_key_acked: bool,
     /// noVNC switched to continuous updates (the server sent EndOfContinuousUpdates).
@@ -196,7 +196,7 @@ impl NoVncRun {
 }
 
 /// `tests/web` of the repository.
-pub fn web_dir() -> PathBuf {
+fn web_dir() -> PathBuf {
     crate::repo_root().join("tests").join("web")
 }
 

@@ -521,7 +521,7 @@ impl UsbRedirPeer {
     }
 
     /// The interrupt IN endpoint of the `role` interface.
-    pub fn endpoint(&self, role: Role) -> u8 {
+    fn endpoint(&self, role: Role) -> u8 {
         endpoint_of(self.interface(role))
     }
 
@@ -531,7 +531,7 @@ impl UsbRedirPeer {
     }
 
     /// Waits until `done(events so far)` holds; false on timeout or once QEMU hung up without it.
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> bool {
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {

@@ -6,7 +6,7 @@
 //!
 //! Findings this module relies on (TigerVNC 1.12 under bare Xvfb, no window manager):
 //! * the viewer window is NOT at +0+0: FLTK offsets it to about +1+20, so always use
-//!   [`TigerViewer::window_geometry`] (read with `xwininfo`) to locate the remote framebuffer;
+//!   the window's geometry (read with `xwininfo`) to locate the remote framebuffer;
 //! * `-Log *:stderr:100` turns on a throughput graph drawn over the bottom-right corner of the
 //!   framebuffer, and the default MenuKey draws a "Press F8" banner for the first seconds; we
 //!   therefore pass `-Log *:stderr:100,DesktopWindow:stderr:99 -MenuKey=` (F8 then reaches the
@@ -35,13 +35,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::which;
 
 /// How long [`KvncServer::start`] waits for the `listening on` log line.
-pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one `vncdo` invocation may run before it is killed.
-pub const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
+const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`TigerViewer::start`] waits for the viewer window to appear.
-pub const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Screen size of the Xvfb display that hosts a [`TigerViewer`].
-pub const XVFB_SCREEN: (usize, usize) = (2600, 1200);
+const XVFB_SCREEN: (usize, usize) = (2600, 1200);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -212,7 +212,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// Converts "host:port" to the "host::port" form that vncdo and vncviewer want ("host::port" is kept).
-pub fn vnc_target(server: &str) -> String {
+fn vnc_target(server: &str) -> String {
     if server.contains("::") {
         return server.to_string();
     }
@@ -241,7 +241,7 @@ impl std::fmt::Debug for RgbImage {
 }
 
 /// True if every channel of `a` and `b` differs by at most `tol`.
-pub fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
+fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
     a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= tol)
 }
 
@@ -265,7 +265,7 @@ impl RgbImage {
     }
 
     /// The colour at (x, y); panics when out of bounds.
-    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+    pub(crate) fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {self:?}");
         let i = (y * self.width + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
@@ -290,7 +290,7 @@ impl RgbImage {
     }
 
     /// Number of pixels for which `pred(color)` holds.
-    pub fn count_where(&self, pred: impl Fn([u8; 3]) -> bool) -> usize {
+    fn count_where(&self, pred: impl Fn([u8; 3]) -> bool) -> usize {
         self.rgb.chunks_exact(3).filter(|p| pred([p[0], p[1], p[2]])).count()
     }
 
@@ -347,7 +347,7 @@ pub fn load_png(path: impl AsRef<Path>) -> RgbImage {
 }
 
 /// Like [`load_png`] but returns the error as text.
-pub fn try_load_png(path: &Path) -> Result<RgbImage, String> {
+fn try_load_png(path: &Path) -> Result<RgbImage, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
@@ -417,13 +417,13 @@ pub fn parse_ppm(data: &[u8]) -> Result<RgbImage, String> {
 }
 
 /// Writes `img` as an 8-bit RGB PNG, creating parent directories; panics on error.
-pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) {
+pub(crate) fn save_png(img: &RgbImage, path: impl AsRef<Path>) {
     let path = path.as_ref();
     try_save_png(img, path).unwrap_or_else(|e| panic!("saving PNG {}: {e}", path.display()));
 }
 
 /// Like [`save_png`] but returns the error as text.
-pub fn try_save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
+fn try_save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -518,16 +518,11 @@ pub struct KvncServer {
 impl KvncServer {
     /// Starts `bin args.. --listen 127.0.0.1:0` and waits (20 s) for its `listening on` line; panics on failure.
     pub fn start(bin: impl AsRef<Path>, args: &[&str]) -> KvncServer {
-        Self::try_start_with_env(bin, args, &[]).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start(bin, args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Like [`KvncServer::start`] with extra environment variables (they override RUST_LOG/NO_COLOR),
-    /// returning an error (with the log) instead of panicking.
-    pub fn try_start_with_env(
-        bin: impl AsRef<Path>,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<KvncServer, String> {
+    /// Like [`KvncServer::start`], returning an error (with the log) instead of panicking.
+    fn try_start(bin: impl AsRef<Path>, args: &[&str]) -> Result<KvncServer, String> {
         let bin = bin.as_ref();
         let mut cmd = Command::new(bin);
         cmd.args(args)
@@ -535,7 +530,6 @@ impl KvncServer {
             .env("RUST_LOG", "info,kvnc=trace")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -711,7 +705,7 @@ pub fn capture(server: &str, password: Option<&str>) -> RgbImage {
 }
 
 /// Captures the framebuffer into the PNG file `path` (kept) and returns it.
-pub fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) -> RgbImage {
+fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) -> RgbImage {
     let path = path.as_ref();
     if let Some(parent) = path.parent() {
         let _ = fs::create_dir_all(parent);
@@ -751,7 +745,7 @@ fn first_pixel_rect(log: &str) -> Option<(u32, u32, u32, u32)> {
 // ---------------------------------------------------------------------------------------------
 
 /// Arguments always given to vncviewer, before the caller's extra arguments (which win).
-pub const TIGER_BASE_ARGS: &[&str] = &[
+const TIGER_BASE_ARGS: &[&str] = &[
     // Level 100 everywhere except DesktopWindow: at debug level it draws a throughput graph
     // over the framebuffer.
     "-Log",
@@ -929,7 +923,7 @@ impl TigerViewer {
     }
 
     /// The X display the viewer runs on, e.g. ":123".
-    pub fn display(&self) -> String {
+    fn display(&self) -> String {
         format!(":{}", self.xvfb.as_ref().expect("xvfb").display)
     }
 
@@ -953,7 +947,7 @@ impl TigerViewer {
     }
 
     /// Waits until the viewer's window is visible (it appears after ServerInit); false on timeout or exit.
-    pub fn wait_connected(&self, timeout: Duration) -> bool {
+    fn wait_connected(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if self.find_window().is_some() {
@@ -980,14 +974,14 @@ impl TigerViewer {
     }
 
     /// A Command for `program` with DISPLAY set to the viewer's display.
-    pub fn x_command(&self, program: &str) -> Command {
+    fn x_command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("DISPLAY", self.display());
         cmd
     }
 
     /// Runs `xdotool ARGS..` on the viewer's display and panics unless it succeeds.
-    pub fn xdotool(&self, args: &[&str]) -> Output {
+    fn xdotool(&self, args: &[&str]) -> Output {
         run_ok(self.x_command("xdotool").args(args))
     }
 
@@ -1005,13 +999,13 @@ impl TigerViewer {
     }
 
     /// X id of the viewer's window; panics if there is none.
-    pub fn window_id(&self) -> u64 {
+    fn window_id(&self) -> u64 {
         self.find_window()
             .unwrap_or_else(|| panic!("no TigerVNC window on {}; viewer log:\n{}", self.display(), self.log()))
     }
 
     /// The window's (x, y, width, height) on the Xvfb screen, from `xwininfo` (absolute position).
-    pub fn window_geometry(&self) -> (usize, usize, usize, usize) {
+    fn window_geometry(&self) -> (usize, usize, usize, usize) {
         let out = run_ok(self.x_command("xwininfo").args(["-id", &self.window_id().to_string()]));
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> usize {
@@ -1025,7 +1019,7 @@ impl TigerViewer {
     }
 
     /// Screenshot of the whole Xvfb screen ([`XVFB_SCREEN`]) via ImageMagick's `import -window root` (as PPM).
-    pub fn screenshot(&self) -> RgbImage {
+    fn screenshot(&self) -> RgbImage {
         self.try_screenshot().unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -1065,7 +1059,7 @@ impl TigerViewer {
     }
 
     /// Gives the viewer window the X input focus (needed for keys to reach it); the pointer is not moved.
-    pub fn focus(&self) {
+    fn focus(&self) {
         self.xdotool(&["windowfocus", "--sync", &self.window_id().to_string()]);
     }
 

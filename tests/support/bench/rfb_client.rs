@@ -36,7 +36,7 @@ pub const TIGHT: i32 = 7;
 pub const ZRLE: i32 = 16;
 pub const RICH_CURSOR: i32 = -239;
 pub const LAST_RECT: i32 = -224;
-pub const DESKTOP_SIZE: i32 = -223;
+const DESKTOP_SIZE: i32 = -223;
 
 /// TigerVNC's native 32-bit format.
 pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 255, 255], [16, 8, 0]);
@@ -53,14 +53,14 @@ pub struct Update {
 
 pub struct Client {
     stream: TcpStream,
-    pub width: u16,
-    pub height: u16,
-    pub format: PixelFormat,
+    width: u16,
+    height: u16,
+    format: PixelFormat,
     server_pid: u32,
     /// What the client shows.
-    pub rgb: Vec<[u8; 3]>,
+    rgb: Vec<[u8; 3]>,
     /// Whether any rect so far was JPEG (the comparison is then approximate).
-    pub lossy: bool,
+    lossy: bool,
     tight: TightDecoder,
     zrle: Decompress,
     /// The Zlib encoding's stream, which lasts the whole connection like ZRLE's.
