@@ -586,13 +586,7 @@ impl KvncServer {
 
     /// The CPU time the server's live threads have used so far (their schedstat).
     pub fn cpu_time(&self) -> Duration {
-        let mut ns = 0u64;
-        for task in fs::read_dir(format!("/proc/{}/task", self.pid())).expect("kvnc threads").flatten() {
-            if let Ok(text) = fs::read_to_string(task.path().join("schedstat")) {
-                ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-        Duration::from_nanos(ns)
+        crate::cpu::live_threads_cpu_time(self.pid()).expect("kvnc threads")
     }
 
     /// Everything the server logged so far (stderr and stdout, ANSI colours stripped).
