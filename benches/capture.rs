@@ -21,11 +21,6 @@
 //! another; the server runs them on several workers, and its latency also has thread hand-offs
 //! and socket writes that are not counted here. `cargo bench --bench capture`.
 
-#[path = "support/screens.rs"]
-mod screens;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +32,7 @@ use kvnc::server::screen::Tracker;
 use kvnc::source::SourceFrame;
 use kvnc::source::v4l2::convert::{RawFormat, YuvMatrix, YuvParams};
 use kvnc::source::v4l2::{FrameKind, picture};
+use kvnc_test_support::bench::{screens, viewers};
 use rfb::ServerConnection;
 use rfb::encoders::shared::SharedRects;
 use rfb::region::Region;

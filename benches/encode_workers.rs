@@ -10,16 +10,13 @@
 //! spreading an update costs on top, e.g. priming zlib streams). Workers beyond the machine's
 //! cores cannot help: the header says how many this machine has.
 
-#[path = "support/cpu.rs"]
-mod cpu;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kvnc::server::encode_pool::EncodePool;
 use kvnc::source::{Picture, SourceFrame};
+use kvnc_test_support::bench::viewers;
+use kvnc_test_support::cpu;
 use rfb::encoders::shared::SharedRects;
 
 const ROUNDS: usize = 9;

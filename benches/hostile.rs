@@ -7,15 +7,11 @@
 //!
 //! `cargo bench --bench hostile`.
 
-#[path = "../tests/support/raw_client.rs"]
-mod raw_client;
-#[path = "../tests/support/viewers.rs"]
-mod viewers;
-
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
+use kvnc_test_support::{raw_client, viewers};
 use raw_client::{RawClient, closed_by_server};
 use viewers::{KvncServer, TempDir};
 

@@ -9,13 +9,6 @@
 //! progress: up to the encode time, printed alongside. kvnc encodes on its pool
 //! (`--encode-workers`), so the viewer's task goes on reading input meanwhile.
 
-#[path = "support/cpu.rs"]
-mod cpu;
-#[path = "support/rfb_client.rs"]
-mod rfb_client;
-#[path = "support/servers.rs"]
-mod servers;
-
 use std::fs::File;
 use std::io::{Read, Write};
 use std::process::Command;
@@ -23,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use kvnc_test_support::bench::{rfb_client, servers};
 use rfb_client::{Client, LAST_RECT, RGB888, TIGHT};
 use servers::{free_port, start_kvnc};
 

@@ -12,16 +12,12 @@
 //! Figures per frame: CPU (one thread, median of several passes), share of one core at 60 fps,
 //! bytes per viewer. `cargo bench --bench passthrough`.
 
-#[path = "support/screens.rs"]
-mod screens;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::{RgbImage, imageops};
 use kvnc::jpeg::{BROAD_CHANGE_DIVISOR, JpegChange, JpegDamage, crop, decode_to_frame, validate};
+use kvnc_test_support::bench::{screens, viewers};
 use rfb::damage::DamageDetector;
 use rfb::encoders::shared::SharedRects;
 use rfb::region::Region;

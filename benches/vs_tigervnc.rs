@@ -1,6 +1,6 @@
 //! kvnc against TigerVNC's `Xvnc`, side by side, measured from outside by one RFB client
-//! (`support/rfb_client.rs`) that decodes everything it receives with the rfb test decoders and
-//! checks the result against the picture shown, so a wrong update fails the bench.
+//! (`tests/support/bench/rfb_client.rs`) that decodes everything it receives with the rfb test
+//! decoders and checks the result against the picture shown, so a wrong update fails the bench.
 //!
 //! Both servers show the same 1280x720 frames: kvnc with `--source replay:DIR`, Xvnc on its
 //! root window, painted exactly with X11 PutImage requests (a Raw update is checked against
@@ -17,29 +17,20 @@
 //! - **still**: 10 s of a still screen (the desktop, right after a full update of it) with an
 //!   incremental request outstanding: what a lossless refresh sends.
 //!
-//! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's
-//! CPU time (all threads, also those that exited: `support/cpu.rs`). Both servers change their screen right
-//! before each request: Xvnc is painted (its CPU excludes the painting), kvnc's replay is
-//! stepped with SIGUSR1 (`--fps 0`; frames decoded once, so a step costs what a capture
-//! device's new frame costs: the damage compare, which kvnc needs and Xvnc gets from X). Every
-//! step is a new frame generation, so kvnc's shared JPEG cache never answers. Results also go
-//! to `benches/results/vs_tigervnc.csv`.
+//! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's CPU
+//! time (all threads, also those that exited: `tests/support/cpu.rs`). Both servers change their
+//! screen right before each request: Xvnc is painted (its CPU excludes the painting), kvnc's replay
+//! is stepped with SIGUSR1 (`--fps 0`; frames decoded once, so a step costs what a capture device's
+//! new frame costs: the damage compare, which kvnc needs and Xvnc gets from X). Every step is a new
+//! frame generation, so kvnc's shared JPEG cache never answers. Results also go to
+//! `benches/results/vs_tigervnc.csv`.
 //!
 //! `cargo bench --bench vs_tigervnc` (needs `apt-get install tigervnc-standalone-server`);
 //! `cargo bench --bench vs_tigervnc -- "Raw, 32"` runs only the settings whose name contains
 //! one of the given words (for profiling one setting; the CSV is then left alone);
 //! `-- --profile` samples each measured request with `perf` (`apt-get install linux-perf`)
 //! and adds which share of each server's CPU went to zlib and libjpeg-turbo, and the ratio
-//! of the rest: the work each server does itself (`support/profile.rs`).
-
-#[path = "support/cpu.rs"]
-mod cpu;
-#[path = "support/profile.rs"]
-mod profile;
-#[path = "support/rfb_client.rs"]
-mod rfb_client;
-#[path = "support/servers.rs"]
-mod servers;
+//! of the rest: the work each server does itself (`tests/support/bench/profile.rs`).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -49,6 +40,8 @@ use std::time::{Duration, Instant};
 
 use cpu::cpu_time;
 use image::RgbImage;
+use kvnc_test_support::bench::{profile, rfb_client, servers};
+use kvnc_test_support::cpu;
 use profile::{Profiler, SharedLibraries};
 use rfb::PixelFormat;
 use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE};

@@ -1,15 +1,11 @@
 //! Bad input from the network closes (or is skipped on) only the connection it came on, with a
 //! logged reason; another viewer keeps getting updates throughout.
 
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::Write;
 use std::net::Shutdown;
 use std::time::Duration;
 
+use kvnc_test_support::{raw_client, viewers};
 use raw_client::{RawClient, closed_by_server};
 use viewers::KvncServer;
 

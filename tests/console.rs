@@ -10,15 +10,6 @@
 //! Screenshots go to `<target>/test-artifacts/console-*.png` (kept as CI artifacts); each test's
 //! driver log, canvas captures and the page's console are in `console-<test>/`.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "lab/support.rs"]
-mod lab;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -31,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use kvnc::demo::DemoState;
 use kvnc::hid::gadget::MediaLun;
+use kvnc_test_support::{artifacts_dir, demo_screen, lab, viewers};
 use lab::{Lab, LabOptions, Root};
 use serde_json::{Value, json};
-use viewers::{KvncServer, RgbImage, TempDir, artifacts_dir, load_png};
+use viewers::{KvncServer, RgbImage, TempDir, load_png};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 const WAIT: Duration = Duration::from_secs(20);
@@ -150,7 +142,7 @@ impl Page {
 
     /// Opens `url` in a new Chromium, for a test that took its turn already.
     fn open_holding(turn: MutexGuard<'static, ()>, name: &str, url: &str) -> Page {
-        let node = viewers::which("node")
+        let node = kvnc_test_support::which("node")
             .unwrap_or_else(|| panic!("`node` not installed (Debian package nodejs): run scripts/test"));
         let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
         assert!(

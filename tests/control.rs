@@ -2,21 +2,13 @@
 //! (typing, key combos, layout, screenshot, viewers, errors), and the same API on kvnc's port,
 //! where it needs a login and failed logins count towards the blacklist.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use kvnc_test_support::{demo_screen, raw_client, viewers};
 use raw_client::{RawClient, closed_by_server};
 use viewers::{KvncServer, TempDir, load_png, poll_until};
 

@@ -2,14 +2,10 @@
 //! Raw, ZRLE, Tight with and without JPEG, and 8-bit low colour), noVNC in Chromium (forced
 //! encodings over WebSocket) and vncdotool, on the fixture screens replayed by kvnc.
 
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::process::Command;
 use std::time::Duration;
 
+use kvnc_test_support::{novnc, viewers};
 use novnc::{NoVncOptions, run_novnc};
 use viewers::{KvncServer, RgbImage, TempDir, TigerViewer, load_png, run_with_timeout, vncdo};
 

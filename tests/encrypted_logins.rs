@@ -2,19 +2,6 @@
 //! X509Plain against a test CA, noVNC over wss:// and with RSA-AES over ws://, and what
 //! `--require-tls` leaves to plain clients.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/test_ca.rs"]
-mod test_ca;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -22,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kvnc::demo::DemoState;
+use kvnc_test_support::{demo_screen, novnc, raw_client, test_ca, viewers};
 use raw_client::RawClient;
 use test_ca::TestCa;
 use viewers::{KvncServer, TempDir, TigerViewer};

@@ -14,13 +14,6 @@
 //! QEMU runs under TCG: KVM fails OVMF on the nested hosts CI uses (clients.md §3). Under CI
 //! (`CI` set) a missing QEMU, SeaBIOS or OVMF fails the tests; elsewhere they print SKIPPED.
 
-#[path = "support/qmp.rs"]
-mod qmp;
-#[path = "support/usbredir.rs"]
-mod usbredir;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,9 +21,10 @@ use std::thread;
 use std::time::Duration;
 
 use kvnc::hid::descriptor::{HidFunction, MOUSE, Role};
+use kvnc_test_support::{qmp, usbredir, viewers, which};
 use qmp::Qmp;
 use usbredir::{Event, KEYBOARD_AND_MOUSE, UsbRedirPeer};
-use viewers::{KvncServer, RgbImage, TempDir, parse_ppm, poll_until, vncdo_run, which};
+use viewers::{KvncServer, RgbImage, TempDir, parse_ppm, poll_until, vncdo_run};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 const QEMU: &str = "qemu-system-x86_64";
@@ -251,7 +245,7 @@ impl Machine {
 
     /// Saves `text` as [`Machine::artifact`] `name` and returns its path.
     fn save_text(&self, name: &str, text: &str) -> PathBuf {
-        let path = viewers::artifact_path(&self.artifact(name));
+        let path = kvnc_test_support::artifact_path(&self.artifact(name));
         fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
     }

@@ -2,16 +2,12 @@
 //! deadline, and password guessing is slowed and then refused per source address, while
 //! everyone else is still served.
 
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use kvnc_test_support::{raw_client, viewers};
 use raw_client::{RawClient, closed_by_server};
 use viewers::{KvncServer, TempDir};
 

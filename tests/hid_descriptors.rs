@@ -2,9 +2,6 @@
 //! (Python, installed in tests/.venv by scripts/test). What it decodes from kvnc's own report
 //! bytes is what a USB host makes of them.
 
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -14,6 +11,7 @@ use kvnc::hid::keyboard::{ERROR_ROLL_OVER, Keyboard};
 use kvnc::hid::keymap::usage;
 use kvnc::hid::pointer::hid_button;
 use kvnc::hid::{HidReport, MouseReport, POINTER_MAX, PointerReport};
+use kvnc_test_support::viewers;
 
 /// hid-tools' view of one function: its report sizes, and each report's fields by usage name.
 struct Decoded {

@@ -1,17 +1,11 @@
 //! The virtual hardware lab (tests/lab/README.md): kvnc and the hardware paths it will drive, on
 //! real kernel drivers in a QEMU guest. Each test boots its own guest (about 6 s under TCG).
 
-#[path = "lab/support.rs"]
-mod lab;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::{Duration, Instant};
 
 use kvnc::demo::BANNER;
 use kvnc::hid::Role;
+use kvnc_test_support::{lab, screen, viewers};
 use lab::input::{EV_MSC, KEY_A, KEY_B, MSC_SCAN};
 use lab::{GADGET, InputEvent, Lab, LabOptions, Root, key_presses_and_releases};
 use viewers::{RgbImage, capture, vncdo_run};
@@ -185,4 +179,12 @@ fn module_list_names_the_drivers_the_lab_relies_on() {
     {
         assert!(modules.iter().any(|m| m.name == name && m.load_at_boot), "{name} is not loaded at boot: {modules:?}");
     }
+}
+
+#[test]
+fn the_guest_runs_the_kvnc_binary_cargo_built() {
+    // The support library finds the binary beside the test executable (it gets no
+    // CARGO_BIN_EXE_kvnc of its own): it must be the one cargo built for this test.
+    let canonical = |path: &std::path::Path| std::fs::canonicalize(path).expect("the kvnc binary");
+    assert_eq!(canonical(&LabOptions::default().kvnc_binary), canonical(env!("CARGO_BIN_EXE_kvnc").as_ref()));
 }

@@ -2,14 +2,10 @@
 //! vivid's HDMI input, and viewers on the host see vivid's own picture, follow its timing
 //! changes, and read the no-signal screens.
 
-#[path = "lab/support.rs"]
-mod lab;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::{Duration, Instant};
 
 use kvnc::source::status::{NoPicture, no_picture_frame};
+use kvnc_test_support::{lab, viewers};
 use lab::{Lab, LabOptions, Root};
 use viewers::{RgbImage, TigerViewer, capture, parse_ppm};
 

@@ -2,20 +2,10 @@
 //! sets the gadget up in the lab guest, viewers on the host type and point, and the guest's own
 //! USB host (dummy_hcd → usbhid → evdev) shows what a target machine would receive.
 
-#[path = "lab/support.rs"]
-mod lab;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::Duration;
 
 use kvnc::hid::Role;
+use kvnc_test_support::{lab, novnc, raw_client, viewers};
 use lab::input::{ABS_X, ABS_Y, BTN_LEFT, BTN_RIGHT, EV_ABS, EV_KEY, EV_REL, KEY_X, REL_HWHEEL, REL_WHEEL};
 use lab::{GADGET, InputEvent, Lab, LabOptions, key_presses_and_releases};
 use raw_client::{QEMU_LED_STATE, RawClient};

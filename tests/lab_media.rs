@@ -3,9 +3,6 @@
 //! (dummy_hcd → usb-storage → sr/sd) reads and writes them as a target machine would. One guest
 //! boot for everything: the checks share the gadget and the images.
 
-#[path = "lab/support.rs"]
-mod lab;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use kvnc::hid::Role;
 use kvnc::hid::gadget::MediaLun;
+use kvnc_test_support::lab;
 use lab::input::{KEY_A, KEY_B};
 use lab::{InputEvent, Lab, LabOptions, Root, key_presses_and_releases, quote};
 

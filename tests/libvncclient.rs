@@ -8,17 +8,13 @@
 //! The viewer is tests/support/libvncclient_viewer.c, compiled here with `cc` against Debian's
 //! libvncclient (package libvncserver-dev, which scripts/test installs).
 
-#[path = "support/frames.rs"]
-mod frames;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use frames::{pattern, replay_dir};
-use viewers::{KvncServer, RgbImage, artifact_path, load_png, parse_ppm, require_tool, run_with_timeout};
+use kvnc_test_support::{artifact_path, frames, viewers};
+use viewers::{KvncServer, RgbImage, load_png, parse_ppm, require_tool, run_with_timeout};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
 

@@ -2,17 +2,11 @@
 //! take Tight JPEG get the frame's own JPEG passed through and decode it (noVNC needs the
 //! tables kvnc inserts); viewers that need pixels get the decoded frame losslessly.
 
-#[path = "support/dongle.rs"]
-mod dongle;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::Duration;
 
 use dongle::dongle_jpeg;
 use kvnc::jpeg::{decode_to_frame, ensure_dht, has_dht, split_mjpeg};
+use kvnc_test_support::{dongle, novnc, viewers};
 use novnc::{NoVncOptions, run_novnc};
 use viewers::{KvncServer, RgbImage, TempDir, TigerViewer};
 

@@ -1,16 +1,8 @@
 //! noVNC (in headless Chromium) connects straight to kvnc's port over WebSocket: its canvas
 //! shows exactly the source's pixels, and keys typed in the browser reach the target.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use kvnc::demo::{BANNER, DemoState};
+use kvnc_test_support::{demo_screen, novnc, viewers};
 use novnc::{NoVncOptions, run_novnc};
 use viewers::{KvncServer, load_png};
 

@@ -2,19 +2,11 @@
 //! are used by noVNC and TigerVNC, a still screen costs nothing, a typed character sends only
 //! what changed. (A viewer that stops reading: tests/stalled_viewer.rs, alone in its binary.)
 
-#[path = "support/frames.rs"]
-mod frames;
-#[path = "support/novnc.rs"]
-mod novnc;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
 use frames::{pattern, replay_dir};
+use kvnc_test_support::{frames, novnc, raw_client, viewers};
 use novnc::{NoVncOptions, run_novnc};
 use raw_client::RawClient;
 use viewers::{KvncServer, RgbImage, TigerViewer, vncdo_run};

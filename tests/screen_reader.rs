@@ -1,13 +1,11 @@
 //! The screen reader that the integration tests trust must itself read exactly what the demo
 //! target renders, and nothing else.
 
-#[path = "support/screen.rs"]
-mod screen;
-
 use kvnc::demo::layout::*;
 use kvnc::demo::{BANNER, DemoState, render};
 use kvnc::hid::keymap::{keysym_to_usage, usage};
 use kvnc::hid::{HidReport, KeyboardReport, POINTER_MAX, PointerReport, led};
+use kvnc_test_support::screen;
 
 use screen::*;
 

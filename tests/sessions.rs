@@ -1,19 +1,11 @@
 //! Several viewers at once: held input is released when a viewer leaves, a viewer that stops
 //! reading does not hold up the others, and the shared-flag policy.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use kvnc::demo::BANNER;
+use kvnc_test_support::{demo_screen, raw_client, screen, viewers};
 use raw_client::{RawClient, closed_by_server};
 use viewers::{KvncServer, capture, vncdo_run};
 

@@ -1,17 +1,11 @@
 //! A viewer that stops reading for 30 s neither grows kvnc's memory past a bound nor slows
 //! another viewer's updates. Alone in its test binary so no other test competes for the CPU.
 
-#[path = "support/frames.rs"]
-mod frames;
-#[path = "support/raw_client.rs"]
-mod raw_client;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use frames::{pattern, replay_dir};
+use kvnc_test_support::{frames, raw_client, viewers};
 use raw_client::RawClient;
 use viewers::{KvncServer, RgbImage};
 

@@ -1,16 +1,10 @@
 //! TigerVNC's vncviewer (a real X11 viewer, under Xvfb) against `kvnc serve` with the demo
 //! target: its window shows the target's screen, and keys typed into it reach the target.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::Duration;
 
 use kvnc::demo::{BANNER, DemoState};
+use kvnc_test_support::{demo_screen, viewers};
 use viewers::{KvncServer, TigerViewer};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");

@@ -2,16 +2,10 @@
 //! is what the target drew, and what it types reaches the target as HID reports and appears on
 //! the target's console.
 
-#[path = "support/demo_screen.rs"]
-mod demo_screen;
-#[path = "support/screen.rs"]
-mod screen;
-#[path = "support/viewers.rs"]
-mod viewers;
-
 use std::time::{Duration, Instant};
 
 use kvnc::demo::{BANNER, DemoState};
+use kvnc_test_support::{demo_screen, screen, viewers};
 use viewers::{KvncServer, RgbImage, TempDir, capture, vncdo_run, vncdo_try};
 
 const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");

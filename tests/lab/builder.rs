@@ -34,8 +34,8 @@ const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// A bootable guest: kernel image and initramfs, ready for `qemu -kernel/-initrd`.
 #[derive(Debug, Clone)]
 pub struct GuestImage {
-    pub kernel: PathBuf,
-    pub initramfs: PathBuf,
+    pub(crate) kernel: PathBuf,
+    pub(crate) initramfs: PathBuf,
     /// The kernel release, e.g. "6.1.0-57-amd64".
     pub kernel_release: String,
 }
@@ -62,7 +62,7 @@ impl Package {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleEntry {
     pub name: String,
-    pub params: Vec<String>,
+    params: Vec<String>,
     /// `load` (at boot) rather than `ship` (packed only).
     pub load_at_boot: bool,
 }
@@ -101,19 +101,16 @@ fn normalize_module_name(name: &str) -> String {
 }
 
 /// Where the lab caches downloads and images: $KVNC_LAB_CACHE, else `<target dir>/lab`.
-pub fn cache_dir() -> PathBuf {
+fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KVNC_LAB_CACHE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("lab")
+    crate::target_dir().join("lab")
 }
 
 /// Returns the cached guest image for the current Debian kernel, building it first if needed
 /// (once per test process). Panics with the failing step's output when it cannot be built.
-pub fn guest_image() -> GuestImage {
+pub(crate) fn guest_image() -> GuestImage {
     static IMAGE: OnceLock<GuestImage> = OnceLock::new();
     IMAGE.get_or_init(load_or_build).clone()
 }

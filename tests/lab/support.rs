@@ -1,20 +1,19 @@
 //! The virtual hardware lab: kvnc on real kernel drivers (USB gadget on dummy_hcd, the same
 //! kernel's USB host and evdev, vivid's V4L2 HDMI input) inside a QEMU guest running Debian's kernel.
 //!
-//! Include from an integration test with `#[path = "lab/support.rs"] mod lab;` (see tests/lab.rs and
-//! tests/lab/README.md). The guest is built and cached by [`builder`]; [`Lab::start_or_skip`] boots it:
+//! Tests use it as `kvnc_test_support::lab` (see tests/lab.rs and tests/lab/README.md). The guest
+//! is built and cached by [`builder`]; [`Lab::start_or_skip`] boots it:
 //! * the host's root is the guest's `/host` (9p, read only) and [`Lab::run`] runs scripts with
 //!   `chroot /host`, so the host-built kvnc and host tools (v4l2-ctl, python3, ...) run on the guest's
 //!   kernel; the guest's /proc, /sys (with configfs), /dev and a writable tmpfs /run are bound in;
 //!   the host's /tmp stays read-only (kvnc built under a /tmp CARGO_TARGET_DIR still runs);
 //! * the host's 127.0.0.1:[`Lab::host_port`] is forwarded to the guest's port [`GUEST_KVNC_PORT`],
-//!   where [`LabOptions::kvnc_args`] starts kvnc at boot (its log: [`Lab::kvnc_log`]);
+//!   where `LabOptions::kvnc_args` starts kvnc at boot (its log: [`Lab::kvnc_log`]);
 //! * commands travel over a virtio-serial port, one framed request and reply each (tests/lab/init.sh):
 //!   no sleeps, exit status and output come back exactly;
 //! * QEMU is tracked by PID: a watchdog process kills it if this test process dies, [`Drop`] powers
 //!   the guest off (then kills QEMU) and, when the test panics, prints and saves the console, dmesg,
 //!   kvnc's log and the command history under `<target>/test-artifacts/lab-<test name>/`.
-#![allow(dead_code)] // every lab test includes this file but uses only some of it
 
 #[path = "builder.rs"]
 pub mod builder;
@@ -25,7 +24,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -36,12 +35,12 @@ use std::time::{Duration, Instant};
 use builder::GuestImage;
 use kvnc::hid::Role;
 
-/// The kvnc binary that cargo built for this test run (the guest runs it from the host's root).
-pub const KVNC: &str = env!("CARGO_BIN_EXE_kvnc");
+use crate::which;
+
 /// The guest port that the host's [`Lab::host_port`] reaches.
 pub const GUEST_KVNC_PORT: u16 = 5900;
 /// How long one [`Lab::run`] may take unless the caller says otherwise.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slack on top of a command's own timeout before the host gives up on the guest (TCG is slow).
 const CHANNEL_SLACK: Duration = Duration::from_secs(15);
 /// The QEMU binary; the lab needs nothing else from the `qemu-system-x86` package.
@@ -56,20 +55,20 @@ const QEMU: &str = "qemu-system-x86_64";
 pub struct LabOptions {
     /// kvnc's arguments, started in the guest once it is up (e.g. `serve --listen 0.0.0.0:5900
     /// --no-auth`); None boots without kvnc.
-    pub kvnc_args: Option<Vec<String>>,
+    kvnc_args: Option<Vec<String>>,
     /// The kvnc binary (a host path, run through the chroot).
     pub kvnc_binary: PathBuf,
     /// Extra environment for kvnc, e.g. `("RUST_LOG", "debug")`.
-    pub kvnc_env: Vec<(String, String)>,
-    pub memory_mib: u32,
+    kvnc_env: Vec<(String, String)>,
+    memory_mib: u32,
     /// vCPUs: under TCG one boots fastest (measured: 6 s against 7.5 s for two).
-    pub cpus: u32,
+    cpus: u32,
     /// From QEMU's start to the guest's "ready" (about 6 s alone; CI may run two lab guests at once).
-    pub boot_timeout: Duration,
+    boot_timeout: Duration,
     /// Appended to the kernel command line.
-    pub kernel_args: String,
+    kernel_args: String,
     /// Appended to QEMU's command line (e.g. extra devices).
-    pub qemu_args: Vec<String>,
+    qemu_args: Vec<String>,
     /// Shell commands run in the guest (host root) once it is up, before kvnc starts (e.g.
     /// selecting vivid's HDMI input); each must succeed.
     pub before_kvnc: Vec<String>,
@@ -79,7 +78,7 @@ impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
             kvnc_args: None,
-            kvnc_binary: PathBuf::from(KVNC),
+            kvnc_binary: crate::kvnc_binary(),
             kvnc_env: Vec::new(),
             memory_mib: 1024,
             cpus: 1,
@@ -137,26 +136,16 @@ impl Root {
 
 /// Event types and codes of linux/input-event-codes.h that the lab tests use.
 pub mod input {
-    pub const EV_SYN: u16 = 0x00;
     pub const EV_KEY: u16 = 0x01;
     pub const EV_REL: u16 = 0x02;
     pub const EV_ABS: u16 = 0x03;
     pub const EV_MSC: u16 = 0x04;
-    pub const EV_LED: u16 = 0x11;
     pub const MSC_SCAN: u16 = 0x04;
-    pub const KEY_ESC: u16 = 1;
-    pub const KEY_ENTER: u16 = 28;
-    pub const KEY_LEFTCTRL: u16 = 29;
     pub const KEY_A: u16 = 30;
     pub const KEY_B: u16 = 48;
     pub const KEY_X: u16 = 45;
-    pub const KEY_LEFTSHIFT: u16 = 42;
-    pub const KEY_CAPSLOCK: u16 = 58;
     pub const BTN_LEFT: u16 = 0x110;
     pub const BTN_RIGHT: u16 = 0x111;
-    pub const BTN_MIDDLE: u16 = 0x112;
-    pub const REL_X: u16 = 0x00;
-    pub const REL_Y: u16 = 0x01;
     pub const REL_HWHEEL: u16 = 0x06;
     pub const REL_WHEEL: u16 = 0x08;
     pub const ABS_X: u16 = 0x00;
@@ -180,7 +169,7 @@ impl InputEvent {
     }
 
     /// Parses the raw bytes read from an event device (whole events only).
-    pub fn parse_all(raw: &[u8]) -> Vec<InputEvent> {
+    fn parse_all(raw: &[u8]) -> Vec<InputEvent> {
         raw.chunks_exact(Self::SIZE)
             .map(|event| InputEvent {
                 event_type: u16::from_le_bytes([event[16], event[17]]),
@@ -189,11 +178,6 @@ impl InputEvent {
             })
             .collect()
     }
-}
-
-/// Keeps only key events (no SYN/MSC).
-pub fn key_events(events: &[InputEvent]) -> Vec<InputEvent> {
-    events.iter().copied().filter(|e| e.event_type == input::EV_KEY).collect()
 }
 
 /// Keeps only key presses (value 1) and releases (0). The guest's input layer adds autorepeats
@@ -213,14 +197,9 @@ pub struct EvdevRecorder<'a> {
 }
 
 impl EvdevRecorder<'_> {
-    /// The event device, e.g. "/dev/input/event3".
-    pub fn device(&self) -> &str {
-        &self.device
-    }
-
     /// Everything recorded so far.
     #[track_caller]
-    pub fn events(&self) -> Vec<InputEvent> {
+    fn events(&self) -> Vec<InputEvent> {
         let out = self.lab.run_ok_in(Root::Initramfs, &format!("base64 {}", self.file));
         InputEvent::parse_all(&base64_decode(&out))
     }
@@ -260,7 +239,7 @@ impl Drop for EvdevRecorder<'_> {
 /// The configfs name kvnc gives its gadget unless told otherwise.
 pub const GADGET: &str = "kvnc";
 /// The guest's only UDC (dummy_hcd's device side).
-pub const UDC: &str = "dummy_udc.0";
+const UDC: &str = "dummy_udc.0";
 
 /// The guest's USB host names every interface of kvnc's gadget "<manufacturer> <product>"; the
 /// physical path, which ends in the interface number, tells them apart.
@@ -284,7 +263,6 @@ pub struct Lab {
     test_name: String,
     image: GuestImage,
     kvnc_pid: Option<u32>,
-    boot_time: Duration,
 }
 
 /// The command channel: our end of the virtio-serial port.
@@ -318,7 +296,7 @@ impl Lab {
     }
 
     /// Boots a lab; panics when it cannot.
-    pub fn start(options: LabOptions) -> Lab {
+    fn start(options: LabOptions) -> Lab {
         if which(QEMU).is_none() {
             panic!("{QEMU} not installed (Debian package qemu-system-x86): run scripts/test to install it");
         }
@@ -411,12 +389,14 @@ impl Lab {
             test_name,
             image: image.clone(),
             kvnc_pid: None,
-            boot_time: Duration::ZERO,
         };
         // From here on, a failure (a panic) tears QEMU down and reports through Lab's Drop.
         lab.wait_ready(started, options.boot_timeout);
-        lab.boot_time = started.elapsed();
-        eprintln!("lab: guest ready in {:.1?} (kernel {}), host port {host_port}", lab.boot_time, image.kernel_release);
+        eprintln!(
+            "lab: guest ready in {:.1?} (kernel {}), host port {host_port}",
+            started.elapsed(),
+            image.kernel_release
+        );
         for script in &options.before_kvnc {
             lab.run_ok(script);
         }
@@ -460,7 +440,7 @@ impl Lab {
     // ---- commands ---------------------------------------------------------------------------
 
     /// Runs `script` with `sh` in the host's root on the guest (see [`Root::Host`]), with
-    /// [`COMMAND_TIMEOUT`]; returns its exit status and output. Panics only if the guest is gone.
+    /// `COMMAND_TIMEOUT`; returns its exit status and output. Panics only if the guest is gone.
     #[track_caller]
     pub fn run(&self, script: &str) -> Output {
         self.run_in(Root::Host, script, COMMAND_TIMEOUT)
@@ -497,7 +477,7 @@ impl Lab {
     }
 
     /// Sends one request and reads its framed reply (tests/lab/init.sh describes the protocol).
-    pub fn try_run(&self, root: Root, script: &str, timeout: Duration) -> Result<Output, String> {
+    fn try_run(&self, root: Root, script: &str, timeout: Duration) -> Result<Output, String> {
         let mut channel = self.channel();
         if let Some(reason) = &channel.broken {
             return Err(format!("the lab's command channel is unusable: {reason}"));
@@ -554,7 +534,7 @@ impl Lab {
     /// Starts `script` in the background in the host root, output to /run/lab/NAME.log ([`Lab::log`]);
     /// returns its guest PID (that of `script` itself when it `exec`s a program).
     #[track_caller]
-    pub fn spawn(&self, name: &str, script: &str) -> u32 {
+    fn spawn(&self, name: &str, script: &str) -> u32 {
         self.spawn_in(Root::Host, name, script)
     }
 
@@ -564,7 +544,7 @@ impl Lab {
         out.trim().parse().unwrap_or_else(|_| panic!("spawning {name}: no PID in {out:?}"))
     }
 
-    /// The log of a process started with [`Lab::spawn`] (empty if none).
+    /// The log of a process started with [`Lab::spawn_in`] (empty if none).
     pub fn log(&self, name: &str) -> String {
         let out = self.run_in(Root::Initramfs, &format!("cat /run/lab/{name}.log 2>/dev/null"), COMMAND_TIMEOUT);
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -594,11 +574,6 @@ impl Lab {
         self.run_ok_in(Root::Initramfs, "dmesg")
     }
 
-    /// How long the guest took from QEMU's start to ready.
-    pub fn boot_time(&self) -> Duration {
-        self.boot_time
-    }
-
     pub fn image(&self) -> &GuestImage {
         &self.image
     }
@@ -615,7 +590,7 @@ impl Lab {
         format!("127.0.0.1::{}", self.host_port)
     }
 
-    /// kvnc's guest PID (when [`LabOptions::kvnc_args`] started it).
+    /// kvnc's guest PID (when `LabOptions::kvnc_args` started it).
     pub fn kvnc_pid(&self) -> Option<u32> {
         self.kvnc_pid
     }
@@ -656,13 +631,6 @@ impl Lab {
     }
 
     // ---- files ------------------------------------------------------------------------------
-
-    /// Writes `bytes` to `path` in the guest in one write (e.g. a HID report to /dev/hidg0).
-    #[track_caller]
-    pub fn write_bytes(&self, path: &str, bytes: &[u8]) {
-        let escaped: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
-        self.run_ok_in(Root::Initramfs, &format!("printf '{escaped}' > {}", quote(path)));
-    }
 
     /// Writes each of `reports` to `path` with a write of its own, all in one guest command (so
     /// they follow each other within milliseconds, as a real keyboard's would).
@@ -733,7 +701,7 @@ impl Lab {
     /// Runs the kvnc binary with `args` in the guest (host root); returns its output.
     #[track_caller]
     pub fn kvnc_command(&self, args: &str) -> Output {
-        self.run(&format!("{} {args}", quote(KVNC)))
+        self.run(&format!("{} {args}", quote(&crate::kvnc_binary().to_string_lossy())))
     }
 
     /// Unbinds `gadget` from its UDC: the guest's USB host sees the device unplugged.
@@ -771,11 +739,11 @@ impl Lab {
     // ---- V4L2 / vivid -----------------------------------------------------------------------
 
     /// Runs the host's `v4l2-ctl ARGS` (Debian package v4l-utils) in the guest.
-    pub fn v4l2_ctl(&self, args: &[&str]) -> Output {
+    fn v4l2_ctl(&self, args: &[&str]) -> Output {
         self.run(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
     }
 
-    /// Like [`Lab::v4l2_ctl`] but returns stdout and panics unless it succeeds.
+    /// Like `Lab::v4l2_ctl` but returns stdout and panics unless it succeeds.
     #[track_caller]
     pub fn v4l2_ctl_ok(&self, args: &[&str]) -> String {
         self.run_ok(&format!("v4l2-ctl {}", args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")))
@@ -818,11 +786,6 @@ impl Lab {
 
     // ---- shutdown and failure reports -------------------------------------------------------
 
-    /// Powers the guest off now (also done on drop).
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
     fn stop(&mut self) {
         let poweroff_sent = {
             let mut channel = self.channel();
@@ -843,7 +806,7 @@ impl Lab {
 
     /// Prints and saves what explains a failure: console, dmesg, kvnc's log, the command history.
     fn report_failure(&mut self) {
-        let dir = artifacts_dir().join(format!("lab-{}", sanitize(&self.test_name)));
+        let dir = crate::artifacts_dir_path().join(format!("lab-{}", sanitize(&self.test_name)));
         let _ = fs::create_dir_all(&dir);
         let mut sections: Vec<(&str, String)> = Vec::new();
         let alive = self.channel().broken.is_none();
@@ -893,7 +856,7 @@ impl Drop for Lab {
 
 /// Why QEMU cannot run here at all, or None if it can (or could, once installed: then the lab
 /// must not be skipped). Under CI this is always None: CI must run the lab.
-pub fn qemu_unavailable() -> Option<String> {
+fn qemu_unavailable() -> Option<String> {
     if which(QEMU).is_some() || std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
         return None;
     }
@@ -1019,12 +982,6 @@ fn stop_process(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Finds an executable called `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
 /// Single-quotes `text` for sh.
 pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -1044,17 +1001,9 @@ fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// `<target dir>/test-artifacts` (as tests/support/viewers.rs has it).
-fn artifacts_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
-}
-
 const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-pub fn base64_encode(data: &[u8]) -> String {
+fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let bytes = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
@@ -1071,7 +1020,7 @@ pub fn base64_encode(data: &[u8]) -> String {
 }
 
 /// Decodes base64, ignoring whitespace and padding.
-pub fn base64_decode(text: &str) -> Vec<u8> {
+fn base64_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut bits, mut count) = (0u32, 0);
     for c in text.bytes() {

@@ -1,5 +1,4 @@
 //! What the demo target should look like, for comparing against what a viewer shows.
-#![allow(dead_code)] // every integration test includes this file but uses only some of it
 
 use kvnc::demo::layout::CLOCK_RECT;
 use kvnc::demo::{DemoState, render};

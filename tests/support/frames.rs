@@ -1,5 +1,4 @@
 //! Synthetic frames and replay directories for pipeline tests.
-#![allow(dead_code)] // every integration test includes this file but uses only some of it
 
 use crate::viewers::{RgbImage, TempDir, save_png};
 

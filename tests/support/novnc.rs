@@ -1,10 +1,9 @@
 //! noVNC 1.7 in headless Chromium as a real VNC client for kvnc's integration tests.
 //!
-//! Include from an integration test that also includes `support/viewers.rs`:
+//! An integration test runs it like this:
 //! ```ignore
-//! #[path = "support/viewers.rs"] mod viewers;
-//! #[path = "support/novnc.rs"] mod novnc;
-//! let run = novnc::run_novnc(port, &novnc::NoVncOptions::new().encodings(&[16]).type_text("ab"));
+//! use kvnc_test_support::novnc::{NoVncOptions, run_novnc};
+//! let run = run_novnc(port, &NoVncOptions::new().encodings(&[16]).type_text("ab"));
 //! run.assert_ok();
 //! ```
 //! kvnc accepts WebSocket connections on its RFB port, so noVNC connects to `ws://127.0.0.1:PORT/`.
@@ -25,14 +24,13 @@
 //! * typed text becomes physical US-layout key presses (Shift for upper case and symbols), so noVNC
 //!   sends QEMU extended key events (keysym + XT scancode) once the server has acknowledged -258,
 //!   plain KeyEvents otherwise; keys typed before the acknowledgement arrives go out plain;
-//! * noVNC reports a server-side close while connected as a *clean* disconnect: check
-//!   [`NoVncRun::disconnected`] (a disconnect before the driver's own), not only `clean`;
+//! * noVNC reports a server-side close while connected as a *clean* disconnect: so
+//!   [`NoVncRun::assert_ok`] checks `disconnected` (before the driver's own), not only `clean`;
 //! * one run takes about 5–7 s wall time (about 2 s of it is node loading playwright-core), so runs in
 //!   one test binary are serialised to keep them from starving each other on a 2-core machine.
-#![allow(dead_code)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -40,36 +38,35 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::viewers::{RgbImage, load_png};
+use crate::which;
 
 /// How long one driver run may take before it is killed.
-pub const NOVNC_TIMEOUT: Duration = Duration::from_secs(60);
+const NOVNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// Budget `drive.mjs` gets for connecting, typing and settling (`--timeout-ms`).
-pub const DRIVER_BUDGET_MS: u64 = 9000;
+const DRIVER_BUDGET_MS: u64 = 9000;
 
 /// What [`run_novnc`] asks noVNC to do. `NoVncOptions::new()` (= `default()`) lets noVNC use its own
 /// encodings and settles for 500 ms; the methods set one field each.
 #[derive(Clone, Debug)]
 pub struct NoVncOptions {
     /// Force the SetEncodings list (the pseudo-encodings noVNC needs are appended).
-    pub encodings: Option<Vec<i32>>,
+    encodings: Option<Vec<i32>>,
     /// noVNC `qualityLevel` 0..=9 (JPEG quality pseudo-encoding -32+N; noVNC's default is 6).
-    pub quality: Option<u8>,
+    quality: Option<u8>,
     /// noVNC `compressionLevel` 0..=9 (pseudo-encoding -256+N; noVNC's default is 2).
-    pub compression: Option<u8>,
+    compression: Option<u8>,
     /// VNC password; without one a server asking for it ends the run (not connected).
-    pub password: Option<String>,
+    password: Option<String>,
     /// User name, for servers that ask for one (VeNCrypt Plain, RSA-AES with accounts).
-    pub username: Option<String>,
+    username: Option<String>,
     /// Connect over `wss://` (kvnc's certificate is not checked: it is self-signed).
-    pub tls: bool,
+    tls: bool,
     /// Text typed as US-layout key presses once the first update is painted ("\n" = Enter, "\t" = Tab).
-    pub type_text: Option<String>,
-    /// Playwright key names pressed after `type_text`, e.g. "Enter", "F12", "Control+Alt+Delete".
-    pub keys: Vec<String>,
+    type_text: Option<String>,
     /// Wait until the canvas has not changed for this long (bounded by the driver budget).
-    pub settle_ms: u64,
+    settle_ms: u64,
     /// Artifact directory name `novnc-<name>`; default: the test's name plus a counter.
-    pub name: Option<String>,
+    name: Option<String>,
 }
 
 impl Default for NoVncOptions {
@@ -82,7 +79,6 @@ impl Default for NoVncOptions {
             username: None,
             tls: false,
             type_text: None,
-            keys: Vec::new(),
             settle_ms: 500,
             name: None,
         }
@@ -121,10 +117,6 @@ impl NoVncOptions {
         self.type_text = Some(text.to_string());
         self
     }
-    pub fn key(mut self, key: &str) -> Self {
-        self.keys.push(key.to_string());
-        self
-    }
     pub fn settle_ms(mut self, ms: u64) -> Self {
         self.settle_ms = ms;
         self
@@ -140,10 +132,10 @@ impl NoVncOptions {
 pub struct SentKey {
     /// True for a QEMU extended key event (message 255/0), false for a plain KeyEvent (message 4).
     pub qemu: bool,
-    pub down: bool,
-    pub keysym: u32,
+    down: bool,
+    keysym: u32,
     /// XT scancode (QEMU events only).
-    pub scancode: Option<u32>,
+    scancode: Option<u32>,
 }
 
 /// What one noVNC run saw.
@@ -152,29 +144,22 @@ pub struct NoVncRun {
     /// Exact canvas pixels at the end of the run (0x0 when nothing was painted).
     pub canvas: RgbImage,
     /// The driver's result.json, for failure messages.
-    pub result_json: String,
+    result_json: String,
     /// The `connect` event fired.
     pub connected: bool,
     /// Clean flag of the disconnect event (the early one, else the one after the driver's own disconnect).
-    pub clean: bool,
+    clean: bool,
     /// Console errors (noVNC's Log.Error, e.g. "Unexpected fence response"), page errors, security
     /// failures, driver failures.
-    pub errors: Vec<String>,
+    errors: Vec<String>,
     /// At least one FramebufferUpdate completed.
-    pub painted: bool,
+    painted: bool,
     /// The connection ended before the driver disconnected on purpose (server close or failure).
-    pub disconnected: bool,
-    /// The canvas stopped changing for `settle_ms` within the budget.
-    pub stable: bool,
+    disconnected: bool,
     /// The server acknowledged the QEMU extended key event pseudo-encoding (-258).
     pub qemu_ext_key_acked: bool,
     /// noVNC switched to continuous updates (the server sent EndOfContinuousUpdates).
     pub continuous_updates: bool,
-    /// The server asked for credentials (and none or not enough were given).
-    pub credentials_required: bool,
-    /// The `securityfailure` event detail as JSON, if any.
-    pub security_failure: Option<String>,
-    pub desktop_name: String,
     /// The last SetEncodings list noVNC sent.
     pub sent_encodings: Vec<i32>,
     /// Completed rectangles per encoding number (pseudo-encodings included), as the client decoded them.
@@ -183,22 +168,11 @@ pub struct NoVncRun {
     pub keys: Vec<SentKey>,
     /// Completed FramebufferUpdates.
     pub updates: u32,
-    /// Every console message of the page.
-    pub console: Vec<String>,
-    /// All `key=value` lines of result.txt (unescaped), e.g. ("ms.connected", "2927").
-    pub fields: Vec<(String, String)>,
-    /// The driver's exit status was 0 (connected, painted, clean, no early disconnect, no errors).
-    pub exit_ok: bool,
     /// Where canvas.png, result.json, result.txt and drive.log are.
     pub dir: PathBuf,
 }
 
 impl NoVncRun {
-    /// The first value of `key` in result.txt.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
     /// Number of completed rectangles with encoding `encoding`.
     pub fn rect_count(&self, encoding: i32) -> u32 {
         self.rects.iter().filter(|(e, _)| *e == encoding).map(|(_, n)| *n).sum()
@@ -221,14 +195,9 @@ impl NoVncRun {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-/// `tests/web` of this crate.
-pub fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("web")
+/// `tests/web` of the repository.
+fn web_dir() -> PathBuf {
+    crate::repo_root().join("tests").join("web")
 }
 
 /// Checks node, `tests/web/node_modules` and chromium; panics telling to run scripts/test.
@@ -264,11 +233,7 @@ fn artifact_dir(opts: &NoVncOptions) -> PathBuf {
     };
     let name: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
-        .join(format!("novnc-{name}"));
+    let dir = crate::artifacts_dir_path().join(format!("novnc-{name}"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
@@ -354,9 +319,6 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
     if let Some(text) = &opts.type_text {
         cmd.arg(format!("--type={text}"));
     }
-    if !opts.keys.is_empty() {
-        cmd.arg(format!("--keys={}", opts.keys.join(",")));
-    }
     let log_path = dir.join("drive.log");
     let log = fs::File::create(&log_path).unwrap_or_else(|e| panic!("creating {}: {e}", log_path.display()));
     let log2 = log.try_clone().expect("dup drive.log handle");
@@ -421,19 +383,12 @@ pub fn run_novnc(port: u16, opts: &NoVncOptions) -> NoVncRun {
         errors,
         painted: get("painted") == "true",
         disconnected: get("disconnected") == "true",
-        stable: get("stable") == "true",
         qemu_ext_key_acked: get("qemuExtKeyAcked") == "true",
         continuous_updates: get("continuousUpdates") == "true",
-        credentials_required: get("credentialsRequired") == "true",
-        security_failure: Some(get("securityFailure").to_string()).filter(|s| !s.is_empty()),
-        desktop_name: get("desktopName").to_string(),
         sent_encodings: get("sentEncodings").split(',').filter_map(|s| s.parse().ok()).collect(),
         rects,
         keys: parse_keys(get("keys")),
         updates: get("fbu").parse().unwrap_or(0),
-        console: all("console"),
-        fields: fields.clone(),
-        exit_ok: status.success(),
         dir,
     };
     assert_eq!(

@@ -1,8 +1,6 @@
 //! A minimal QMP (QEMU Machine Protocol) client for QEMU started with
 //! `-qmp unix:PATH,server=on,wait=off`. std only.
 //!
-//! Include with `#[path = "support/qmp.rs"] mod qmp;`.
-//!
 //! QMP speaks one JSON object per line. This client does not parse JSON: it tags each command
 //! with an `id`, skips everything else (the greeting, asynchronous events) until the line
 //! carrying that id, and hands back that line; the callers only need "did it work" and files.
@@ -43,7 +41,7 @@ impl Qmp {
 
     /// Runs `command` with `arguments` (a JSON object) and returns QEMU's reply line; Err(line or
     /// I/O error) if QEMU answered with an error or did not answer.
-    pub fn execute(&mut self, command: &str, arguments: &str) -> Result<String, String> {
+    fn execute(&mut self, command: &str, arguments: &str) -> Result<String, String> {
         let id = format!("kvnc-{}", self.next_id);
         self.next_id += 1;
         let line = format!("{{\"execute\": {}, \"arguments\": {arguments}, \"id\": {}}}\n", json(command), json(&id));
@@ -64,7 +62,7 @@ impl Qmp {
         }
     }
 
-    /// Like [`Qmp::execute`] but panics on error.
+    /// Like `Qmp::execute` but panics on error.
     pub fn run(&mut self, command: &str, arguments: &str) -> String {
         self.execute(command, arguments).unwrap_or_else(|e| panic!("QMP {e}"))
     }

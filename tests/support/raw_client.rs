@@ -1,6 +1,5 @@
 //! A minimal blocking RFB 3.8 client for tests that need to misbehave on the wire
 //! (garbage, truncated handshakes, oversized messages) or to watch exact bytes.
-#![allow(dead_code)] // every integration test includes this file but uses only some of it
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,14 +9,14 @@ use std::time::Duration;
 pub const QEMU_LED_STATE: i32 = -261;
 
 /// DesktopSize pseudo-encoding: the rect's size is the new framebuffer size.
-pub const DESKTOP_SIZE: i32 = -223;
+const DESKTOP_SIZE: i32 = -223;
 
 /// One rect of a FramebufferUpdate as read.
-pub struct UpdateRect {
-    pub encoding: i32,
-    pub width: u16,
-    pub height: u16,
-    pub payload: Vec<u8>,
+struct UpdateRect {
+    encoding: i32,
+    width: u16,
+    height: u16,
+    payload: Vec<u8>,
 }
 
 pub struct RawClient {
@@ -156,7 +155,7 @@ impl RawClient {
 
     /// Like [`Self::wait_for_pseudo_rect`], returning the whole rect (its header's size too:
     /// DesktopSize carries the new size there).
-    pub fn wait_for_rect(&mut self, encoding: i32, payload_len: usize) -> UpdateRect {
+    fn wait_for_rect(&mut self, encoding: i32, payload_len: usize) -> UpdateRect {
         let pseudo_len = |this| match this {
             _ if this == encoding => payload_len,
             QEMU_LED_STATE => 1,

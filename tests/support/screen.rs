@@ -4,7 +4,6 @@
 //! Text is read cell by cell: pixels close to the text colour are ink, and the 16×16 ink bitmap
 //! must equal a font8x8 glyph scaled 2× exactly; a cell that matches no printable ASCII glyph
 //! (e.g. one the pointer covers) reads as '?'.
-#![allow(dead_code)] // every integration test includes this file but uses only some of it
 
 use kvnc::demo::layout::{
     CAPS_LOCK_RECT, CELL, COLUMNS, CONSOLE_TEXT, CONSOLE_X, CONSOLE_Y, LED_ON_BACKGROUND, NUM_LOCK_RECT, ROWS,

@@ -14,7 +14,7 @@
 //! pointer, which no firmware binds). It connects at high speed, like the gadget on the board's
 //! dwc2 controller.
 //!
-//! Include with `#[path = "support/usbredir.rs"] mod usbredir;`; std only.
+//! std only.
 //!
 //! Wire format: /usr/include/usbredirproto.h (Debian package libusbredirparser-dev 0.13; the
 //! protocol's prose document is not packaged anywhere). All integers are little-endian, structs
@@ -521,7 +521,7 @@ impl UsbRedirPeer {
     }
 
     /// The interrupt IN endpoint of the `role` interface.
-    pub fn endpoint(&self, role: Role) -> u8 {
+    fn endpoint(&self, role: Role) -> u8 {
         endpoint_of(self.interface(role))
     }
 
@@ -531,7 +531,7 @@ impl UsbRedirPeer {
     }
 
     /// Waits until `done(events so far)` holds; false on timeout or once QEMU hung up without it.
-    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> bool {
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&[Event]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.lock();
         loop {

@@ -1,28 +1,26 @@
 //! Real VNC clients for kvnc's integration tests: a kvnc process wrapper, vncdotool (`vncdo`)
 //! and TigerVNC's `vncviewer` running under its own Xvfb display.
 //!
-//! Include from an integration test with `#[path = "support/viewers.rs"] mod viewers;`.
-//! Only std and the `png` dev-dependency are used. Every external tool that is missing makes
+//! Only std and the `png` crate are used. Every external tool that is missing makes
 //! the test panic (fail, never skip) with a hint to run `scripts/test`, which installs them.
 //!
 //! Findings this module relies on (TigerVNC 1.12 under bare Xvfb, no window manager):
 //! * the viewer window is NOT at +0+0: FLTK offsets it to about +1+20, so always use
-//!   [`TigerViewer::window_origin`] (read with `xwininfo`) to locate the remote framebuffer;
+//!   the window's geometry (read with `xwininfo`) to locate the remote framebuffer;
 //! * `-Log *:stderr:100` turns on a throughput graph drawn over the bottom-right corner of the
 //!   framebuffer, and the default MenuKey draws a "Press F8" banner for the first seconds; we
 //!   therefore pass `-Log *:stderr:100,DesktopWindow:stderr:99 -MenuKey=` (F8 then reaches the
 //!   server like any other key);
 //! * keys only reach the viewer through XTEST while its window has the X input focus
 //!   (`xdotool key --window W` on an unfocused window uses XSendEvent, which TigerVNC ignores),
-//!   so [`TigerViewer::key`] focuses the window first; the pointer is never moved for that;
+//!   so [`TigerViewer::type_text`] focuses the window first; the pointer is never moved for that;
 //! * the Xvfb pointer starts at the screen centre, inside the window, so the viewer would send
 //!   that position at connect: we park it at the bottom-right corner first;
-//! * TigerVNC ignores an absolute XTEST pointer move until some relative motion has happened:
-//!   [`TigerViewer::mouse_move`] ends every move with a one-pixel relative step;
+//! * TigerVNC ignores an absolute XTEST pointer move until some relative motion has happened: a
+//!   pointer move (no test makes one now) must end with a one-pixel `mousemove_relative` step;
 //! * `vncviewer` exits with status 0 even on authentication failure or end of stream: read its log;
 //! * vncdotool 1.4.2 pastes the first rectangle of a connection at (0,0) whatever its position,
 //!   and sizes its image to the rectangles received: [`capture`] checks that the first one is at (0,0).
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Read};
@@ -34,24 +32,20 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::which;
+
 /// How long [`KvncServer::start`] waits for the `listening on` log line.
-pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one `vncdo` invocation may run before it is killed.
-pub const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
+const VNCDO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`TigerViewer::start`] waits for the viewer window to appear.
-pub const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
+const VIEWER_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Screen size of the Xvfb display that hosts a [`TigerViewer`].
-pub const XVFB_SCREEN: (usize, usize) = (2600, 1200);
+const XVFB_SCREEN: (usize, usize) = (2600, 1200);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Finds an executable called `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
 
 /// Calls `read` every `interval` until `done` holds for what it returns; Err(the last value)
 /// once `timeout` has passed.
@@ -79,26 +73,6 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     which(name).unwrap_or_else(|| {
         panic!("`{name}` not installed (Debian package {package}): run scripts/test to install the test prerequisites")
     })
-}
-
-/// Directory for debugging output of failed tests: `<target dir>/test-artifacts`, created on demand.
-pub fn artifacts_dir() -> PathBuf {
-    let dir = artifacts_dir_path();
-    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    dir
-}
-
-/// `<target dir>/test-artifacts`: $CARGO_TARGET_DIR if set, else `<crate>/target`.
-fn artifacts_dir_path() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("test-artifacts")
-}
-
-/// Path `name` inside [`artifacts_dir`].
-pub fn artifact_path(name: &str) -> PathBuf {
-    artifacts_dir().join(name)
 }
 
 /// Name that is unique within this machine for this run: `<prefix>-<pid>-<counter>-<nanos>`.
@@ -238,7 +212,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 /// Converts "host:port" to the "host::port" form that vncdo and vncviewer want ("host::port" is kept).
-pub fn vnc_target(server: &str) -> String {
+fn vnc_target(server: &str) -> String {
     if server.contains("::") {
         return server.to_string();
     }
@@ -267,7 +241,7 @@ impl std::fmt::Debug for RgbImage {
 }
 
 /// True if every channel of `a` and `b` differs by at most `tol`.
-pub fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
+fn color_close(a: [u8; 3], b: [u8; 3], tol: u8) -> bool {
     a.iter().zip(b.iter()).all(|(x, y)| x.abs_diff(*y) <= tol)
 }
 
@@ -291,7 +265,7 @@ impl RgbImage {
     }
 
     /// The colour at (x, y); panics when out of bounds.
-    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+    pub(crate) fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {self:?}");
         let i = (y * self.width + x) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
@@ -316,29 +290,13 @@ impl RgbImage {
     }
 
     /// Number of pixels for which `pred(color)` holds.
-    pub fn count_where(&self, pred: impl Fn([u8; 3]) -> bool) -> usize {
+    fn count_where(&self, pred: impl Fn([u8; 3]) -> bool) -> usize {
         self.rgb.chunks_exact(3).filter(|p| pred([p[0], p[1], p[2]])).count()
     }
 
     /// Number of pixels within `tol` (per channel) of `color`.
     pub fn count_color(&self, color: [u8; 3], tol: u8) -> usize {
         self.count_where(|c| color_close(c, color, tol))
-    }
-
-    /// Smallest rectangle (x, y, w, h) holding every pixel for which `pred` holds; None if none does.
-    pub fn bounding_box(&self, pred: impl Fn([u8; 3]) -> bool) -> Option<(usize, usize, usize, usize)> {
-        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                if pred(self.pixel(x, y)) {
-                    x0 = x0.min(x);
-                    y0 = y0.min(y);
-                    x1 = x1.max(x);
-                    y1 = y1.max(y);
-                }
-            }
-        }
-        (x0 != usize::MAX).then(|| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
     }
 
     /// Largest per-channel difference to `other`; None if the sizes differ.
@@ -374,14 +332,9 @@ impl RgbImage {
         )
     }
 
-    /// Writes the image as an 8-bit RGB PNG (see [`save_png`]).
-    pub fn save(&self, path: impl AsRef<Path>) {
-        save_png(self, path)
-    }
-
     /// Saves the image as `<target>/test-artifacts/<name>` and returns that path.
     pub fn save_artifact(&self, name: &str) -> PathBuf {
-        let path = artifact_path(name);
+        let path = crate::artifact_path(name);
         save_png(self, &path);
         path
     }
@@ -394,7 +347,7 @@ pub fn load_png(path: impl AsRef<Path>) -> RgbImage {
 }
 
 /// Like [`load_png`] but returns the error as text.
-pub fn try_load_png(path: &Path) -> Result<RgbImage, String> {
+fn try_load_png(path: &Path) -> Result<RgbImage, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
@@ -464,13 +417,13 @@ pub fn parse_ppm(data: &[u8]) -> Result<RgbImage, String> {
 }
 
 /// Writes `img` as an 8-bit RGB PNG, creating parent directories; panics on error.
-pub fn save_png(img: &RgbImage, path: impl AsRef<Path>) {
+pub(crate) fn save_png(img: &RgbImage, path: impl AsRef<Path>) {
     let path = path.as_ref();
     try_save_png(img, path).unwrap_or_else(|e| panic!("saving PNG {}: {e}", path.display()));
 }
 
 /// Like [`save_png`] but returns the error as text.
-pub fn try_save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
+fn try_save_png(img: &RgbImage, path: &Path) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
@@ -565,25 +518,11 @@ pub struct KvncServer {
 impl KvncServer {
     /// Starts `bin args.. --listen 127.0.0.1:0` and waits (20 s) for its `listening on` line; panics on failure.
     pub fn start(bin: impl AsRef<Path>, args: &[&str]) -> KvncServer {
-        Self::try_start_with_env(bin, args, &[]).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start(bin, args).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Like [`KvncServer::start`] with extra environment variables (they override RUST_LOG/NO_COLOR).
-    pub fn start_with_env(bin: impl AsRef<Path>, args: &[&str], env: &[(&str, &str)]) -> KvncServer {
-        Self::try_start_with_env(bin, args, env).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Like [`KvncServer::start`] but returns an error (including the server's log) instead of panicking.
-    pub fn try_start(bin: impl AsRef<Path>, args: &[&str]) -> Result<KvncServer, String> {
-        Self::try_start_with_env(bin, args, &[])
-    }
-
-    /// Like [`KvncServer::start_with_env`] but returns an error (with the log) instead of panicking.
-    pub fn try_start_with_env(
-        bin: impl AsRef<Path>,
-        args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Result<KvncServer, String> {
+    /// Like [`KvncServer::start`], returning an error (with the log) instead of panicking.
+    fn try_start(bin: impl AsRef<Path>, args: &[&str]) -> Result<KvncServer, String> {
         let bin = bin.as_ref();
         let mut cmd = Command::new(bin);
         cmd.args(args)
@@ -591,7 +530,6 @@ impl KvncServer {
             .env("RUST_LOG", "info,kvnc=trace")
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -648,13 +586,7 @@ impl KvncServer {
 
     /// The CPU time the server's live threads have used so far (their schedstat).
     pub fn cpu_time(&self) -> Duration {
-        let mut ns = 0u64;
-        for task in fs::read_dir(format!("/proc/{}/task", self.pid())).expect("kvnc threads").flatten() {
-            if let Ok(text) = fs::read_to_string(task.path().join("schedstat")) {
-                ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
-        }
-        Duration::from_nanos(ns)
+        crate::cpu::live_threads_cpu_time(self.pid()).expect("kvnc threads")
     }
 
     /// Everything the server logged so far (stderr and stdout, ANSI colours stripped).
@@ -670,11 +602,6 @@ impl KvncServer {
     /// Waits until the log contains `substr` at least `count` times.
     pub fn wait_for_log_count(&self, substr: &str, count: usize, timeout: Duration) -> bool {
         self.log.wait(timeout, |text| text.matches(substr).count() >= count)
-    }
-
-    /// True while the server process has not exited.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits up to `timeout` for the server to exit by itself; None if still running.
@@ -713,7 +640,7 @@ impl Drop for KvncServer {
 pub fn vncdo() -> PathBuf {
     let path = match std::env::var_os("KVNC_VNCDO") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/.venv/bin/vncdo"),
+        _ => crate::repo_root().join("tests/.venv/bin/vncdo"),
     };
     if !path.is_file() {
         panic!("vncdotool not installed: run scripts/test (looked for {})", path.display());
@@ -772,7 +699,7 @@ pub fn capture(server: &str, password: Option<&str>) -> RgbImage {
 }
 
 /// Captures the framebuffer into the PNG file `path` (kept) and returns it.
-pub fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) -> RgbImage {
+fn capture_to(server: &str, password: Option<&str>, path: impl AsRef<Path>) -> RgbImage {
     let path = path.as_ref();
     if let Some(parent) = path.parent() {
         let _ = fs::create_dir_all(parent);
@@ -812,7 +739,7 @@ fn first_pixel_rect(log: &str) -> Option<(u32, u32, u32, u32)> {
 // ---------------------------------------------------------------------------------------------
 
 /// Arguments always given to vncviewer, before the caller's extra arguments (which win).
-pub const TIGER_BASE_ARGS: &[&str] = &[
+const TIGER_BASE_ARGS: &[&str] = &[
     // Level 100 everywhere except DesktopWindow: at debug level it draws a throughput graph
     // over the framebuffer.
     "-Log",
@@ -909,7 +836,8 @@ pub struct TigerViewer {
     viewer: Child,
     // Dropped after `viewer` is stopped (see Drop), then the temp dir.
     xvfb: Option<Xvfb>,
-    dir: TempDir,
+    // Only held: the viewer's and Xvfb's logs are in it until the viewer is dropped.
+    _dir: TempDir,
     log_path: PathBuf,
     window: Mutex<Option<u64>>,
 }
@@ -985,11 +913,11 @@ impl TigerViewer {
             .stdout(log.try_clone().expect("cloning log"))
             .stderr(log);
         let viewer = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        TigerViewer { viewer, xvfb: Some(xvfb), dir, log_path, window: Mutex::new(None) }
+        TigerViewer { viewer, xvfb: Some(xvfb), _dir: dir, log_path, window: Mutex::new(None) }
     }
 
     /// The X display the viewer runs on, e.g. ":123".
-    pub fn display(&self) -> String {
+    fn display(&self) -> String {
         format!(":{}", self.xvfb.as_ref().expect("xvfb").display)
     }
 
@@ -1013,7 +941,7 @@ impl TigerViewer {
     }
 
     /// Waits until the viewer's window is visible (it appears after ServerInit); false on timeout or exit.
-    pub fn wait_connected(&self, timeout: Duration) -> bool {
+    fn wait_connected(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if self.find_window().is_some() {
@@ -1034,25 +962,20 @@ impl TigerViewer {
         !matches!(state, Some(s) if s != 'Z' && s != 'X')
     }
 
-    /// True while vncviewer runs.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.viewer.try_wait(), Ok(None))
-    }
-
     /// Waits up to `timeout` for vncviewer to exit (e.g. after the server closed); None if still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         wait_child(&mut self.viewer, timeout)
     }
 
     /// A Command for `program` with DISPLAY set to the viewer's display.
-    pub fn x_command(&self, program: &str) -> Command {
+    fn x_command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env("DISPLAY", self.display());
         cmd
     }
 
     /// Runs `xdotool ARGS..` on the viewer's display and panics unless it succeeds.
-    pub fn xdotool(&self, args: &[&str]) -> Output {
+    fn xdotool(&self, args: &[&str]) -> Output {
         run_ok(self.x_command("xdotool").args(args))
     }
 
@@ -1070,13 +993,13 @@ impl TigerViewer {
     }
 
     /// X id of the viewer's window; panics if there is none.
-    pub fn window_id(&self) -> u64 {
+    fn window_id(&self) -> u64 {
         self.find_window()
             .unwrap_or_else(|| panic!("no TigerVNC window on {}; viewer log:\n{}", self.display(), self.log()))
     }
 
     /// The window's (x, y, width, height) on the Xvfb screen, from `xwininfo` (absolute position).
-    pub fn window_geometry(&self) -> (usize, usize, usize, usize) {
+    fn window_geometry(&self) -> (usize, usize, usize, usize) {
         let out = run_ok(self.x_command("xwininfo").args(["-id", &self.window_id().to_string()]));
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> usize {
@@ -1089,14 +1012,8 @@ impl TigerViewer {
         (field("Absolute upper-left X:"), field("Absolute upper-left Y:"), field("Width:"), field("Height:"))
     }
 
-    /// Where the remote framebuffer's pixel (0,0) is in [`TigerViewer::screenshot`] (about (1,20) under bare Xvfb).
-    pub fn window_origin(&self) -> (usize, usize) {
-        let (x, y, _, _) = self.window_geometry();
-        (x, y)
-    }
-
     /// Screenshot of the whole Xvfb screen ([`XVFB_SCREEN`]) via ImageMagick's `import -window root` (as PPM).
-    pub fn screenshot(&self) -> RgbImage {
+    fn screenshot(&self) -> RgbImage {
         self.try_screenshot().unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -1112,19 +1029,8 @@ impl TigerViewer {
         parse_ppm(&out.stdout)
     }
 
-    /// The viewer window's contents cut from a fresh screenshot (the remote framebuffer when it fits).
-    pub fn framebuffer(&self) -> RgbImage {
-        let (x, y, w, h) = self.window_geometry();
-        let shot = self.screenshot();
-        shot.crop(x, y, w.min(shot.width - x), h.min(shot.height - y))
-    }
-
-    /// Polls screenshots until `pred` holds: Ok(matching shot), or Err(last shot) after `timeout`.
-    pub fn wait_until(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
-        self.poll(|| self.screenshot(), pred, timeout)
-    }
-
-    /// Like [`TigerViewer::wait_until`] but on [`TigerViewer::framebuffer`] images.
+    /// Polls the viewer window's contents, cut from screenshots (the remote framebuffer when it
+    /// fits), until `pred` holds: Ok(matching image), or Err(the last one) after `timeout`.
     pub fn wait_until_fb(&self, pred: impl Fn(&RgbImage) -> bool, timeout: Duration) -> Result<RgbImage, RgbImage> {
         let (x, y, w, h) = self.window_geometry();
         self.poll(
@@ -1147,32 +1053,8 @@ impl TigerViewer {
     }
 
     /// Gives the viewer window the X input focus (needed for keys to reach it); the pointer is not moved.
-    pub fn focus(&self) {
+    fn focus(&self) {
         self.xdotool(&["windowfocus", "--sync", &self.window_id().to_string()]);
-    }
-
-    /// Focuses the viewer and presses each xdotool key spec in turn, e.g. `&["a", "shift+b", "Return", "ctrl+alt+Delete"]`.
-    pub fn key(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["key", "--delay", "30"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
-    }
-
-    /// Focuses the viewer and holds down the given keys (xdotool `keydown`).
-    pub fn key_down(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["keydown"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
-    }
-
-    /// Focuses the viewer and releases the given keys (xdotool `keyup`).
-    pub fn key_up(&self, keys: &[&str]) {
-        self.focus();
-        let mut args = vec!["keyup"];
-        args.extend_from_slice(keys);
-        self.xdotool(&args);
     }
 
     /// Focuses the viewer and types `text` character by character (xdotool `type`, 30 ms apart).
@@ -1180,29 +1062,13 @@ impl TigerViewer {
         self.focus();
         self.xdotool(&["type", "--delay", "30", "--", text]);
     }
-
-    /// Moves the pointer to framebuffer coordinates (x, y); the server gets it within ~20 ms (rate limit).
-    pub fn mouse_move(&self, x: usize, y: usize) {
-        let (ox, oy) = self.window_origin();
-        let (x, y) = (ox + x, oy + y);
-        // TigerVNC ignores a bare absolute XTEST move until some relative motion has happened,
-        // so land one pixel off and finish with a relative step.
-        let (start, step) = if x > 0 { (x - 1, "1") } else { (x + 1, "-1") };
-        self.xdotool(&["mousemove", &start.to_string(), &y.to_string(), "mousemove_relative", "--", step, "0"]);
-    }
-
-    /// Moves the pointer to framebuffer coordinates (x, y) and clicks `button` (1 left, 2 middle, 3 right).
-    pub fn click(&self, x: usize, y: usize, button: u8) {
-        self.mouse_move(x, y);
-        self.xdotool(&["click", &button.to_string()]);
-    }
 }
 
 impl Drop for TigerViewer {
     fn drop(&mut self) {
         if thread::panicking() {
             if let Ok(shot) = self.try_screenshot() {
-                let path = artifacts_dir_path().join(unique_name("tigervnc-at-panic") + ".png");
+                let path = crate::artifacts_dir_path().join(unique_name("tigervnc-at-panic") + ".png");
                 if try_save_png(&shot, &path).is_ok() {
                     eprintln!("TigerVNC screen at panic saved to {}", path.display());
                 }

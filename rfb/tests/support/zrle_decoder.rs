@@ -6,7 +6,7 @@
 use flate2::{Decompress, FlushDecompress, Status};
 use rfb::{PixelFormat, Rect};
 
-// The vs_tigervnc bench's client (benches/support/rfb_client.rs) includes this file by path,
+// The vs_tigervnc bench's client (tests/support/bench/rfb_client.rs) includes this file by path,
 // without the rest of support, so the shared helpers come in as a child module here; test crates
 // that include this decoder use it as `support::wire` through `pub use zrle_decoder::wire`, and
 // the bench client as `use zrle_decoder::wire` (the Hextile and Zlib decoders it includes next

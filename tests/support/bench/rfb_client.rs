@@ -4,17 +4,16 @@
 //! its threads, from /proc). What it receives is decoded with the rfb test decoders into an
 //! RGB framebuffer, so a malformed update is an error rather than a fast result, and
 //! [`Client::check`] compares that framebuffer with the picture the server should show.
-// Each bench includes this file and uses only part of it.
-#![allow(dead_code)]
 
-#[path = "../../rfb/tests/support/hextile_decoder.rs"]
-mod hextile_decoder;
-#[path = "../../rfb/tests/support/tight_decoder.rs"]
-mod tight_decoder;
-#[path = "../../rfb/tests/support/zlib_decoder.rs"]
-mod zlib_decoder;
-#[path = "../../rfb/tests/support/zrle_decoder.rs"]
-mod zrle_decoder;
+// rfb's own test decoders (rfb/tests/support/), which its round-trip tests use in full.
+#[path = "../../../rfb/tests/support/hextile_decoder.rs"]
+pub mod hextile_decoder;
+#[path = "../../../rfb/tests/support/tight_decoder.rs"]
+pub mod tight_decoder;
+#[path = "../../../rfb/tests/support/zlib_decoder.rs"]
+pub mod zlib_decoder;
+#[path = "../../../rfb/tests/support/zrle_decoder.rs"]
+pub mod zrle_decoder;
 // The Hextile and Zlib decoders find the shared wire helpers as `super::wire`: zrle_decoder's
 // copy, so that all three decode into the same `ClientFramebuffer`.
 use zrle_decoder::wire;
@@ -37,7 +36,7 @@ pub const TIGHT: i32 = 7;
 pub const ZRLE: i32 = 16;
 pub const RICH_CURSOR: i32 = -239;
 pub const LAST_RECT: i32 = -224;
-pub const DESKTOP_SIZE: i32 = -223;
+const DESKTOP_SIZE: i32 = -223;
 
 /// TigerVNC's native 32-bit format.
 pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 255, 255], [16, 8, 0]);
@@ -46,7 +45,6 @@ pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 25
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Update {
     pub bytes: usize,
-    pub rects: usize,
     /// Request sent → last byte of the update received, minus the client's decoding time.
     pub wall: Duration,
     /// The server's CPU time over the same interval.
@@ -55,14 +53,14 @@ pub struct Update {
 
 pub struct Client {
     stream: TcpStream,
-    pub width: u16,
-    pub height: u16,
-    pub format: PixelFormat,
+    width: u16,
+    height: u16,
+    format: PixelFormat,
     server_pid: u32,
     /// What the client shows.
-    pub rgb: Vec<[u8; 3]>,
+    rgb: Vec<[u8; 3]>,
     /// Whether any rect so far was JPEG (the comparison is then approximate).
-    pub lossy: bool,
+    lossy: bool,
     tight: TightDecoder,
     zrle: Decompress,
     /// The Zlib encoding's stream, which lasts the whole connection like ZRLE's.
@@ -249,7 +247,6 @@ impl Client {
         }
         let head = self.take(3)?;
         let count = u16::from_be_bytes([head[1], head[2]]);
-        let mut rects = 0;
         for _ in 0..count {
             let h = self.take(12)?;
             let u = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
@@ -259,12 +256,11 @@ impl Client {
                 break;
             }
             self.rect(rect, encoding)?;
-            rects += 1;
         }
         let wall = start.elapsed().saturating_sub(self.decoding);
         let server_cpu = cpu_time(self.server_pid).saturating_sub(cpu0);
         let bytes = self.received - (self.buf.len() - self.pos);
-        Ok(Some(Update { bytes, rects, wall, server_cpu }))
+        Ok(Some(Update { bytes, wall, server_cpu }))
     }
 
     fn rect(&mut self, rect: Rect, encoding: i32) -> Result<()> {

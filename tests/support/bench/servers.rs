@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 /// `kvnc serve ARGS --listen 127.0.0.1:PORT` of this build, quiet, its state kept in `state`,
 /// its CPU time accounted (`cpu::account`); returns once it listens. [`stop`] ends it.
 pub fn start_kvnc(args: &[&str], port: u16, state: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kvnc"))
+    let mut child = Command::new(crate::kvnc_binary())
         .arg("serve")
         .args(args)
         .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -5,7 +5,7 @@
 //! measured process is moved into a cgroup of its own ([`account`]), whose CPU usage counts
 //! every thread it ever ran (cgroup v2 `cpu.stat`, or v1 `cpuacct.usage`); where no cgroup can
 //! be made (not root, no cgroup file system), [`cpu_time`] falls back to the live threads and
-//! says so once.
+//! says so once. The tests' `KvncServer::cpu_time` reads the live threads only, the same way.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -53,15 +53,19 @@ pub fn cpu_time(pid: u32) -> Duration {
     WARNING.call_once(|| {
         eprintln!("CPU times: no cgroup for the measured process (run as root); threads that exit are not counted")
     });
+    live_threads_cpu_time(pid).unwrap_or_default()
+}
+
+/// CPU time the live threads of a process have used so far: the sum of their
+/// /proc/PID/task/*/schedstat (nanoseconds). Err if the process's threads cannot be listed.
+pub(crate) fn live_threads_cpu_time(pid: u32) -> std::io::Result<Duration> {
     let mut ns = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-                ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            }
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            ns += text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         }
     }
-    Duration::from_nanos(ns)
+    Ok(Duration::from_nanos(ns))
 }
 
 /// Where new cgroups go: the cgroup v2 mount, else v1's cpuacct hierarchy.

@@ -1,7 +1,5 @@
 //! Viewer connections for the kvnc benches: `rfb::ServerConnection`s past the handshake, whose
 //! output the bench counts and discards instead of writing to a socket.
-// Each bench includes this file and uses only part of it.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

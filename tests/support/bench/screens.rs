@@ -1,26 +1,22 @@
 //! Screens for the kvnc benches: fixture images and replay sequences at the size a bench
 //! captures, and the dongle JPEGs of them.
-// Each bench includes this file and uses only part of it.
-#![allow(dead_code)]
-
-#[path = "../../tests/support/dongle.rs"]
-mod dongle;
 
 use std::sync::Arc;
 
-use dongle::dongle_jpeg;
 use image::RgbImage;
 use image::imageops::{FilterType, resize};
 
+use crate::dongle::dongle_jpeg;
+
 /// A still from `fixtures/`, e.g. `desktop-1080p.png`.
 pub fn fixture(path: &str) -> RgbImage {
-    image::open(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture").to_rgb8()
+    image::open(crate::repo_root().join("fixtures").join(path)).expect("fixture").to_rgb8()
 }
 
 /// The frames of `fixtures/sequences/NAME/` (720p) at `width`x`height`, scaled as a capture
 /// device would scale that screen.
 pub fn sequence(name: &str, width: u32, height: u32) -> Vec<RgbImage> {
-    let dir = format!("{}/fixtures/sequences/{name}", env!("CARGO_MANIFEST_DIR"));
+    let dir = crate::repo_root().join("fixtures/sequences").join(name);
     let mut files: Vec<_> = std::fs::read_dir(dir).expect("sequence").map(|e| e.expect("entry").path()).collect();
     files.retain(|file| file.extension().is_some_and(|e| e == "png"));
     files.sort();
