@@ -393,9 +393,7 @@ struct Row {
 }
 
 fn main() {
-    let Some(xvnc) = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join("Xvnc")).find(|p| p.is_file()))
-    else {
+    let Some(xvnc) = kvnc_test_support::which("Xvnc") else {
         println!("vs_tigervnc: TigerVNC's Xvnc is not installed; no figures.");
         println!(
             "Install it with `apt-get install tigervnc-standalone-server` and run `cargo bench --bench vs_tigervnc`."

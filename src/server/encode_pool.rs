@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use anyhow::Context;
 use rfb::encoders::shared::SharedRects;
-use rfb::encoders::workers::{ScopedThreads, Serial, Workers};
+use rfb::encoders::workers::{ScopedThreads, Workers};
 use rfb::{EncodedUpdate, UpdateJob};
 use tokio::sync::oneshot;
 
@@ -61,19 +61,7 @@ impl EncodePool {
         shared_rects: Arc<SharedRects>,
     ) -> oneshot::Receiver<Encoded> {
         let (done, result) = oneshot::channel();
-        if job.area() <= INLINE_AREA
-            && let Some(pixels) = frame.pixels_at_hand()
-        {
-            let encode = || job.encode(pixels, Some((frame.generation, &*shared_rects)), &Serial);
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)) {
-                Ok(encoded) => {
-                    let _ = done.send(Ok(encoded));
-                }
-                // The dropped sender closes only this viewer, as on a pool thread.
-                Err(_) => tracing::error!("an encoder panicked; its viewer is disconnected"),
-            }
-            return result;
-        }
+        let inline = job.area() <= INLINE_AREA && frame.pixels_at_hand().is_some();
         let workers = self.clone();
         let task = move || {
             let encoded = match frame.pixels() {
@@ -83,24 +71,31 @@ impl EncodePool {
             // The viewer may have left meanwhile; then nobody wants the update.
             let _ = done.send(encoded);
         };
-        // Only fails once every thread has died, which `work` prevents; the dropped sender
-        // then tells the viewer.
-        let _ = self.jobs.send(Box::new(task));
+        if inline {
+            run(Box::new(task));
+        } else {
+            // Only fails once every thread has died, which `work` prevents; the dropped sender
+            // then tells the viewer.
+            let _ = self.jobs.send(Box::new(task));
+        }
         result
     }
 }
 
-/// One pool thread: runs jobs until the pool is dropped. A panicking encoder is caught, so the
-/// thread lives on; the job's result channel is dropped, which closes only that viewer.
+/// One pool thread: runs jobs until the pool is dropped.
 fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
     loop {
-        let job = match queue.lock().unwrap_or_else(PoisonError::into_inner).recv() {
-            Ok(job) => job,
-            Err(_) => return,
-        };
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-            tracing::error!("an encoder panicked; its viewer is disconnected");
-        }
+        // The queue's lock is let go before the job runs.
+        let Ok(job) = queue.lock().unwrap_or_else(PoisonError::into_inner).recv() else { return };
+        run(job);
+    }
+}
+
+/// Runs one job, on a pool thread or the viewer's task. A panicking encoder is caught, so the
+/// thread or task lives on; the job's result channel is dropped, which closes only that viewer.
+fn run(job: Job) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+        tracing::error!("an encoder panicked; its viewer is disconnected");
     }
 }
 
