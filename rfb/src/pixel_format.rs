@@ -364,8 +364,8 @@ impl PixelConverter {
     /// Appends the converted pixels of `rect` of `frame`, row-major.
     pub fn convert_rect(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
         out.reserve(rect.area() * self.bytes_per_pixel());
-        for row in 0..rect.height {
-            self.convert_row(frame.row(rect, row), out);
+        for row in frame.rows(rect) {
+            self.convert_row(row, out);
         }
     }
 

@@ -211,9 +211,8 @@ impl TileCoder {
             write_solid(converter.pixel_value(colour), writer, carried, out);
             return;
         }
-        for row in 0..height {
-            // Inside the tile, so the row index fits in u16.
-            converter.pixel_values(frame.row(tile, row as u16), &mut self.pixels[row * TILE..][..width]);
+        for (row, dst) in frame.rows(tile).zip(self.pixels.chunks_mut(TILE)) {
+            converter.pixel_values(row, &mut dst[..width]);
         }
         let raw_len = width * height * writer.bytes;
         if !self.partition(width, height, writer.bytes, raw_len) {
@@ -325,8 +324,8 @@ impl TileCoder {
 /// A raw tile: the client's pixels row by row. Nothing is carried over it.
 fn write_raw(frame: &Frame, tile: &Rect, converter: &PixelConverter, carried: &mut Carried, out: &mut Vec<u8>) {
     out.push(RAW);
-    for row in 0..tile.height {
-        converter.convert_row(frame.row(tile, row), out);
+    for row in frame.rows(tile) {
+        converter.convert_row(row, out);
     }
     *carried = Carried::default();
 }
@@ -346,9 +345,10 @@ fn write_solid(value: u32, writer: PixelWriter, carried: &mut Carried, out: &mut
 /// The tile's colour (`0x00RRGGBB`) when all its native pixels have it.
 fn solid_colour(frame: &Frame, tile: &Rect) -> Option<u32> {
     let colour = u32::from_le_bytes(*frame.row(tile, 0).first_chunk::<NATIVE_BYTES_PER_PIXEL>()?) & 0x00ff_ffff;
-    (0..tile.height)
+    frame
+        .rows(tile)
         .all(|row| {
-            let (pixels, _) = frame.row(tile, row).as_chunks::<NATIVE_BYTES_PER_PIXEL>();
+            let (pixels, _) = row.as_chunks::<NATIVE_BYTES_PER_PIXEL>();
             // A whole row at once, without a branch per pixel, so it vectorises.
             let differences = pixels.iter().fold(0, |acc, p| acc | (u32::from_le_bytes(*p) ^ colour));
             differences & 0x00ff_ffff == 0

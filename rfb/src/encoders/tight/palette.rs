@@ -78,8 +78,7 @@ impl Palette {
         // The runs of the last row scanned, and how many rows below it repeat it.
         let (mut scanned, mut repeats) = (0..0, 0);
         let mut above: &[u8] = &[];
-        for row in 0..rect.height {
-            let row = frame.row(rect, row);
+        for row in frame.rows(rect) {
             if row == above {
                 self.rows.push(REPEAT);
                 repeats += 1;
@@ -148,12 +147,11 @@ impl Palette {
     pub(super) fn write_mono_bitmap(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
         let background = self.colours.first().copied().unwrap_or(EMPTY);
         let row_bytes = usize::from(rect.width).div_ceil(8);
-        for (row, &runs) in (0..rect.height).zip(&self.rows) {
+        for (row, &runs) in frame.rows(rect).zip(&self.rows) {
             if runs == REPEAT && out.len() >= row_bytes {
                 out.extend_from_within(out.len() - row_bytes..);
                 continue;
             }
-            let row = frame.row(rect, row);
             // 8 pixels (32 bytes) per output byte; the last chunk is padded with zero bits.
             for chunk in row.chunks(32) {
                 let mut bits = 0u8;

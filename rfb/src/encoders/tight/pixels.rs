@@ -35,8 +35,8 @@ impl TPixel {
                 let start = out.len();
                 out.resize(start + rect.area() * 3, 0);
                 let mut dst = out[start..].chunks_exact_mut(3);
-                for row in 0..rect.height {
-                    for (src, dst) in frame.row(rect, row).chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(&mut dst) {
+                for row in frame.rows(rect) {
+                    for (src, dst) in row.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(&mut dst) {
                         dst.copy_from_slice(&[src[2], src[1], src[0]]);
                     }
                 }
@@ -54,20 +54,44 @@ pub(super) fn native_pixels(row: &[u8]) -> impl Iterator<Item = u32> + '_ {
     row.as_chunks::<NATIVE_BYTES_PER_PIXEL>().0.iter().map(|p| u32::from_le_bytes(*p) & 0x00ff_ffff)
 }
 
-/// How many of the leading pixels of `row` (native bytes) are `colour` (`0x00RRGGBB`; a value
-/// with bits above the 24 colour bits would match white in the four-pixel compare), four at
+/// Four native pixels (16 bytes) as one number, and what they are compared with.
+const QUAD: usize = 4 * NATIVE_BYTES_PER_PIXEL;
+/// The colour bits of four native pixels (the padding bytes are not compared).
+const QUAD_COLOURS: u128 = 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
+
+/// `colour` four times over, for comparing four pixels at once. `colour` must be `0x00RRGGBB`:
+/// a value with bits above the 24 colour bits would match white.
+#[inline(always)]
+fn quad_of(colour: u32) -> u128 {
+    debug_assert!(colour <= 0x00ff_ffff, "not a colour: {colour:#x}");
+    u128::from(colour) * 0x0000_0001_0000_0001_0000_0001_0000_0001
+}
+
+/// How many of the leading pixels of `row` (native bytes) are `colour` (`0x00RRGGBB`), four at
 /// a time while they all are: flat areas, the bulk of screen content, cost one compare per
 /// four pixels.
 #[inline(always)]
 pub(super) fn leading_run(row: &[u8], colour: u32) -> usize {
-    const QUAD: usize = 4 * NATIVE_BYTES_PER_PIXEL;
-    debug_assert!(colour <= 0x00ff_ffff, "not a colour: {colour:#x}");
-    let want = u128::from(colour) * 0x0000_0001_0000_0001_0000_0001_0000_0001;
-    let mask: u128 = 0x00ff_ffff_00ff_ffff_00ff_ffff_00ff_ffff;
+    let want = quad_of(colour);
     let (quads, _) = row.as_chunks::<QUAD>();
-    let whole = quads.iter().take_while(|q| (u128::from_le_bytes(**q) ^ want) & mask == 0).count();
+    let whole = quads.iter().take_while(|q| (u128::from_le_bytes(**q) ^ want) & QUAD_COLOURS == 0).count();
     let done = whole * 4;
     done + native_pixels(&row[done * NATIVE_BYTES_PER_PIXEL..]).take_while(|&c| c == colour).count()
+}
+
+/// Whether every pixel of `row` (native bytes) is `colour` (`0x00RRGGBB`). Sixteen pixels per
+/// step, whose four 4-pixel compares are merged without a branch between them: a row of a
+/// 16x16 block of the solid search is one step (about half of `leading_run`'s instructions).
+#[inline(always)]
+pub(super) fn all_pixels_are(row: &[u8], colour: u32) -> bool {
+    let want = quad_of(colour);
+    let differences =
+        |quads: &[[u8; QUAD]]| quads.iter().fold(0, |acc, q| acc | ((u128::from_le_bytes(*q) ^ want) & QUAD_COLOURS));
+    let (steps, rest) = row.as_chunks::<{ 4 * QUAD }>();
+    let (quads, tail) = rest.as_chunks::<QUAD>();
+    steps.iter().all(|step| differences(step.as_chunks::<QUAD>().0) == 0)
+        && differences(quads) == 0
+        && native_pixels(tail).all(|c| c == colour)
 }
 
 fn is_888(f: &PixelFormat) -> bool {
@@ -95,6 +119,23 @@ mod tests {
         assert_eq!(leading_run(&row, 7), 0);
         assert_eq!(leading_run(&row[..4 * 6], 5), 6);
         assert_eq!(leading_run(&[], 5), 0);
+    }
+
+    #[test]
+    fn whole_rows_of_one_colour() {
+        // Every length up to three steps, with one pixel off at each place (its padding byte
+        // set or its colour changed) and none: the answer is leading_run's.
+        for len in 0..=48 {
+            for off in (0..len).map(Some).chain([None]) {
+                for odd in [0xff00_0005u32, 6] {
+                    let row: Vec<u8> =
+                        (0..len).flat_map(|i| if Some(i) == off { odd } else { 5 }.to_le_bytes()).collect();
+                    let expected = leading_run(&row, 5) == len;
+                    assert_eq!(all_pixels_are(&row, 5), expected, "{len} pixels, {odd:#x} at {off:?}");
+                    assert_eq!(expected, off.is_none() || odd == 0xff00_0005);
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! the pieces here are computed directly, so they tile the rect exactly by construction.
 //! An explicit work stack replaces TigerVNC's recursion, so stack depth is bounded.
 
-use super::pixels::{leading_run, native_pixels};
+use super::pixels::{all_pixels_are, native_pixels};
 use super::{MAX_RECT_AREA, MAX_RECT_WIDTH};
 use crate::frame::{Frame, Rect};
 
@@ -171,7 +171,7 @@ fn pixel(frame: &Frame, x: u32, y: u32) -> u32 {
 
 fn is_solid(frame: &Frame, a: &Area, colour: u32) -> bool {
     let rect = a.rect();
-    (0..rect.height).all(|row| leading_run(frame.row(&rect, row), colour) == usize::from(rect.width))
+    frame.rows(&rect).all(|row| all_pixels_are(row, colour))
 }
 
 #[cfg(test)]
