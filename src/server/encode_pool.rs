@@ -21,17 +21,17 @@ pub type Encoded = Result<EncodedUpdate, (EncodedUpdate, String)>;
 /// Updates of at most this many pixels (a typed character, a blinking cursor, a few cells of
 /// text) are encoded on the viewer's own task: handing one to a pool thread and back costs two
 /// thread wake-ups, several times its encode (vs_tigervnc's typed character: 0.3 ms of CPU per
-/// update through the pool, 0.1–0.2 ms here; TigerVNC's 0.1), while even the costliest encoding of this many
-/// pixels (JPEG) takes a small fraction of a millisecond on a Pi core, so input waits no longer
-/// than it would behind the hand-over.
+/// update through the pool, 0.1–0.2 ms here; TigerVNC's 0.1), while even the costliest
+/// encoding of this many pixels (JPEG) takes a small fraction of a millisecond on a Pi core,
+/// so input waits no longer than it would behind the hand-over.
 const INLINE_AREA: usize = 64 * 64;
 
 /// Fixed threads that wait on a channel for updates to encode. Not rayon: its idle workers
 /// spin (`sched_yield`) before sleeping, which cost 14% of kvnc's CPU between small updates;
 /// these threads block until work comes (after a few yields: four per update, measured). The
-/// channel wakes one of them per job (a std
-/// receiver shared behind a mutex woke two, the receiver and the next thread in line for the
-/// lock: a steady Tight update of vs_tigervnc made 6.2 context switches in all, now 4.8).
+/// channel wakes one of them per job; a std receiver shared behind a mutex woke two, the
+/// receiver and the next thread in line for the lock (a steady Tight update of vs_tigervnc
+/// made 6.2 context switches in all, now 4.8).
 pub struct EncodePool {
     jobs: Sender<Job>,
     threads: usize,

@@ -29,14 +29,11 @@ use rfb::{PixelFormat, Rect};
 use tight_decoder::{Pixels, TightDecoder, TightError};
 use zrle_decoder::{ClientFramebuffer, DecodeError, Stats, client_pixel_to_rgb};
 
-pub const RAW: i32 = 0;
-pub const HEXTILE: i32 = 5;
-pub const ZLIB: i32 = 6;
-pub const TIGHT: i32 = 7;
-pub const ZRLE: i32 = 16;
+use rfb::encoding::DESKTOP_SIZE;
+pub use rfb::encoding::{HEXTILE, LAST_RECT, RAW, TIGHT, ZLIB, ZRLE};
+/// The cursor pseudo-encoding viewers list (Xvnc sends its cursor with it; kvnc has none, so
+/// rfb does not name it).
 pub const RICH_CURSOR: i32 = -239;
-pub const LAST_RECT: i32 = -224;
-const DESKTOP_SIZE: i32 = -223;
 
 /// TigerVNC's native 32-bit format.
 pub const RGB888: PixelFormat = PixelFormat::true_colour(32, 24, false, [255, 255, 255], [16, 8, 0]);
