@@ -149,7 +149,10 @@ fn play(capture: &Capture, viewers: usize, encodings: &[i32]) -> Row {
         let picture = picture(capture.kind, buffer, capture.width, capture.height, capture.stride).expect("buffer");
         let frame = SourceFrame { generation, picture };
         let pictured = Instant::now();
-        let mut region = damage.get_or_insert_with(|| Tracker::start(&frame)).compare(&frame).unwrap_or_default();
+        // The damage step includes the moved-area search; these viewers list no CopyRect, so a
+        // move goes as the pixels its damage covers.
+        let change = damage.get_or_insert_with(|| Tracker::start(&frame)).compare(&frame).unwrap_or_default();
+        let mut region = change.damage;
         region.simplify(MAX_PENDING_RECTS);
         let compared = Instant::now();
         let mut written = 0;

@@ -91,7 +91,8 @@ const UPDATES: usize = 8;
 
 /// Connects with libvncclient asking only for `encodings`, lets the replay of `frames` run for
 /// [`UPDATES`] updates and checks that what the viewer then shows is exactly one of them.
-fn check_pixels(encodings: &str, frames: &[RgbImage]) {
+/// Returns how many CopyRect rects the viewer received.
+fn check_pixels(encodings: &str, frames: &[RgbImage]) -> usize {
     let viewer = viewer();
     let dir = replay_dir(frames);
     let source = format!("replay:{}", dir.path().display());
@@ -119,6 +120,9 @@ fn check_pixels(encodings: &str, frames: &[RgbImage]) {
         let path = shown.save_artifact(&format!("libvncclient-{encodings}.png"));
         panic!("{encodings}: shown image ({}) matches no frame; differing pixels {diffs:?}\n{report}", path.display());
     }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find_map(|line| line.split_once(" copies ")).map(|(_, copies)| copies.parse());
+    last.and_then(Result::ok).unwrap_or_else(|| panic!("no update line\n{report}"))
 }
 
 /// Crops of the fixture screens: anti-aliased desktop text, flat UI and a few-colour BIOS screen.
@@ -132,6 +136,16 @@ fn fixture_frames() -> Vec<RgbImage> {
 #[test]
 fn libvncclient_shows_exact_pixels_with_zlib() {
     check_pixels("zlib", &fixture_frames());
+}
+
+/// A window dragged across a desktop: kvnc finds the moves in the frames and sends them as
+/// CopyRect, libvncclient copies inside its framebuffer, and the result is exactly a frame.
+#[test]
+fn libvncclient_shows_exact_pixels_with_copyrect() {
+    let sequence = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sequences/desktop-moving-window");
+    let frames: Vec<RgbImage> = (0..15).map(|i| load_png(sequence.join(format!("{i:03}.png")))).collect();
+    let copies = check_pixels("copyrect zlib", &frames);
+    assert!(copies > 0, "the moves went as pixels");
 }
 
 #[test]

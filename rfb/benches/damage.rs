@@ -1,12 +1,20 @@
 //! Damage detection benchmark: milliseconds per 1920×1080 `DamageDetector::compare` (median of
-//! several runs) for an unchanged frame, one typed character (a 16×16 glyph) and a whole new frame.
+//! several runs) for an unchanged frame, one typed character (a 16×16 glyph) and a whole new frame;
+//! then the moved-area search (`rfb::moves::find_move`) on the replay sequences' frames, where it
+//! finds a move and where it must give up.
 //!
 //! `cargo bench -p rfb --bench damage`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use std::path::Path;
+
 use rfb::damage::DamageDetector;
+use rfb::moves::find_move;
 use rfb::{Frame, Rect};
 
 const RUNS: usize = 21;
@@ -67,5 +75,42 @@ fn main() {
     for (label, other) in [("identical frame", &base), ("one 16x16 glyph", &typed), ("whole frame changed", &whole)] {
         let (ms, rects, area) = measure(&base, other);
         println!("{label:<28} {ms:>9.3} {rects:>7} {area:>9}");
+    }
+
+    println!();
+    println!("{:<40} {:>9} {:>9} {:>9}  move", "move search (after the compare)", "ms", "changed", "moved");
+    let sequences = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/sequences");
+    let frame = |path: &str| fixture::load(&sequences.join(path));
+    let post = fixture::load(&sequences.join("../post-1080p.png"));
+    // The POST screen scrolled up by one 16-pixel text line, a blank line coming in.
+    let mut scrolled = post.clone();
+    let stride = post.stride();
+    scrolled.pixels_mut()[..stride * (usize::from(HEIGHT) - 16)].copy_from_slice(&post.pixels()[stride * 16..]);
+    scrolled.fill_rect(&Rect::new(0, HEIGHT - 16, WIDTH, 16), 0);
+    let cases = [
+        (
+            "720p window dragged 56,22 px",
+            frame("desktop-moving-window/000.png"),
+            frame("desktop-moving-window/001.png"),
+        ),
+        ("720p video frame (no move)", frame("video-region/000.png"), frame("video-region/001.png")),
+        ("1080p text scrolled one line", post.clone(), scrolled),
+        ("1080p whole frame changed (no move)", base, whole),
+    ];
+    for (label, old, new) in cases {
+        let mut detector = DamageDetector::new();
+        detector.compare(&old);
+        let damage = detector.compare(&new);
+        let mut times = Vec::with_capacity(RUNS);
+        let mut found = None;
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            found = black_box(find_move(&old, &new, &damage));
+            times.push(start.elapsed());
+        }
+        let ms = median(times).as_secs_f64() * 1000.0;
+        let moved = found.map_or(0, |m| m.dst.area());
+        let what = found.map_or_else(String::new, |m| format!("{:?} from {},{}", m.dst, m.src_x, m.src_y));
+        println!("{label:<40} {ms:>9.3} {:>9} {moved:>9}  {what}", damage.area());
     }
 }

@@ -11,6 +11,7 @@ pub mod encoding;
 pub mod error;
 pub mod frame;
 pub mod messages;
+pub mod moves;
 pub mod pixel_format;
 pub mod region;
 pub mod security;

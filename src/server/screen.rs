@@ -1,15 +1,18 @@
 //! The screen as viewers see it: the source's frames, plus what changed from one to the next.
 //!
 //! One task compares each new frame with the previous one once for all viewers — pixels in
-//! 64×64 blocks (`rfb::damage`), JPEG frames without a full decode (`jpeg::JpegDamage`) — and
-//! keeps a short history of those changes so that a viewer that skipped frames can still ask
-//! "what changed since the frame I last took in?". Frames that change nothing are not passed on.
+//! 64×64 blocks (`rfb::damage`), JPEG frames without a full decode (`jpeg::JpegDamage`) — looks
+//! for a moved area in what changed (`rfb::moves`: a dragged window, a scrolled console; pixel
+//! frames only), and keeps a short history of those changes so that a viewer that skipped frames
+//! can still ask "what changed since the frame I last took in?". Frames that change nothing are
+//! not passed on.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rfb::damage::DamageDetector;
+use rfb::moves::{Move, find_move};
 use rfb::region::Region;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,30 +31,52 @@ pub struct Screen {
     history: Arc<Mutex<DamageHistory>>,
 }
 
-/// The damage between consecutive frames the screen published: (from, to, what changed).
+/// What changed from one frame to another.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub damage: Region,
+    /// An area of the newer frame that is the older frame's, moved (inside `damage`, unless
+    /// those pixels did not change). Only between consecutive frames: moves are not chained.
+    pub moved: Option<Move>,
+}
+
+impl From<Region> for Change {
+    fn from(damage: Region) -> Self {
+        Change { damage, moved: None }
+    }
+}
+
+/// The changes between consecutive frames the screen published: (from, to, what changed).
 #[derive(Default)]
 struct DamageHistory {
-    entries: VecDeque<(u64, u64, Region)>,
+    entries: VecDeque<(u64, u64, Change)>,
 }
 
 impl DamageHistory {
-    fn record(&mut self, from: u64, to: u64, damage: Region) {
+    fn record(&mut self, from: u64, to: u64, change: Change) {
         if self.entries.len() == HISTORY {
             self.entries.pop_front();
         }
-        self.entries.push_back((from, to, damage));
+        self.entries.push_back((from, to, change));
     }
 
-    fn since(&self, generation: u64) -> Option<Region> {
+    fn since(&self, generation: u64) -> Option<Change> {
         let mut newer = self.entries.iter().skip_while(|(_, to, _)| *to <= generation).peekable();
         match newer.peek() {
-            None => Some(Region::new()),
+            None => Some(Change::default()),
             Some((from, _, _)) if *from == generation => {
+                let newer: Vec<_> = newer.collect();
+                // A move is known from the frame it was found in: a viewer further behind gets
+                // the damage, which covers the move's destination.
+                let moved = match newer[..] {
+                    [(_, _, only)] => only.moved,
+                    _ => None,
+                };
                 let mut damage = Region::new();
-                for (_, _, region) in newer {
-                    damage.union(region);
+                for (_, _, change) in newer {
+                    damage.union(&change.damage);
                 }
-                Some(damage)
+                Some(Change { damage, moved })
             }
             Some(_) => None,
         }
@@ -77,7 +102,7 @@ impl Screen {
 
     /// What changed after frame `generation` up to the newest frame; `None` when that is no
     /// longer known (the viewer must then take everything).
-    pub fn damage_since(&self, generation: u64) -> Option<Region> {
+    pub fn changes_since(&self, generation: u64) -> Option<Change> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner).since(generation)
     }
 }
@@ -97,7 +122,7 @@ async fn follow(
     let mut unsettled: Option<(Arc<SourceFrame>, Instant)> = None;
     loop {
         let settle_at = unsettled.as_ref().map(|(_, at)| *at);
-        let (frame, damage) = tokio::select! {
+        let (frame, change) = tokio::select! {
             changed = source.changed() => {
                 if changed.is_err() {
                     return;
@@ -114,23 +139,23 @@ async fn follow(
                     return;
                 };
                 tracker = returned;
-                let Some(damage) = damage else { continue };
+                let Some(change) = damage else { continue };
                 unsettled = tracker.wants_settle().then(|| (frame.clone(), Instant::now() + SETTLE_AFTER));
-                (frame, damage)
+                (frame, change)
             }
             () = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)), if settle_at.is_some() => {
                 let Some((frame, _)) = unsettled.take() else { continue };
                 let damage = tracker.settle();
                 tracing::trace!("settled: {} px changed below the damage threshold", damage.area());
-                (frame, damage)
+                (frame, Change::from(damage))
             }
         };
         // An unchanged frame is not passed on: a still screen wakes no viewer. (A new size is
         // always damage: the whole new frame.)
-        if damage.is_empty() {
+        if change.damage.is_empty() {
             continue;
         }
-        history.lock().unwrap_or_else(PoisonError::into_inner).record(previous, frame.generation, damage);
+        history.lock().unwrap_or_else(PoisonError::into_inner).record(previous, frame.generation, change);
         previous = frame.generation;
         if sender.send(frame).is_err() {
             return;
@@ -167,15 +192,21 @@ impl Tracker {
     }
 
     /// What changed from the previous frame to `frame`: `None` when it is the same frame
-    /// (nothing at all changed), an empty region for a change too small to report now, the
+    /// (nothing at all changed), an empty damage for a change too small to report now, the
     /// whole frame when the kind of frame changed (the previous one cannot be compared).
-    pub fn compare(&mut self, frame: &SourceFrame) -> Option<Region> {
+    pub fn compare(&mut self, frame: &SourceFrame) -> Option<Change> {
         let whole = Region::from_rect(frame.bounds());
         let damage = match (&mut *self, &frame.picture) {
-            (Tracker::Pixels(detector), Picture::Pixels(pixels)) => detector.compare(pixels),
+            (Tracker::Pixels(detector), Picture::Pixels(pixels)) => {
+                // Frames share their pixels: holding the previous one copies nothing.
+                let previous = detector.previous().cloned();
+                let damage = detector.compare(pixels);
+                let moved = previous.and_then(|previous| find_move(&previous, pixels, &damage));
+                return (!damage.is_empty()).then_some(Change { damage, moved });
+            }
             (Tracker::Jpeg(damage), Picture::Jpeg(jpeg)) => match damage.compare(jpeg.bytes()) {
                 Ok(JpegChange::Identical) => Region::new(),
-                Ok(JpegChange::NoVisibleChange) => return Some(Region::new()),
+                Ok(JpegChange::NoVisibleChange) => return Some(Change::default()),
                 Ok(JpegChange::Changed(rects)) => Region::from_rects(&rects),
                 Ok(JpegChange::Unexamined | JpegChange::Resized { .. }) => whole,
                 Err(e) => {
@@ -188,7 +219,7 @@ impl Tracker {
                 whole
             }
         };
-        (!damage.is_empty()).then_some(damage)
+        (!damage.is_empty()).then_some(Change::from(damage))
     }
 
     fn wants_settle(&self) -> bool {
@@ -212,15 +243,28 @@ mod tests {
     #[test]
     fn history_unions_what_a_viewer_missed() {
         let mut history = DamageHistory::default();
-        history.record(0, 1, Region::from_rect(Rect::new(0, 0, 1, 1)));
-        history.record(1, 3, Region::from_rect(Rect::new(5, 5, 1, 1)));
-        assert_eq!(history.since(3).map(|r| r.area()), Some(0), "up to date");
-        assert_eq!(history.since(1).map(|r| r.area()), Some(1));
-        assert_eq!(history.since(0).map(|r| r.area()), Some(2));
+        history.record(0, 1, Region::from_rect(Rect::new(0, 0, 1, 1)).into());
+        history.record(1, 3, Region::from_rect(Rect::new(5, 5, 1, 1)).into());
+        assert_eq!(history.since(3).map(|c| c.damage.area()), Some(0), "up to date");
+        assert_eq!(history.since(1).map(|c| c.damage.area()), Some(1));
+        assert_eq!(history.since(0).map(|c| c.damage.area()), Some(2));
         assert!(history.since(2).is_none(), "never published: unknown");
         for g in 3..3 + HISTORY as u64 {
-            history.record(g, g + 1, Region::new());
+            history.record(g, g + 1, Change::default());
         }
         assert!(history.since(0).is_none(), "forgotten");
+    }
+
+    /// A move reaches the viewer that saw the frame before it, not one further behind.
+    #[test]
+    fn a_move_is_known_only_from_the_frame_before_it() {
+        let mut history = DamageHistory::default();
+        let moved = Move { dst: Rect::new(10, 0, 50, 50), src_x: 0, src_y: 0 };
+        let damage = Region::from_rect(Rect::new(0, 0, 60, 50));
+        history.record(0, 1, Region::from_rect(Rect::new(90, 0, 1, 1)).into());
+        history.record(1, 2, Change { damage: damage.clone(), moved: Some(moved) });
+        assert_eq!(history.since(1), Some(Change { damage, moved: Some(moved) }));
+        let both = history.since(0).expect("known");
+        assert_eq!((both.damage.area(), both.moved), (60 * 50 + 1, None));
     }
 }

@@ -4,6 +4,10 @@
 //! request received since the last one; nothing is sent that was not asked for, except under
 //! continuous updates, which are paced by fences so a slow viewer is never flooded.
 //!
+//! A moved area found in the frames (`rfb::moves`) goes as a CopyRect ahead of the update's
+//! pixels, provided the viewer shows the move's source as it was (nothing owed there), and
+//! only one at a time: what the viewer shows must be known exactly for a copy to be right.
+//!
 //! Areas sent lossily (JPEG) are remembered; once the screen has been still for a while
 //! (`--lossless-refresh-ms`) they are sent again losslessly, a bounded piece per update and only
 //! when nothing fresher is owed, so the refresh never holds up a change (TigerVNC's lossless
@@ -12,7 +16,10 @@
 use std::time::{Duration, Instant};
 
 use rfb::Rect;
+use rfb::moves::Move;
 use rfb::region::Region;
+
+use super::screen::Change;
 
 /// More rects than this in a viewer's pending damage, or in what it asked for, are merged,
 /// bounding memory and the work per update: a viewer sending thousands of tiny requests gets a
@@ -30,8 +37,9 @@ const MAX_REFRESH_PIXELS: usize = 256 * 1024;
 pub enum Plan {
     /// An ExtendedDesktopSize-only update with this reason and result.
     Layout { reason: u16, result: u16 },
-    /// A FramebufferUpdate with these rects (possibly none: pseudo-rects only).
-    Pixels(Region),
+    /// A FramebufferUpdate with these rects (possibly none: pseudo-rects only), after a
+    /// CopyRect for the move when there is one.
+    Pixels(Region, Option<Move>),
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +51,9 @@ pub struct UpdateScheduler {
     forced: Region,
     /// Damage not yet sent.
     pending: Region,
+    /// A move to send as CopyRect: its source shows on the viewer as the move found it, and
+    /// its destination is not in `pending` (unless changed again since).
+    copy: Option<Move>,
     /// The frame generation whose damage `pending` includes.
     seen_generation: Option<u64>,
     /// A screen layout (ExtendedDesktopSize) update owed to the viewer.
@@ -100,6 +111,14 @@ impl UpdateScheduler {
     /// Everything the viewer shows is invalid (new pixel format, new size).
     pub fn refresh(&mut self, screen: Rect) {
         self.pending = Region::from_rect(screen);
+        self.copy = None;
+    }
+
+    /// The owed move is sent as pixels instead.
+    fn uncopy(&mut self) {
+        if let Some(copy) = self.copy.take() {
+            self.pending.union_rect(copy.dst);
+        }
     }
 
     /// The screen changed size; the resize update answered the pending request.
@@ -125,8 +144,12 @@ impl UpdateScheduler {
     }
 
     /// The update `taken` could not be written from frame `generation` (its pixels could not
-    /// be had): it stays owed and requested, and waits for a newer frame.
+    /// be had): it stays owed and requested, and waits for a newer frame. A move owed since
+    /// then whose source lies there is no longer right (the viewer lacks those pixels).
     pub fn postpone(&mut self, taken: &Region, generation: u64) {
+        if self.copy.is_some_and(|copy| !taken.intersect_rect(copy.src()).is_empty()) {
+            self.uncopy();
+        }
         self.pending.union(taken);
         self.pending.simplify(MAX_PENDING_RECTS);
         self.requested.union(taken);
@@ -134,20 +157,32 @@ impl UpdateScheduler {
         self.postponed_for = Some(generation);
     }
 
-    /// Takes in the damage of frames up to `generation`: `damage_since(g)` gives the damage
+    /// Takes in the changes of frames up to `generation`: `changes_since(g)` gives what changed
     /// after generation `g`, or `None` when that is no longer known (then all of `screen`).
-    pub fn absorb_damage(&mut self, generation: u64, screen: Rect, damage_since: impl FnOnce(u64) -> Option<Region>) {
+    pub fn absorb_damage(&mut self, generation: u64, screen: Rect, changes_since: impl FnOnce(u64) -> Option<Change>) {
         if self.seen_generation == Some(generation) {
             return;
         }
-        match self.seen_generation.and_then(damage_since) {
-            Some(damage) if damage.is_empty() => {}
-            Some(damage) => {
+        match self.seen_generation.and_then(changes_since) {
+            Some(change) if change.damage.is_empty() => {}
+            Some(Change { mut damage, moved }) => {
+                // The viewer shows the old frame wherever nothing is owed, so a move whose
+                // source is all there is exact; its destination then needs no pixels, whatever
+                // was owed there before.
+                if let Some(moved) = moved
+                    && self.copy.is_none()
+                    && self.pending.intersect_rect(moved.src()).is_empty()
+                {
+                    damage.subtract_rect(moved.dst);
+                    self.pending.subtract_rect(moved.dst);
+                    self.copy = Some(moved);
+                }
                 self.pending.union(&damage);
                 self.last_change = Some(Instant::now());
             }
             None => {
                 self.pending = Region::from_rect(screen);
+                self.copy = None;
                 self.last_change = Some(Instant::now());
             }
         }
@@ -165,9 +200,13 @@ impl UpdateScheduler {
         if let (Some(area), false) = (self.continuous, self.awaiting_fence) {
             wanted.union_rect(area);
         }
+        // A copy goes only into an area the viewer asked for; else its pixels are owed.
+        if self.copy.is_some_and(|copy| wanted.intersect_rect(copy.dst).area() != copy.dst.area()) {
+            self.uncopy();
+        }
         let mut area = self.pending.intersect(&wanted);
         area.union(&self.forced);
-        if area.is_empty() && !pseudo_pending {
+        if area.is_empty() && self.copy.is_none() && !pseudo_pending {
             // Layout updates carry no pixels, so they go out when no pixels are owed (noVNC
             // blanks its canvas when the layout comes before the first pixels), and they answer
             // the request like TigerVNC's do.
@@ -182,7 +221,16 @@ impl UpdateScheduler {
         self.requested.clear();
         self.forced.clear();
         self.has_request = false;
-        Some(Plan::Pixels(area))
+        let copy = self.copy.take();
+        if let Some(copy) = copy {
+            // The destination now shows what the source showed: lossy pixels stay lossy.
+            let lossy_source = !self.lossy.intersect_rect(copy.src()).is_empty();
+            self.lossy.subtract_rect(copy.dst);
+            if lossy_source {
+                self.lossy.union_rect(copy.dst);
+            }
+        }
+        Some(Plan::Pixels(area, copy))
     }
 }
 
@@ -273,7 +321,7 @@ mod tests {
 
     fn rects(plan: Option<Plan>) -> Vec<Rect> {
         match plan {
-            Some(Plan::Pixels(region)) => region.rects().to_vec(),
+            Some(Plan::Pixels(region, _)) => region.rects().to_vec(),
             other => panic!("expected pixels, got {other:?}"),
         }
     }
@@ -290,7 +338,7 @@ mod tests {
         let typed = Rect::new(10, 10, 8, 16);
         s.absorb_damage(2, SCREEN, |since| {
             assert_eq!(since, 1);
-            Some(Region::from_rect(typed))
+            Some(Region::from_rect(typed).into())
         });
         assert_eq!(rects(s.take(false)), [typed]);
     }
@@ -318,15 +366,15 @@ mod tests {
         s.set_lossless_refresh(Some(LOSSLESS_REFRESH_DELAY));
         s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
-        let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
+        let Some(Plan::Pixels(sent, _)) = s.take(false) else { panic!("the first update") };
         s.sent(&sent, &sent);
         s.request(true, SCREEN);
         let due = s.refresh_at().expect("a refresh is owed");
         assert_eq!(s.take_refresh(due - Duration::from_millis(1)), None, "not before the screen is still");
         // A change meanwhile goes first, and restarts the wait.
-        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 4, 4))));
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 4, 4)).into()));
         assert_eq!(s.take_refresh(due + LOSSLESS_REFRESH_DELAY * 2), None, "fresh pixels are owed");
-        let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
+        let Some(Plan::Pixels(change, _)) = s.take(false) else { panic!("the change") };
         s.sent(&change, &change);
         assert_eq!(s.refresh_at(), None, "no request waiting: nothing is due");
         assert_eq!(s.take_refresh(Instant::now() + LOSSLESS_REFRESH_DELAY * 2), None, "no request waiting");
@@ -356,16 +404,16 @@ mod tests {
         s.set_lossless_refresh(Some(LOSSLESS_REFRESH_DELAY));
         s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
-        let Some(Plan::Pixels(sent)) = s.take(false) else { panic!("the first update") };
+        let Some(Plan::Pixels(sent, _)) = s.take(false) else { panic!("the first update") };
         s.sent(&sent, &Region::from_rect(Rect::new(0, 0, 10, 10)));
         assert_eq!(s.refresh_at(), None, "no request");
         s.request(true, Rect::new(50, 0, 50, 50));
         assert_eq!(s.refresh_at(), None, "the request is for an area with nothing lossy");
         s.request(true, SCREEN);
         assert!(s.refresh_at().is_some(), "the lossy area is wanted");
-        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(5, 5, 1, 1))));
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(5, 5, 1, 1)).into()));
         assert_eq!(s.refresh_at(), None, "a fresh change is owed first");
-        let Some(Plan::Pixels(change)) = s.take(false) else { panic!("the change") };
+        let Some(Plan::Pixels(change, _)) = s.take(false) else { panic!("the change") };
         s.sent(&change, &Region::new());
         s.request(true, SCREEN);
         assert!(s.refresh_at().is_some(), "owed again once the change went");
@@ -401,7 +449,9 @@ mod tests {
         s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
         s.take(false);
-        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rects(&[Rect::new(0, 0, 5, 5), Rect::new(90, 40, 5, 5)])));
+        s.absorb_damage(2, SCREEN, |_| {
+            Some(Region::from_rects(&[Rect::new(0, 0, 5, 5), Rect::new(90, 40, 5, 5)]).into())
+        });
         s.request(true, Rect::new(0, 0, 50, 50));
         assert_eq!(rects(s.take(false)), [Rect::new(0, 0, 5, 5)]);
         s.request(true, SCREEN);
@@ -430,13 +480,13 @@ mod tests {
         assert!(s.may_send());
         assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area(), "pushed without a request");
         s.fence_sent();
-        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1))));
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1)).into()));
         assert!(!s.may_send(), "wait for the fence");
         assert_eq!(s.take(false), None);
         s.fence_answered();
         assert_eq!(rects(s.take(false)), [Rect::new(1, 1, 1, 1)]);
         s.set_continuous(None);
-        s.absorb_damage(3, SCREEN, |_| Some(Region::from_rect(Rect::new(2, 2, 1, 1))));
+        s.absorb_damage(3, SCREEN, |_| Some(Region::from_rect(Rect::new(2, 2, 1, 1)).into()));
         assert_eq!(s.take(false), None, "disabled: back to requests");
     }
 
@@ -445,10 +495,10 @@ mod tests {
         let mut s = UpdateScheduler::default();
         s.absorb_damage(1, SCREEN, |_| None);
         s.request(true, SCREEN);
-        let Some(Plan::Pixels(taken)) = s.take(false) else { panic!("nothing to send") };
+        let Some(Plan::Pixels(taken, _)) = s.take(false) else { panic!("nothing to send") };
         s.postpone(&taken, 1);
         assert!(s.is_postponed(1) && !s.is_postponed(2));
-        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1))));
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(1, 1, 1, 1)).into()));
         assert_eq!(Region::from_rects(&rects(s.take(false))).area(), SCREEN.area(), "still owed and requested");
     }
 
@@ -464,5 +514,98 @@ mod tests {
         assert_eq!(s.take(false), None, "the resize answered the request");
         s.request(true, bigger);
         assert_eq!(Region::from_rects(&rects(s.take(false))).area(), bigger.area());
+    }
+
+    /// A viewer that has taken in frame 1 entirely, then a window moved in frame 2: the move
+    /// (10, 0, 40x20 from 0, 0) inside the damage (0, 0, 50x20).
+    fn up_to_date() -> UpdateScheduler {
+        let mut s = UpdateScheduler::default();
+        s.absorb_damage(1, SCREEN, |_| None);
+        s.request(true, SCREEN);
+        s.take(false);
+        s
+    }
+
+    const WINDOW_MOVE: Move = Move { dst: Rect::new(10, 0, 40, 20), src_x: 0, src_y: 0 };
+
+    fn window_moved() -> Change {
+        Change { damage: Region::from_rect(Rect::new(0, 0, 50, 20)), moved: Some(WINDOW_MOVE) }
+    }
+
+    #[test]
+    fn a_move_goes_as_a_copy_and_only_the_uncovered_rest_as_pixels() {
+        let mut s = up_to_date();
+        s.absorb_damage(2, SCREEN, |_| Some(window_moved()));
+        s.request(true, SCREEN);
+        assert_eq!(s.take(false), Some(Plan::Pixels(Region::from_rect(Rect::new(0, 0, 10, 20)), Some(WINDOW_MOVE))));
+        // A second move right after (the first one already went) is a copy again.
+        let next = Move { dst: Rect::new(20, 0, 40, 20), src_x: 10, src_y: 0 };
+        s.absorb_damage(3, SCREEN, |_| {
+            Some(Change { damage: Region::from_rect(Rect::new(10, 0, 50, 20)), moved: Some(next) })
+        });
+        s.request(true, SCREEN);
+        assert_eq!(s.take(false), Some(Plan::Pixels(Region::from_rect(Rect::new(10, 0, 10, 20)), Some(next))));
+    }
+
+    #[test]
+    fn a_move_from_where_pixels_are_owed_goes_as_pixels() {
+        let mut s = up_to_date();
+        // Frame 2's change at the move's source has not been sent: the viewer lacks it.
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(5, 5, 2, 2)).into()));
+        s.absorb_damage(3, SCREEN, |_| Some(window_moved()));
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(area, None)) = s.take(false) else { panic!("pixels without a copy") };
+        assert_eq!(area, Region::from_rect(Rect::new(0, 0, 50, 20)));
+    }
+
+    #[test]
+    fn one_copy_at_a_time_and_only_into_the_requested_area() {
+        let mut s = up_to_date();
+        s.absorb_damage(2, SCREEN, |_| Some(window_moved()));
+        // Not sent yet: the next move is taken as its damage.
+        let next = Move { dst: Rect::new(60, 20, 30, 20), src_x: 60, src_y: 0 };
+        s.absorb_damage(3, SCREEN, |_| {
+            Some(Change { damage: Region::from_rect(Rect::new(60, 0, 30, 40)), moved: Some(next) })
+        });
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(area, Some(copy))) = s.take(false) else { panic!("a copy") };
+        assert_eq!((copy, area.area()), (WINDOW_MOVE, 10 * 20 + 30 * 40));
+        // A move whose destination was not asked for is owed as pixels.
+        s.absorb_damage(4, SCREEN, |_| Some(window_moved()));
+        s.request(true, Rect::new(0, 0, 20, 20));
+        let Some(Plan::Pixels(area, None)) = s.take(false) else { panic!("no copy") };
+        assert_eq!(area, Region::from_rect(Rect::new(0, 0, 20, 20)));
+        s.request(true, SCREEN);
+        assert_eq!(rects(s.take(false)), [Rect::new(20, 0, 30, 20)]);
+    }
+
+    #[test]
+    fn a_move_out_of_an_update_that_failed_is_owed_as_pixels() {
+        let mut s = up_to_date();
+        s.absorb_damage(2, SCREEN, |_| Some(Region::from_rect(Rect::new(0, 0, 5, 5)).into()));
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(taken, None)) = s.take(false) else { panic!("the change") };
+        // While that update is encoded, a move out of the area it carries is found; then the
+        // update fails.
+        s.absorb_damage(3, SCREEN, |_| Some(window_moved()));
+        s.postpone(&taken, 3);
+        s.absorb_damage(4, SCREEN, |_| Some(Region::from_rect(Rect::new(90, 40, 1, 1)).into()));
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(area, None)) = s.take(false) else { panic!("no copy") };
+        assert_eq!(area.area(), 50 * 20 + 1);
+    }
+
+    #[test]
+    fn a_copy_of_lossy_pixels_is_lossy() {
+        let mut s = up_to_date();
+        s.set_lossless_refresh(Some(LOSSLESS_REFRESH_DELAY));
+        s.sent(&Region::from_rect(SCREEN), &Region::from_rect(Rect::new(0, 0, 5, 5)));
+        s.absorb_damage(2, SCREEN, |_| Some(window_moved()));
+        s.request(true, SCREEN);
+        let Some(Plan::Pixels(area, Some(_))) = s.take(false) else { panic!("a copy") };
+        s.sent(&area, &Region::new());
+        s.request(true, SCREEN);
+        let due = s.refresh_at().expect("a refresh is owed");
+        assert_eq!(s.take_refresh(due), Some(WINDOW_MOVE.dst.into()), "the copied window, not its old place");
     }
 }

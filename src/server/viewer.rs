@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rfb::messages::server::desktop_size;
+use rfb::moves::Move;
 use rfb::security::Transport;
 use rfb::{Event, ServerConnection};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
@@ -304,7 +305,7 @@ fn handle_event(
 /// viewer that cannot send right now still knows what it owes.
 fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared, scheduler: &mut UpdateScheduler) {
     if (current.width(), current.height()) == conn.framebuffer_size() {
-        scheduler.absorb_damage(current.generation, current.bounds(), |since| shared.screen.damage_since(since));
+        scheduler.absorb_damage(current.generation, current.bounds(), |since| shared.screen.changes_since(since));
     }
 }
 
@@ -312,6 +313,8 @@ fn absorb_damage(conn: &ServerConnection, current: &SourceFrame, shared: &Shared
 struct InFlight {
     result: oneshot::Receiver<Encoded>,
     region: rfb::region::Region,
+    /// The move sent as CopyRect ahead of `region`.
+    copy: Option<Move>,
     generation: u64,
     /// Whether its JPEG rects are owed a lossless refresh once still: from a pixel source, not
     /// from a JPEG source, whose pixels are lossy already.
@@ -330,14 +333,14 @@ impl InFlight {
     fn start(
         conn: &mut ServerConnection,
         current: &Arc<SourceFrame>,
-        region: rfb::region::Region,
+        (region, copy): (rfb::region::Region, Option<Move>),
         lossless: bool,
         shared: &Shared,
     ) -> Option<InFlight> {
         let refreshable = current.jpeg().is_none();
-        let job = conn.start_update(current.bounds(), region.rects(), lossless)?;
+        let job = conn.start_update_with_copy(current.bounds(), copy, region.rects(), lossless)?;
         let result = shared.encode_pool.encode(job, current.clone(), shared.shared_rects.clone());
-        Some(InFlight { result, region, generation: current.generation, refreshable })
+        Some(InFlight { result, region, copy, generation: current.generation, refreshable })
     }
 
     /// Queues the encoded update; a frame whose pixels could not be had leaves the area owed
@@ -366,7 +369,12 @@ impl InFlight {
             Err((cancelled, reason)) => {
                 conn.complete_update(cancelled);
                 tracing::warn!("cannot send frame {}, waiting for the next: {reason}", self.generation);
-                scheduler.postpone(&self.region, self.generation);
+                // Nothing went out, the copy neither: its destination is owed as pixels.
+                let mut owed = self.region;
+                if let Some(copy) = self.copy {
+                    owed.union_rect(copy.dst);
+                }
+                scheduler.postpone(&owed, self.generation);
             }
         }
         Ok(())
@@ -401,17 +409,18 @@ fn send_update(
                 scheduler.forget_lossy();
             } else if let Some(region) = scheduler.take_refresh(std::time::Instant::now()) {
                 tracing::trace!("lossless refresh of {} pixels", region.area());
-                return Ok(InFlight::start(conn, current, region, true, shared));
+                return Ok(InFlight::start(conn, current, (region, None), true, shared));
             }
         }
         Some(Plan::Layout { reason, result }) => {
             tracing::trace!("screen layout update (reason {reason}, result {result})");
             conn.write_screen_layout(reason, result);
         }
-        Some(Plan::Pixels(region)) => {
-            tracing::trace!("update of {} rects, {} pixels", region.rects().len(), region.area());
-            if !super::passthrough::pass_jpeg_through(conn, current, &region) {
-                return Ok(InFlight::start(conn, current, region, false, shared));
+        Some(Plan::Pixels(region, copy)) => {
+            tracing::trace!("update of {} rects, {} pixels, copy {copy:?}", region.rects().len(), region.area());
+            // Moves are found in pixel frames only, which are never passed through.
+            if copy.is_some() || !super::passthrough::pass_jpeg_through(conn, current, &region) {
+                return Ok(InFlight::start(conn, current, (region, copy), false, shared));
             }
             if scheduler.is_continuous() && conn.write_fence_request(&[]) {
                 scheduler.fence_sent();

@@ -15,8 +15,9 @@
  *
  * With ENCODINGS and PPM it instead asks for ENCODINGS (libvncclient's encodings string, e.g.
  * "zlib" or "hextile", as Remmina sets it) and, after each complete FramebufferUpdate, writes
- * what it shows to PPM (binary P6, overwritten each time) and prints "update N"; it exits 0
- * after UPDATES updates.
+ * what it shows to PPM (binary P6, overwritten each time) and prints "update N copies C" (C:
+ * the CopyRect rects received so far, copied by libvncclient's own code); it exits 0 after
+ * UPDATES updates.
  */
 #include <rfb/rfbclient.h>
 
@@ -27,7 +28,15 @@
 
 static int sizes_seen;
 static int updates_seen;
+static int copies_seen;
 static const char *ppm_path;
+/* libvncclient's own CopyRect handler, which counting_copy calls. */
+static GotCopyRectProc library_copy;
+
+static void counting_copy(rfbClient *client, int src_x, int src_y, int w, int h, int dest_x, int dest_y) {
+    copies_seen++;
+    library_copy(client, src_x, src_y, w, h, dest_x, dest_y);
+}
 
 /* Writes the framebuffer as RGB through the client's pixel format (32 bpp, as set in main). */
 static void finished_update(rfbClient *client) {
@@ -50,7 +59,7 @@ static void finished_update(rfbClient *client) {
     }
     fclose(f);
     updates_seen++;
-    printf("update %d\n", updates_seen);
+    printf("update %d copies %d\n", updates_seen, copies_seen);
     fflush(stdout);
 }
 
@@ -111,6 +120,8 @@ int main(int argc, char **argv) {
         client->appData.encodingsString = argv[4];
         ppm_path = argv[5];
         client->FinishedFrameBufferUpdate = finished_update;
+        library_copy = client->GotCopyRect;
+        client->GotCopyRect = counting_copy;
     }
     int *seen = argc == 6 ? &updates_seen : &sizes_seen;
     /* Set directly: rfbInitClient's own argv parsing adds 5900 to ports below 5900. */

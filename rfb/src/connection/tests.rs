@@ -1066,3 +1066,36 @@ fn random_input_during_every_login_never_panics() {
         }
     }
 }
+
+/// A move goes first as a CopyRect (header, then the source's x and y) to a client that listed
+/// CopyRect; to one that did not, or when an end lies outside the frame, its destination is
+/// encoded with the other rects instead.
+#[test]
+fn a_move_goes_as_copy_rect_first_or_as_pixels() {
+    let mut conn = ready(64, 64);
+    let frame = Frame::new(64, 64);
+    let copy = crate::moves::Move { dst: Rect::new(8, 4, 16, 8), src_x: 0, src_y: 2 };
+    let update = |conn: &mut ServerConnection, copy: crate::moves::Move| {
+        let job = conn.start_update_with_copy(frame.bounds(), Some(copy), &[Rect::new(40, 40, 2, 2)], false);
+        let done = job.expect("a job").encode(&frame, None, &crate::encoders::workers::Serial);
+        conn.complete_update(done);
+        take_output(conn)
+    };
+    set_encodings(&mut conn, &[1, 0]);
+    take_output(&mut conn);
+    let out = update(&mut conn, copy);
+    assert_eq!(&out[..4], &[0, 0, 0, 2], "two rects");
+    assert_eq!(&out[4..20], &[0, 8, 0, 4, 0, 16, 0, 8, 0, 0, 0, 1, 0, 0, 0, 2], "CopyRect from (0, 2)");
+    assert_eq!(&out[20..28], &[0, 40, 0, 40, 0, 2, 0, 2], "then the rect");
+    // Source partly outside the frame: the destination is sent as pixels.
+    let out = update(&mut conn, crate::moves::Move { src_x: 50, ..copy });
+    assert_eq!(&out[..4], &[0, 0, 0, 2]);
+    assert_eq!(first_rect_encoding(&out), 0, "no CopyRect");
+    assert_eq!(out.len(), 4 + 12 + 2 * 2 * 4 + 12 + 16 * 8 * 4);
+    // Not listed: pixels.
+    set_encodings(&mut conn, &[0]);
+    take_output(&mut conn);
+    let out = update(&mut conn, copy);
+    assert_eq!(first_rect_encoding(&out), 0);
+    assert_eq!(out.len(), 4 + 12 + 2 * 2 * 4 + 12 + 16 * 8 * 4);
+}

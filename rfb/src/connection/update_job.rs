@@ -20,8 +20,10 @@ use super::{ServerConnection, State};
 use crate::encoders::shared::SharedEncodings;
 use crate::encoders::workers::Workers;
 use crate::encoders::{EncodeParams, Encoders};
-use crate::encoding::ClientEncodings;
+use crate::encoding::{COPY_RECT, ClientEncodings};
 use crate::frame::{Frame, Rect};
+use crate::messages::server::write_rect_header;
+use crate::moves::Move;
 use crate::pixel_format::PixelConverter;
 
 /// Room before a job's rects for the update header and the pseudo-rects (at most a few dozen
@@ -35,6 +37,8 @@ pub struct UpdateJob {
     encoders: Encoders,
     converter: Arc<PixelConverter>,
     encodings: ClientEncodings,
+    /// Goes first, as a CopyRect: it reads what the viewer shows before this update.
+    copy: Option<Move>,
     rects: Vec<Rect>,
     /// [`HEADROOM`] bytes, then the encoded rects.
     bytes: Vec<u8>,
@@ -82,9 +86,15 @@ impl UpdateJob {
         shared: Option<(u64, &dyn SharedEncodings)>,
         workers: &dyn Workers,
     ) -> EncodedUpdate {
-        let UpdateJob { mut encoders, converter, encodings, rects, mut bytes } = self;
+        let UpdateJob { mut encoders, converter, encodings, copy, rects, mut bytes } = self;
         let params = EncodeParams { converter: &converter, encodings: &encodings, shared, workers };
         let mut count = 0;
+        if let Some(copy) = copy {
+            write_rect_header(&mut bytes, &copy.dst, COPY_RECT);
+            bytes.extend_from_slice(&copy.src_x.to_be_bytes());
+            bytes.extend_from_slice(&copy.src_y.to_be_bytes());
+            count += 1;
+        }
         for rect in &rects {
             // A frame of another size than announced would leave rects outside it: crop again.
             let rect = rect.intersect(&frame.bounds());
@@ -112,6 +122,20 @@ impl ServerConnection {
     /// the connection is not in its normal phase or a job is already out. With `lossless`, no
     /// lossy encoding is used (the refresh of areas that went out as JPEG).
     pub fn start_update(&mut self, bounds: Rect, rects: &[Rect], lossless: bool) -> Option<UpdateJob> {
+        self.start_update_with_copy(bounds, None, rects, lossless)
+    }
+
+    /// [`Self::start_update`] with `copy` first: a CopyRect when the client listed CopyRect and
+    /// both of its ends lie inside `bounds`, else its destination is encoded with the rects.
+    /// The caller vouches that the viewer shows at the copy's source what the destination
+    /// should show (nothing sent there since the frame the move was found in).
+    pub fn start_update_with_copy(
+        &mut self,
+        bounds: Rect,
+        copy: Option<Move>,
+        rects: &[Rect],
+        lossless: bool,
+    ) -> Option<UpdateJob> {
         if self.state != State::Normal {
             return None;
         }
@@ -122,11 +146,16 @@ impl ServerConnection {
             encodings.quality_level = None;
             encodings.preferred = encodings.lossless;
         }
-        let rects = rects.iter().map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
+        let inside = |rect: Rect| !rect.is_empty() && rect.intersect(&bounds) == rect;
+        let (copy, uncopied) = match copy {
+            Some(copy) if encodings.allows(COPY_RECT) && inside(copy.dst) && inside(copy.src()) => (Some(copy), None),
+            other => (None, other.map(|copy| copy.dst)),
+        };
+        let rects = rects.iter().chain(&uncopied).map(|r| r.intersect(&bounds)).filter(|r| !r.is_empty()).collect();
         let mut bytes = std::mem::take(&mut self.spare_output);
         bytes.clear();
         bytes.resize(HEADROOM, 0);
-        Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, rects, bytes })
+        Some(UpdateJob { encoders, converter: self.converter.clone(), encodings, copy, rects, bytes })
     }
 
     /// Takes the encoders back and queues the update, with any pseudo-rects owed by now. Must

@@ -1,0 +1,303 @@
+//! Moved areas between two frames — a window dragged, a console or a page scrolled — found in
+//! the pixels, so that a viewer that takes CopyRect is told "copy this from there" instead of
+//! being sent the pixels again.
+//!
+//! An X server learns of moves from the drawing calls (TigerVNC's Xvnc sends CopyRect for
+//! `XCopyArea`); a capture source only has frames. So: a short run of pixels (the needle) is
+//! taken from a changed row of the new frame and looked for in the old frame's changed area
+//! (`memmem`, vectorised on x86 and aarch64); each place it is found is an offset, which is
+//! then grown into the largest rectangle around the needle that the old frame holds at that
+//! offset, row by row (`memcmp`). The result is exact: every pixel of the destination equals
+//! the old frame's pixel at the source, so a viewer showing the old frame there ends up with
+//! the new one.
+
+use memchr::memmem;
+
+use crate::frame::{Frame, NATIVE_BYTES_PER_PIXEL, Rect};
+use crate::region::Region;
+
+/// An area of the new frame that is the old frame's area at (`src_x`, `src_y`), moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub dst: Rect,
+    pub src_x: u16,
+    pub src_y: u16,
+}
+
+impl Move {
+    /// Where the pixels come from, in the old frame.
+    pub fn src(&self) -> Rect {
+        Rect::new(self.src_x, self.src_y, self.dst.width, self.dst.height)
+    }
+}
+
+/// The smallest move worth reporting: below this a rect's own encoding costs little, and a
+/// typed character's damage is never searched.
+pub const MIN_MOVE_AREA: usize = 64 * 64;
+/// Pixels in a needle: long enough that text and edges rarely repeat within a row at this
+/// length, short enough to fit inside a small window.
+const NEEDLE: usize = 32;
+/// Needles tried per frame; a frame none of them finds a move for (a video playing, a page
+/// redrawn) costs at most this many searches of its changed area.
+const NEEDLES: usize = 3;
+/// Places verified per needle (a needle of a repeating pattern is found at many).
+const MAX_CANDIDATES: usize = 8;
+
+/// The largest move found from `old` to `new` inside `damage` (what changed between them), if
+/// one covers at least [`MIN_MOVE_AREA`] pixels. Frames of different sizes have none.
+pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
+    if (old.width(), old.height()) != (new.width(), new.height()) || damage.area() < MIN_MOVE_AREA {
+        return None;
+    }
+    // A moved area's source changed too (something else is there now), so both ends lie in
+    // the damage: the old frame is searched only inside its bounding box.
+    let area = damage.bounding_box();
+    let mut best: Option<Move> = None;
+    let mut rects: Vec<&Rect> = damage.rects().iter().filter(|r| r.area() >= MIN_MOVE_AREA).collect();
+    rects.sort_by_key(|r| std::cmp::Reverse(r.area()));
+    let seeds = rects.iter().flat_map(|rect| {
+        // The middle row first, then a quarter and three quarters down.
+        [2u32, 1, 3].map(move |quarter| (rect, rect.y + (u32::from(rect.height) * quarter / 4) as u16))
+    });
+    for (rect, y) in seeds.take(NEEDLES) {
+        let Some(x) = distinctive_needle(new, rect, y) else { continue };
+        for (src_x, src_y) in find_needle(old, &area, new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0), (x, y)) {
+            let found = grow(old, new, (x, y), (src_x, src_y));
+            if found.dst.area() >= MIN_MOVE_AREA && best.is_none_or(|b| found.dst.area() > b.dst.area()) {
+                best = Some(found);
+            }
+        }
+        // A move covering most of what changed is the move; searching on only finds parts of it.
+        if best.is_some_and(|b| b.dst.area() * 2 >= damage.area()) {
+            break;
+        }
+    }
+    best
+}
+
+/// The x of a needle on row `y` of `rect` whose pixels are not all alike (a run of one
+/// colour is found everywhere), or None when the row has none.
+fn distinctive_needle(frame: &Frame, rect: &Rect, y: u16) -> Option<u16> {
+    if usize::from(rect.width) < NEEDLE {
+        return None;
+    }
+    let row = frame.row(&Rect::new(rect.x, y, rect.width, 1), 0);
+    let last = usize::from(rect.width) - NEEDLE;
+    // Starting in the middle: a window's or a console's edges are the least likely to have moved
+    // with it.
+    let middle = last / 2;
+    let candidates = (middle..=last).step_by(NEEDLE / 4).chain((0..middle).rev().step_by(NEEDLE / 4));
+    for offset in candidates {
+        let needle = &row[offset * NATIVE_BYTES_PER_PIXEL..(offset + NEEDLE) * NATIVE_BYTES_PER_PIXEL];
+        if colour_changes(needle) >= 4 {
+            return Some(rect.x + offset as u16);
+        }
+    }
+    None
+}
+
+/// How many neighbouring pixels of `pixels` differ.
+fn colour_changes(pixels: &[u8]) -> usize {
+    let (pixels, _) = pixels.as_chunks::<NATIVE_BYTES_PER_PIXEL>();
+    pixels.windows(2).filter(|pair| pair[0] != pair[1]).count()
+}
+
+/// Where in `area` of `old` the `needle` (taken from `at` in the new frame) lies, as the
+/// needle's top-left pixel, except at `at` itself (unmoved); at most [`MAX_CANDIDATES`].
+fn find_needle(old: &Frame, area: &Rect, needle: &[u8], at: (u16, u16)) -> Vec<(u16, u16)> {
+    let finder = memmem::Finder::new(needle);
+    let mut found = Vec::new();
+    for y in area.y..area.y + area.height {
+        let row = old.row(&Rect::new(area.x, y, area.width, 1), 0);
+        for offset in finder.find_iter(row) {
+            // Only whole pixels: a match starting inside a pixel is a coincidence of bytes.
+            if offset % NATIVE_BYTES_PER_PIXEL != 0 {
+                continue;
+            }
+            // Inside the row's u16 width.
+            let x = area.x + (offset / NATIVE_BYTES_PER_PIXEL) as u16;
+            if (x, y) != at {
+                found.push((x, y));
+                if found.len() == MAX_CANDIDATES {
+                    return found;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The largest rectangle around the needle at `at` in `new` that equals `old` shifted from
+/// `from`: the needle's row widened both ways as far as it matches, then rows added above and
+/// below while that whole span matches.
+fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16)) -> Move {
+    let (width, height) = (i32::from(new.width()), i32::from(new.height()));
+    let (dx, dy) = (i32::from(at.0) - i32::from(from.0), i32::from(at.1) - i32::from(from.1));
+    let pixel_matches = |x: i32, y: i32| -> bool {
+        let (sx, sy) = (x - dx, y - dy);
+        if !(0..width).contains(&x) || !(0..width).contains(&sx) || !(0..height).contains(&sy) {
+            return false;
+        }
+        // All four are inside the u16-sized frames.
+        new.pixel(x as u16, y as u16) == old.pixel(sx as u16, sy as u16)
+    };
+    let y = i32::from(at.1);
+    let mut left = i32::from(at.0);
+    while pixel_matches(left - 1, y) {
+        left -= 1;
+    }
+    let mut right = i32::from(at.0) + NEEDLE as i32;
+    while pixel_matches(right, y) {
+        right += 1;
+    }
+    // The span's columns are inside both frames at this offset, so only the rows need checking.
+    let span_width = (right - left) as u16;
+    let row_matches = |y: i32| -> bool {
+        let sy = y - dy;
+        if !(0..height).contains(&y) || !(0..height).contains(&sy) {
+            return false;
+        }
+        let dst = Rect::new(left as u16, y as u16, span_width, 1);
+        let src = Rect::new((left - dx) as u16, sy as u16, span_width, 1);
+        new.row(&dst, 0) == old.row(&src, 0)
+    };
+    let mut top = y;
+    while row_matches(top - 1) {
+        top -= 1;
+    }
+    let mut bottom = y + 1;
+    while row_matches(bottom) {
+        bottom += 1;
+    }
+    Move {
+        dst: Rect::new(left as u16, top as u16, span_width, (bottom - top) as u16),
+        src_x: (left - dx) as u16,
+        src_y: (top - dy) as u16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::damage::DamageDetector;
+
+    /// A frame of pseudo-random pixels (every run of them distinctive), from `seed`.
+    fn noise(width: u16, height: u16, seed: u32) -> Frame {
+        let mut frame = Frame::new(width, height);
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        for pixel in frame.pixels_mut().as_chunks_mut::<4>().0 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *pixel = (state & 0x00ff_ffff).to_le_bytes();
+        }
+        frame
+    }
+
+    /// `frame` with `rect`'s pixels copied from `src` (top-left) of `from`.
+    fn paste(frame: &Frame, from: &Frame, rect: Rect, src: (u16, u16)) -> Frame {
+        let mut out = frame.clone();
+        let stride = out.stride();
+        for row in 0..rect.height {
+            let source = from.row(&Rect::new(src.0, src.1 + row, rect.width, 1), 0).to_vec();
+            let at = usize::from(rect.y + row) * stride + usize::from(rect.x) * 4;
+            out.pixels_mut()[at..at + source.len()].copy_from_slice(&source);
+        }
+        out
+    }
+
+    fn moved(old: &Frame, new: &Frame) -> Option<Move> {
+        let mut detector = DamageDetector::new();
+        detector.compare(old);
+        let damage = detector.compare(new);
+        find_move(old, new, &damage)
+    }
+
+    /// Every pixel of the move's destination in `new` is the old frame's at its source.
+    fn assert_exact(old: &Frame, new: &Frame, found: &Move) {
+        let src = found.src();
+        for row in 0..found.dst.height {
+            assert_eq!(new.row(&found.dst, row), old.row(&src, row), "row {row} of {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_dragged_window_is_found_exactly() {
+        let desktop = noise(640, 480, 8);
+        let window = noise(200, 150, 1);
+        let old = paste(&desktop, &window, Rect::new(100, 80, 200, 150), (0, 0));
+        let new = paste(&desktop, &window, Rect::new(156, 102, 200, 150), (0, 0));
+        let found = moved(&old, &new).expect("a move");
+        assert_eq!(found, Move { dst: Rect::new(156, 102, 200, 150), src_x: 100, src_y: 80 });
+        assert_exact(&old, &new, &found);
+    }
+
+    /// Over a flat desktop the flat area around the window matches at the window's offset too,
+    /// so the move found is larger than the window: still exact.
+    #[test]
+    fn a_window_over_a_flat_desktop_takes_the_flat_area_with_it() {
+        let desktop = Frame::new(640, 480);
+        let window = noise(200, 150, 1);
+        let old = paste(&desktop, &window, Rect::new(100, 80, 200, 150), (0, 0));
+        let new = paste(&desktop, &window, Rect::new(156, 102, 200, 150), (0, 0));
+        let found = moved(&old, &new).expect("a move");
+        assert_eq!((found.dst.x - found.src_x, found.dst.y - found.src_y), (56, 22));
+        assert!(found.dst.area() >= 200 * 150, "{found:?}");
+        assert_exact(&old, &new, &found);
+    }
+
+    #[test]
+    fn a_scrolled_console_is_found_up_to_the_new_line() {
+        let old = noise(640, 480, 2);
+        // Scrolled up by one 16-pixel text line; a new line at the bottom.
+        let mut new = paste(&old, &old, Rect::new(0, 0, 640, 464), (0, 16));
+        new = paste(&new, &noise(640, 16, 3), Rect::new(0, 464, 640, 16), (0, 0));
+        let found = moved(&old, &new).expect("a scroll");
+        assert_eq!(found, Move { dst: Rect::new(0, 0, 640, 464), src_x: 0, src_y: 16 });
+        assert_exact(&old, &new, &found);
+    }
+
+    #[test]
+    fn new_content_and_small_changes_have_no_move() {
+        let old = noise(320, 240, 4);
+        assert_eq!(moved(&old, &noise(320, 240, 5)), None, "everything new");
+        let mut typed = old.clone();
+        typed.fill_rect(&Rect::new(10, 10, 8, 16), 0xffffff);
+        assert_eq!(moved(&old, &typed), None, "a character cell");
+        assert_eq!(moved(&old, &old.clone()), None, "nothing changed");
+        assert_eq!(find_move(&old, &noise(320, 200, 4), &Region::from_rect(old.bounds())), None, "resized");
+    }
+
+    /// Flat areas match at any offset, so a needle is never taken from one: a window moved over
+    /// a flat desktop is found by its content, not by the desktop around it.
+    #[test]
+    fn flat_areas_give_no_needle() {
+        let flat = Frame::new(256, 64);
+        for y in 0..64 {
+            assert_eq!(distinctive_needle(&flat, &flat.bounds(), y), None);
+        }
+        let old = Frame::new(320, 240);
+        let mut new = old.clone();
+        new.fill_rect(&Rect::new(0, 0, 320, 120), 0x123456);
+        assert_eq!(moved(&old, &new), None, "a flat change is no move");
+    }
+
+    /// A needle found at several places (a repeating pattern) still gives the one offset at
+    /// which the most matches.
+    #[test]
+    fn the_largest_of_several_places_wins() {
+        let tile = noise(32, 8, 6);
+        let mut pattern = Frame::new(320, 240);
+        for ty in 0..240 / 8 {
+            for tx in 0..320 / 32 {
+                pattern = paste(&pattern, &tile, Rect::new(tx * 32, ty * 8, 32, 8), (0, 0));
+            }
+        }
+        let window = noise(120, 100, 7);
+        let old = paste(&pattern, &window, Rect::new(20, 20, 120, 100), (0, 0));
+        let new = paste(&pattern, &window, Rect::new(60, 90, 120, 100), (0, 0));
+        let found = moved(&old, &new).expect("a move");
+        assert_exact(&old, &new, &found);
+        assert!(found.dst.area() >= 120 * 100, "{found:?}");
+    }
+}
