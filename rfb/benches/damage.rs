@@ -93,9 +93,14 @@ fn main() {
             frame("desktop-moving-window/000.png"),
             frame("desktop-moving-window/001.png"),
         ),
-        ("720p video frame (no move)", frame("video-region/000.png"), frame("video-region/001.png")),
+        ("720p video region panned", frame("video-region/000.png"), frame("video-region/001.png")),
         ("1080p text scrolled one line", post.clone(), scrolled),
         ("1080p whole frame changed (no move)", base, whole),
+        (
+            "1080p photo replaced by desktop (no move)",
+            fixture::load(&sequences.join("../photo-1080p.png")),
+            fixture::load(&sequences.join("../desktop-1080p.png")),
+        ),
     ];
     for (label, old, new) in cases {
         let mut detector = DamageDetector::new();

@@ -63,13 +63,14 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
         let Some(x) = distinctive_needle(new, rect, y) else { continue };
         for (src_x, src_y) in find_needle(old, &area, new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0), (x, y)) {
             let found = grow(old, new, (x, y), (src_x, src_y));
+            // A move covering most of what changed is the move: searching on would only find
+            // parts of it (and a tiled wallpaper matches at every multiple of its tile).
+            if found.dst.area() * 2 >= damage.area() {
+                return Some(found);
+            }
             if found.dst.area() >= MIN_MOVE_AREA && best.is_none_or(|b| found.dst.area() > b.dst.area()) {
                 best = Some(found);
             }
-        }
-        // A move covering most of what changed is the move; searching on only finds parts of it.
-        if best.is_some_and(|b| b.dst.area() * 2 >= damage.area()) {
-            break;
         }
     }
     best
