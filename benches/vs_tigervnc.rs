@@ -6,7 +6,10 @@
 //! root window, painted exactly with X11 PutImage requests (a Raw update is checked against
 //! the PNG pixel for pixel). Per server and setting (Tight JPEG q8 c2, Tight c2 without JPEG,
 //! ZRLE, Zlib, Hextile, Raw; each in 32-bit and bgr233; Xvnc has no Zlib encoder and answers a
-//! client that lists only Zlib with Raw, so its Zlib rows are its Raw figures):
+//! client that lists only Zlib with Raw, so its Zlib rows are its Raw figures). Every list has
+//! CopyRect in it, as every real viewer's does: Xvnc sends CopyRect for X's own copies
+//! (`XCopyArea`), which frames painted with PutImage never are; kvnc finds moved areas in the
+//! frames themselves (`rfb::moves`, during the damage step):
 //!
 //! - **first**: the first full update of a fresh server process (desktop screen), the median
 //!   of 5 processes;
@@ -44,7 +47,7 @@ use kvnc_test_support::bench::{profile, rfb_client, servers};
 use kvnc_test_support::cpu;
 use profile::{Profiler, SharedLibraries};
 use rfb::PixelFormat;
-use rfb_client::{Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE};
+use rfb_client::{COPY_RECT, Client, HEXTILE, LAST_RECT, RAW, RGB888, RICH_CURSOR, TIGHT, Update, ZLIB, ZRLE};
 use servers::{free_port, start_kvnc as start_kvnc_process, wait_for_port};
 
 const WIDTH: u32 = 1280;
@@ -70,12 +73,12 @@ fn settings() -> Vec<Setting> {
     let mut all = Vec::new();
     for (fname, format) in [("32-bit", RGB888), ("bgr233", PixelFormat::BGR233)] {
         let list: [(&str, Vec<i32>); 6] = [
-            ("Tight JPEG q8 c2", vec![TIGHT, -32 + 8, -256 + 2, LAST_RECT, RICH_CURSOR]),
-            ("Tight c2 (no JPEG)", vec![TIGHT, -256 + 2, LAST_RECT, RICH_CURSOR]),
-            ("ZRLE", vec![ZRLE, RICH_CURSOR]),
-            ("Zlib", vec![ZLIB, RICH_CURSOR]),
-            ("Hextile", vec![HEXTILE, RICH_CURSOR]),
-            ("Raw", vec![RAW, RICH_CURSOR]),
+            ("Tight JPEG q8 c2", vec![TIGHT, COPY_RECT, -32 + 8, -256 + 2, LAST_RECT, RICH_CURSOR]),
+            ("Tight c2 (no JPEG)", vec![TIGHT, COPY_RECT, -256 + 2, LAST_RECT, RICH_CURSOR]),
+            ("ZRLE", vec![ZRLE, COPY_RECT, RICH_CURSOR]),
+            ("Zlib", vec![ZLIB, COPY_RECT, RICH_CURSOR]),
+            ("Hextile", vec![HEXTILE, COPY_RECT, RICH_CURSOR]),
+            ("Raw", vec![RAW, COPY_RECT, RICH_CURSOR]),
         ];
         for (name, encodings) in list {
             let name: &'static str = Box::leak(format!("{name}, {fname}").into_boxed_str());

@@ -1,6 +1,9 @@
 //! noVNC (in headless Chromium) connects straight to kvnc's port over WebSocket: its canvas
 //! shows exactly the source's pixels, and keys typed in the browser reach the target.
 
+use std::process::Command;
+use std::time::Duration;
+
 use kvnc::demo::{BANNER, DemoState};
 use kvnc_test_support::{demo_screen, novnc, viewers};
 use novnc::{NoVncOptions, run_novnc};
@@ -81,4 +84,31 @@ fn canvas_equals_a_replayed_fixture() {
         assert_eq!((run.canvas.width, run.canvas.height), (expected.width, expected.height));
         assert_eq!(run.canvas.diff_count(&expected, 0), Some(0), "{name}: artifacts in {}", run.dir.display());
     }
+}
+
+/// A window dragged across the desktop, one replayed frame per step: kvnc finds each move and
+/// noVNC, which lists CopyRect first, copies inside its canvas; it ends up showing the last
+/// frame exactly.
+#[test]
+fn a_dragged_window_reaches_novnc_as_copy_rect() {
+    const STEPS: usize = 6;
+    let dir = fixture("sequences/desktop-moving-window");
+    let server = KvncServer::start(KVNC, &["serve", "--source", &format!("replay:{dir}"), "--fps", "0"]);
+    let run = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Once noVNC is in and has taken the first frame, step the replay (SIGUSR1).
+            assert!(server.wait_for_log("connected (WebSocket)", Duration::from_secs(60)), "{}", server.log());
+            std::thread::sleep(Duration::from_millis(1000));
+            for _ in 0..STEPS {
+                let stepped = Command::new("kill").args(["-USR1", &server.pid().to_string()]).status();
+                assert!(stepped.is_ok_and(|status| status.success()), "kill -USR1");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        run_novnc(server.port(), &NoVncOptions::new().encodings(&[1, 16]).settle_ms(4000).name("copyrect"))
+    });
+    run.assert_ok();
+    assert!(run.rect_count(1) >= 1, "moves went as CopyRect: {:?}", run.rects);
+    let expected = load_png(format!("{dir}/{STEPS:03}.png"));
+    assert_eq!(run.canvas.diff_count(&expected, 0), Some(0), "artifacts in {}", run.dir.display());
 }

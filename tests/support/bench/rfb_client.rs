@@ -30,7 +30,7 @@ use tight_decoder::{Pixels, TightDecoder, TightError};
 use zrle_decoder::{ClientFramebuffer, DecodeError, Stats, client_pixel_to_rgb};
 
 use rfb::encoding::DESKTOP_SIZE;
-pub use rfb::encoding::{HEXTILE, LAST_RECT, RAW, TIGHT, ZLIB, ZRLE};
+pub use rfb::encoding::{COPY_RECT, HEXTILE, LAST_RECT, RAW, TIGHT, ZLIB, ZRLE};
 /// The cursor pseudo-encoding viewers list (Xvnc sends its cursor with it; kvnc has none, so
 /// rfb does not name it).
 pub const RICH_CURSOR: i32 = -239;
@@ -260,6 +260,29 @@ impl Client {
         Ok(Some(Update { bytes, wall, server_cpu }))
     }
 
+    /// CopyRect: `rect` gets what the framebuffer shows at the source the server names (the
+    /// areas may overlap, so the source is read whole first).
+    fn copy_rect(&mut self, rect: Rect) -> Result<()> {
+        let src = self.take(4)?;
+        let (src_x, src_y) = (u16::from_be_bytes([src[0], src[1]]), u16::from_be_bytes([src[2], src[3]]));
+        let source = Rect::new(src_x, src_y, rect.width, rect.height);
+        if source.intersect(&Rect::new(0, 0, self.width, self.height)) != source {
+            return Err(ClientError::Protocol(format!("CopyRect source {source:?} outside the screen")));
+        }
+        let (width, w) = (usize::from(self.width), usize::from(rect.width));
+        let rows: Vec<Vec<[u8; 3]>> = (0..usize::from(rect.height))
+            .map(|row| {
+                let at = (usize::from(src_y) + row) * width + usize::from(src_x);
+                self.rgb[at..at + w].to_vec()
+            })
+            .collect();
+        for (row, line) in rows.iter().enumerate() {
+            let at = (usize::from(rect.y) + row) * width + usize::from(rect.x);
+            self.rgb[at..at + w].copy_from_slice(line);
+        }
+        Ok(())
+    }
+
     fn rect(&mut self, rect: Rect, encoding: i32) -> Result<()> {
         let inside = u32::from(rect.x) + u32::from(rect.width) <= u32::from(self.width)
             && u32::from(rect.y) + u32::from(rect.height) <= u32::from(self.height);
@@ -274,6 +297,7 @@ impl Client {
             _ if !inside || rect.area() == 0 => {
                 return Err(ClientError::Protocol(format!("rect {rect:?} outside the screen")));
             }
+            COPY_RECT => return self.copy_rect(rect),
             _ => {}
         }
         loop {
