@@ -42,6 +42,46 @@ const NEEDLE: usize = 32;
 const NEEDLES: usize = 3;
 /// Places verified per needle (a needle of a repeating pattern is found at many).
 const MAX_CANDIDATES: usize = 8;
+/// The most frames a search that found nothing makes the next one wait.
+const MAX_BACKOFF: u32 = 8;
+
+/// [`find_move`] paced across a stream of frames. A search that finds nothing (a video
+/// playing, a noisy capture that changes everywhere) makes the next ones wait 1, 2, 4, then 8
+/// frames with large changes, so a screen where nothing moves costs at most one search in nine
+/// such frames; a move found searches every frame again. Small changes (a typed character) are
+/// never searched and do not count.
+#[derive(Debug, Default)]
+pub struct MoveSearch {
+    /// Frames with large changes still to let pass without a search.
+    skip: u32,
+    /// How many frames the last fruitless search let pass (0 once a move is found).
+    backoff: u32,
+}
+
+impl MoveSearch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`find_move`], unless this frame is one to let pass.
+    pub fn find(&mut self, old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
+        if damage.area() < MIN_MOVE_AREA {
+            return None;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return None;
+        }
+        let found = find_move(old, new, damage);
+        if found.is_some() {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(1, MAX_BACKOFF);
+            self.skip = self.backoff;
+        }
+        found
+    }
+}
 
 /// The largest move found from `old` to `new` inside `damage` (what changed between them), if
 /// one covers at least [`MIN_MOVE_AREA`] pixels. Frames of different sizes have none.
@@ -300,5 +340,32 @@ mod tests {
         let found = moved(&old, &new).expect("a move");
         assert_exact(&old, &new, &found);
         assert!(found.dst.area() >= 120 * 100, "{found:?}");
+    }
+
+    /// Searches that find nothing space out the next ones (1, 2, 4, 8, 8 frames let pass); a
+    /// move found brings the search back to every frame. Small changes never count.
+    #[test]
+    fn fruitless_searches_back_off_and_a_move_ends_that() {
+        let old = noise(320, 240, 9);
+        let unrelated = noise(320, 240, 10);
+        let whole = Region::from_rect(old.bounds());
+        let mut search = MoveSearch::new();
+        let mut searched = Vec::new();
+        for frame in 0..30 {
+            let before = search.skip;
+            assert_eq!(search.find(&old, &unrelated, &whole), None);
+            if before == 0 {
+                searched.push(frame);
+            }
+            assert_eq!(search.find(&old, &old, &Region::from_rect(Rect::new(0, 0, 8, 16))), None, "too small");
+        }
+        assert_eq!(searched, [0, 2, 5, 10, 19, 28]);
+        // Skipping until the back-off is over, then the move is found and the next one too.
+        let window = noise(100, 80, 11);
+        let moved_from = paste(&old, &window, Rect::new(10, 10, 100, 80), (0, 0));
+        let moved_to = paste(&old, &window, Rect::new(60, 50, 100, 80), (0, 0));
+        let damage = Region::from_rect(Rect::new(10, 10, 150, 120));
+        let found: Vec<bool> = (0..9).map(|_| search.find(&moved_from, &moved_to, &damage).is_some()).collect();
+        assert_eq!(found, [false, false, false, false, false, false, false, true, true]);
     }
 }

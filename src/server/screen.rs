@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rfb::damage::DamageDetector;
-use rfb::moves::{Move, find_move};
+use rfb::moves::{Move, MoveSearch};
 use rfb::region::Region;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -166,7 +166,7 @@ async fn follow(
 /// Finds what changed between consecutive frames, by the kind of frame. Public so the capture
 /// bench measures exactly the server's damage step.
 pub enum Tracker {
-    Pixels(DamageDetector),
+    Pixels(DamageDetector, MoveSearch),
     Jpeg(JpegDamage),
 }
 
@@ -177,7 +177,7 @@ impl Tracker {
             Picture::Pixels(pixels) => {
                 let mut detector = DamageDetector::new();
                 detector.compare(pixels);
-                Tracker::Pixels(detector)
+                Tracker::Pixels(detector, MoveSearch::new())
             }
             Picture::Jpeg(jpeg) => {
                 let mut damage = JpegDamage::new();
@@ -197,11 +197,11 @@ impl Tracker {
     pub fn compare(&mut self, frame: &SourceFrame) -> Option<Change> {
         let whole = Region::from_rect(frame.bounds());
         let damage = match (&mut *self, &frame.picture) {
-            (Tracker::Pixels(detector), Picture::Pixels(pixels)) => {
+            (Tracker::Pixels(detector, moves), Picture::Pixels(pixels)) => {
                 // Frames share their pixels: holding the previous one copies nothing.
                 let previous = detector.previous().cloned();
                 let damage = detector.compare(pixels);
-                let moved = previous.and_then(|previous| find_move(&previous, pixels, &damage));
+                let moved = previous.and_then(|previous| moves.find(&previous, pixels, &damage));
                 return (!damage.is_empty()).then_some(Change { damage, moved });
             }
             (Tracker::Jpeg(damage), Picture::Jpeg(jpeg)) => match damage.compare(jpeg.bytes()) {
@@ -230,7 +230,7 @@ impl Tracker {
     fn settle(&mut self) -> Region {
         match self {
             Tracker::Jpeg(damage) => Region::from_rects(&damage.settle()),
-            Tracker::Pixels(_) => Region::new(),
+            Tracker::Pixels(..) => Region::new(),
         }
     }
 }
