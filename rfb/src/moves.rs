@@ -91,9 +91,12 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
     }
     // A moved area's source changed too (something else is there now), so both ends lie in
     // the damage: the old frame is searched only inside its bounding box.
-    let area = damage.bounding_box();
+    // (Clipped to the frame, so a damage region from elsewhere can never index past it.)
+    let bounds = new.bounds();
+    let area = damage.bounding_box().intersect(&bounds);
     let mut best: Option<Move> = None;
-    let mut rects: Vec<&Rect> = damage.rects().iter().filter(|r| r.area() >= MIN_MOVE_AREA).collect();
+    let mut rects: Vec<Rect> =
+        damage.rects().iter().map(|r| r.intersect(&bounds)).filter(|r| r.area() >= MIN_MOVE_AREA).collect();
     rects.sort_by_key(|r| std::cmp::Reverse(r.area()));
     let seeds = rects.iter().flat_map(|rect| {
         // The middle row first, then a quarter and three quarters down.
@@ -307,6 +310,8 @@ mod tests {
         assert_eq!(moved(&old, &typed), None, "a character cell");
         assert_eq!(moved(&old, &old.clone()), None, "nothing changed");
         assert_eq!(find_move(&old, &noise(320, 200, 4), &Region::from_rect(old.bounds())), None, "resized");
+        let beyond = Region::from_rect(Rect::new(100, 100, 5000, 5000));
+        assert_eq!(find_move(&old, &noise(320, 240, 5), &beyond), None, "damage past the frame is clipped");
     }
 
     /// Flat areas match at any offset, so a needle is never taken from one: a window moved over
