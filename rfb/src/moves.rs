@@ -104,7 +104,9 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
     });
     for (rect, y) in seeds.take(NEEDLES) {
         let Some(x) = distinctive_needle(new, rect, y) else { continue };
-        for (src_x, src_y) in find_needle(old, &area, new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0), (x, y)) {
+        let finder = memmem::Finder::new(new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0));
+        // Lazily: a place that grows into the move ends the scan of the rows below it.
+        for (src_x, src_y) in needle_places(old, area, &finder, (x, y)) {
             let found = grow(old, new, (x, y), (src_x, src_y));
             // A move covering most of what changed is the move: searching on would only find
             // parts of it (and a tiled wallpaper matches at every multiple of its tile).
@@ -146,29 +148,27 @@ fn colour_changes(pixels: &[u8]) -> usize {
     pixels.windows(2).filter(|pair| pair[0] != pair[1]).count()
 }
 
-/// Where in `area` of `old` the `needle` (taken from `at` in the new frame) lies, as the
-/// needle's top-left pixel, except at `at` itself (unmoved); at most [`MAX_CANDIDATES`].
-fn find_needle(old: &Frame, area: &Rect, needle: &[u8], at: (u16, u16)) -> Vec<(u16, u16)> {
-    let finder = memmem::Finder::new(needle);
-    let mut found = Vec::new();
-    for y in area.y..area.y + area.height {
-        let row = old.row(&Rect::new(area.x, y, area.width, 1), 0);
-        for offset in finder.find_iter(row) {
-            // Only whole pixels: a match starting inside a pixel is a coincidence of bytes.
-            if offset % NATIVE_BYTES_PER_PIXEL != 0 {
-                continue;
-            }
-            // Inside the row's u16 width.
-            let x = area.x + (offset / NATIVE_BYTES_PER_PIXEL) as u16;
-            if (x, y) != at {
-                found.push((x, y));
-                if found.len() == MAX_CANDIDATES {
-                    return found;
-                }
-            }
-        }
-    }
-    found
+/// Where in `area` of `old` the needle `finder` looks for (taken from `at` in the new frame)
+/// lies, as the needle's top-left pixel, top to bottom, except at `at` itself (unmoved); at
+/// most [`MAX_CANDIDATES`].
+fn needle_places<'a>(
+    old: &'a Frame,
+    area: Rect,
+    finder: &'a memmem::Finder<'a>,
+    at: (u16, u16),
+) -> impl Iterator<Item = (u16, u16)> + 'a {
+    (area.y..area.y + area.height)
+        .flat_map(move |y| {
+            let row = old.row(&Rect::new(area.x, y, area.width, 1), 0);
+            finder
+                .find_iter(row)
+                // Only whole pixels: a match starting inside a pixel is a coincidence of bytes.
+                .filter(|offset| offset % NATIVE_BYTES_PER_PIXEL == 0)
+                // Inside the row's u16 width.
+                .map(move |offset| (area.x + (offset / NATIVE_BYTES_PER_PIXEL) as u16, y))
+        })
+        .filter(move |&place| place != at)
+        .take(MAX_CANDIDATES)
 }
 
 /// The largest rectangle around the needle at `at` in `new` that equals `old` shifted from

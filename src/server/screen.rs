@@ -61,25 +61,21 @@ impl DamageHistory {
     }
 
     fn since(&self, generation: u64) -> Option<Change> {
-        let mut newer = self.entries.iter().skip_while(|(_, to, _)| *to <= generation).peekable();
-        match newer.peek() {
-            None => Some(Change::default()),
-            Some((from, _, _)) if *from == generation => {
-                let newer: Vec<_> = newer.collect();
-                // A move is known from the frame it was found in: a viewer further behind gets
-                // the damage, which covers the move's destination.
-                let moved = match newer[..] {
-                    [(_, _, only)] => only.moved,
-                    _ => None,
-                };
-                let mut damage = Region::new();
-                for (_, _, change) in newer {
-                    damage.union(&change.damage);
-                }
-                Some(Change { damage, moved })
-            }
-            Some(_) => None,
+        let Some(first) = self.entries.iter().position(|(_, to, _)| *to > generation) else {
+            return Some(Change::default());
+        };
+        if self.entries[first].0 != generation {
+            return None;
         }
+        let newer = self.entries.range(first..);
+        // A move is known from the frame it was found in: a viewer further behind gets the
+        // damage, which covers the move's destination.
+        let moved = if newer.len() == 1 { self.entries[first].2.moved } else { None };
+        let mut damage = Region::new();
+        for (_, _, change) in newer {
+            damage.union(&change.damage);
+        }
+        Some(Change { damage, moved })
     }
 }
 
