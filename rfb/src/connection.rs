@@ -697,6 +697,9 @@ impl ServerConnection {
             ClientMessage::SetPixelFormat(format) => self.set_pixel_format(format)?,
             ClientMessage::SetEncodings(list) => {
                 self.encodings = ClientEncodings::from_list(list);
+                if let Some(encoders) = &mut self.encoders {
+                    encoders.prepare(&self.encodings);
+                }
                 self.qemu_key_events.listed(self.encodings.qemu_key_events);
                 self.extended_mouse_buttons.listed(self.encodings.extended_mouse_buttons);
                 // Confirm fences and continuous updates the first time the client lists them.

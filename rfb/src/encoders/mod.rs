@@ -82,6 +82,19 @@ impl Encoders {
         self.encode_with(encoding, frame, rect, params, out)
     }
 
+    /// Makes the zlib streams of the encoding the client's updates will use (its lossless one
+    /// when it prefers JPEG (21)) ahead of its first update, as TigerVNC makes its encoders'
+    /// streams when a viewer connects. Called on every SetEncodings; a stream is made once.
+    pub fn prepare(&mut self, encodings: &ClientEncodings) {
+        let encoding = if encodings.preferred == JPEG { encodings.lossless } else { encodings.preferred };
+        match encoding {
+            TIGHT => self.tight.prepare(encodings),
+            ZRLE => self.zrle.prepare(encodings),
+            ZLIB => self.zlib.prepare(encodings),
+            _ => {}
+        }
+    }
+
     /// The rects sent as JPEG since the last call (a rect JPEG did not pay for may be among
     /// them though it went as Raw): what a lossless refresh must send again once still. Taken
     /// after every update (`UpdateJob::encode`), so the list never outgrows one update.

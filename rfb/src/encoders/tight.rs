@@ -34,7 +34,7 @@ use super::jpeg_codec::{self as jpeg, quality_for_level};
 use super::shared::{JpegKey, SharedEncodings};
 use super::workers::{self, Workers};
 use super::{EncodeParams, Encoder};
-use crate::encoding::{RAW, TIGHT};
+use crate::encoding::{ClientEncodings, RAW, TIGHT};
 use crate::frame::{Frame, Rect};
 use crate::messages::server::write_rect_header;
 use crate::pixel_format::PixelConverter;
@@ -75,6 +75,16 @@ const ZLIB_LEVELS: [[u8; 3]; 10] =
     [[0, 0, 0], [1, 1, 1], [3, 3, 2], [5, 5, 2], [6, 7, 3], [7, 8, 4], [7, 8, 5], [8, 9, 6], [9, 9, 7], [9, 9, 9]];
 /// What a client that sent no compression level gets.
 const DEFAULT_COMPRESS_LEVEL: u8 = 2;
+
+/// The zlib level of each stream (by id) at the client's compression level.
+fn stream_levels(compress_level: Option<u8>) -> [u8; 4] {
+    let level = compress_level.unwrap_or(DEFAULT_COMPRESS_LEVEL).min(9);
+    let [indexed, mono, full_colour] = ZLIB_LEVELS[usize::from(level)];
+    let mut levels = [full_colour; 4];
+    levels[STREAM_MONO] = mono;
+    levels[STREAM_INDEXED] = indexed;
+    levels
+}
 
 /// A connection's Tight encoder: four zlib streams (stream 3 unused) and one [`Lane`] per
 /// worker.
@@ -151,8 +161,8 @@ impl Default for TightEncoder {
 struct Settings<'a> {
     converter: &'a PixelConverter,
     tpixel: TPixel,
-    /// zlib levels {indexed, mono, full colour}.
-    levels: [u8; 3],
+    /// zlib level of each stream.
+    levels: [u8; 4],
     /// Palette limit = area / divisor, unless JPEG sets a fixed limit.
     divisor: usize,
     /// JPEG quality and subsampling when full-colour rects go as JPEG.
@@ -176,7 +186,7 @@ impl<'a> Settings<'a> {
         Settings {
             converter: params.converter,
             tpixel: TPixel::for_converter(params.converter),
-            levels: ZLIB_LEVELS[usize::from(level)],
+            levels: stream_levels(compress_level),
             // TigerVNC `EncodeManager::writeSubRect`.
             divisor: (usize::from(level) * 8).max(4),
             jpeg,
@@ -188,11 +198,7 @@ impl<'a> Settings<'a> {
 
     /// The zlib level of `stream`.
     fn zlib_level(&self, stream: usize) -> u8 {
-        match stream {
-            STREAM_MONO => self.levels[1],
-            STREAM_INDEXED => self.levels[0],
-            _ => self.levels[2],
-        }
+        self.levels.get(stream).copied().unwrap_or(self.levels[STREAM_FULL_COLOUR])
     }
 
     /// The most colours a sub-rect of `area` pixels may have to be sent with a palette.
@@ -211,6 +217,15 @@ impl<'a> Settings<'a> {
 impl TightEncoder {
     pub fn new() -> TightEncoder {
         TightEncoder { streams: Default::default(), pending_reset: 0, lanes: Vec::new(), lossy: Vec::new() }
+    }
+
+    /// Makes the streams' compressors at the client's levels ahead of the first update
+    /// ([`ZlibStream::prepare`]).
+    pub fn prepare(&mut self, encodings: &ClientEncodings) {
+        let levels = stream_levels(encodings.compress_level);
+        for (stream, level) in self.streams.iter_mut().zip(levels).take(STREAM_INDEXED + 1) {
+            stream.prepare(level);
+        }
     }
 
     /// The rects written as JPEG since the last call.
@@ -600,7 +615,8 @@ mod tests {
 
     #[test]
     fn settings_follow_tigervnc() {
-        // (zlib levels, palette divisor, JPEG, max colours for 256 px, for 10 px, for 64k px)
+        // (zlib levels by stream id, palette divisor, JPEG, max colours for 256 px, for 10 px,
+        // for 64k px)
         let settings = |format: PixelFormat, list: Vec<i32>| {
             let converter = PixelConverter::new(format);
             let encodings = ClientEncodings::from_list(list);
@@ -610,16 +626,22 @@ mod tests {
                 shared: None,
                 workers: &crate::encoders::workers::Serial,
             });
-            (s.levels, s.divisor, s.jpeg, [256, 10, 65536].map(|area| s.max_colours(area)), s.indexed)
+            (
+                [0, 1, 2, 3].map(|stream| s.zlib_level(stream)),
+                s.divisor,
+                s.jpeg,
+                [256, 10, 65536].map(|area| s.max_colours(area)),
+                s.indexed,
+            )
         };
         let native = PixelFormat::NATIVE;
-        assert_eq!(settings(native, vec![TIGHT]), ([3, 3, 2], 16, None, [16, 2, 256], true));
-        assert_eq!(settings(native, vec![TIGHT, -256]), ([0, 0, 0], 4, None, [64, 2, 256], true));
-        assert_eq!(settings(native, vec![TIGHT, -247]), ([9, 9, 9], 72, None, [3, 2, 256], true));
+        assert_eq!(settings(native, vec![TIGHT]), ([2, 3, 3, 2], 16, None, [16, 2, 256], true));
+        assert_eq!(settings(native, vec![TIGHT, -256]), ([0, 0, 0, 0], 4, None, [64, 2, 256], true));
+        assert_eq!(settings(native, vec![TIGHT, -247]), ([9, 9, 9, 9], 72, None, [3, 2, 256], true));
         let jpeg = settings(native, vec![TIGHT, -32 + 8, -256 + 1]);
-        assert_eq!(jpeg, ([1, 1, 1], 8, Some((92, Subsampling::S444)), [24, 24, 24], true));
+        assert_eq!(jpeg, ([1, 1, 1, 1], 8, Some((92, Subsampling::S444)), [24, 24, 24], true));
         let jpeg = settings(native, vec![TIGHT, -32]);
-        assert_eq!(jpeg, ([3, 3, 2], 16, Some((15, Subsampling::S420)), [96, 96, 96], true));
+        assert_eq!(jpeg, ([2, 3, 3, 2], 16, Some((15, Subsampling::S420)), [96, 96, 96], true));
         // 8 bpp: no JPEG, no indexed rects, so palettes of at most two colours.
         let low = settings(PixelFormat::BGR233, vec![TIGHT, -23]);
         assert_eq!((low.2, low.3, low.4), (None, [2, 2, 2], false));

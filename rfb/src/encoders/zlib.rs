@@ -5,10 +5,10 @@
 
 use flate2::FlushCompress;
 
-use super::deflate::ZlibStream;
+use super::deflate::{self, ZlibStream};
 use super::workers::{MIN_PARALLEL_AREA, row_bands};
 use super::{EncodeParams, Encoder};
-use crate::encoding::ZLIB;
+use crate::encoding::{ClientEncodings, ZLIB};
 use crate::frame::{Frame, Rect};
 
 /// Largest rect, in pixels, sent as one Zlib rect; bigger ones go as bands of whole rows (at
@@ -35,6 +35,10 @@ impl Default for ZlibEncoder {
 impl ZlibEncoder {
     pub fn new() -> Self {
         Self { stream: ZlibStream::new(), buf: Vec::new() }
+    }
+    /// Makes the stream's compressor ahead of the first update ([`ZlibStream::prepare`]).
+    pub fn prepare(&mut self, encodings: &ClientEncodings) {
+        self.stream.prepare(deflate::stream_level(encodings));
     }
 }
 

@@ -6,10 +6,10 @@
 
 use flate2::FlushCompress;
 
-use super::deflate::ZlibStream;
+use super::deflate::{self, ZlibStream};
 use super::workers;
 use super::{EncodeParams, Encoder};
-use crate::encoding::ZRLE;
+use crate::encoding::{ClientEncodings, ZRLE};
 use crate::frame::{Frame, Rect};
 use crate::pixel_format::{PixelConverter, PixelFormat};
 
@@ -52,6 +52,10 @@ impl Default for ZrleEncoder {
 impl ZrleEncoder {
     pub fn new() -> Self {
         Self { stream: ZlibStream::new(), tiles: TileCoder::new(), lanes: Vec::new() }
+    }
+    /// Makes the stream's compressor ahead of the first update ([`ZlibStream::prepare`]).
+    pub fn prepare(&mut self, encodings: &ClientEncodings) {
+        self.stream.prepare(deflate::stream_level(encodings));
     }
 }
 

@@ -147,6 +147,8 @@ impl Palette {
     pub(super) fn write_mono_bitmap(&self, frame: &Frame, rect: &Rect, out: &mut Vec<u8>) {
         let background = self.colours.first().copied().unwrap_or(EMPTY);
         let row_bytes = usize::from(rect.width).div_ceil(8);
+        // Grown once: growing as it goes copies the bitmap each time and touches fresh memory twice.
+        out.reserve(row_bytes * usize::from(rect.height));
         for (row, &runs) in frame.rows(rect).zip(&self.rows) {
             if runs == REPEAT && out.len() >= row_bytes {
                 out.extend_from_within(out.len() - row_bytes..);
@@ -168,6 +170,7 @@ impl Palette {
     /// Appends one palette index byte per pixel of `rect`. Call after an analysis that
     /// returned `Mono` or `Indexed` for the same rect: its runs are filled in.
     pub(super) fn write_indices(&self, rect: &Rect, out: &mut Vec<u8>) {
+        out.reserve(rect.area());
         let start = out.len();
         let width = usize::from(rect.width);
         let mut runs = self.runs.iter();
