@@ -3,12 +3,13 @@
 //! compressed; inside one update, the encoders spread a large rect's pieces over the same
 //! threads (`rfb::encoders::workers`). Sized to the board's cores by default: a Pi 4 has four.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use anyhow::Context;
-use crossbeam_channel::{Receiver, Sender};
 use rfb::encoders::shared::SharedRects;
 use rfb::encoders::workers::{ScopedThreads, Workers};
+use rfb::encoding::RAW;
 use rfb::{EncodedUpdate, UpdateJob};
 use tokio::sync::oneshot;
 
@@ -25,16 +26,66 @@ pub type Encoded = Result<EncodedUpdate, (EncodedUpdate, String)>;
 /// encoding of this many pixels (JPEG) takes a small fraction of a millisecond on a Pi core,
 /// so input waits no longer than it would behind the hand-over.
 const INLINE_AREA: usize = 64 * 64;
+/// Raw is a copy of the pixels (converted to the viewer's format), so a Raw update is encoded
+/// on the viewer's task up to this many pixels: at most 512 KiB at 32 bits, about 0.2 ms of
+/// a Pi 4 core, what the hand-over to the pool and back costs (a steady Raw update of
+/// vs_tigervnc's moving window: 0.36 ms of CPU through the pool, 0.26 ms here).
+const RAW_INLINE_AREA: usize = 128 * 1024;
 
-/// Fixed threads that wait on a channel for updates to encode. Not rayon: its idle workers
-/// spin (`sched_yield`) before sleeping, which cost 14% of kvnc's CPU between small updates;
-/// these threads block until work comes (after a few yields: four per update, measured). The
-/// channel wakes one of them per job; a std receiver shared behind a mutex woke two, the
-/// receiver and the next thread in line for the lock (a steady Tight update of vs_tigervnc
-/// made 6.2 context switches in all, now 4.8).
+/// Fixed threads that wait on a queue for updates to encode. Not rayon: its idle workers
+/// spin (`sched_yield`) before sleeping, which cost 14% of kvnc's CPU between small updates.
+/// Nor a channel: crossbeam's receiver yields four times before it sleeps (5% of a steady Raw
+/// update's CPU), and a std receiver shared behind a mutex woke two threads per job, the
+/// receiver and the next in line for the lock. Here an idle thread sleeps on the condition
+/// variable at once and each job wakes one.
 pub struct EncodePool {
-    jobs: Sender<Job>,
+    queue: Arc<JobQueue>,
     threads: usize,
+}
+
+/// The jobs waiting for a thread, and the threads' sleep.
+#[derive(Default)]
+struct JobQueue {
+    waiting: Mutex<Waiting>,
+    added: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    /// The pool was dropped: its threads end once the queue is empty.
+    closed: bool,
+}
+
+impl JobQueue {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        // Jobs run outside the lock, so a panic never leaves the queue half changed.
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, job: Job) {
+        self.waiting().jobs.push_back(job);
+        self.added.notify_one();
+    }
+
+    /// The next job, waiting for one as long as it takes; None once the pool is gone.
+    fn pop(&self) -> Option<Job> {
+        let mut waiting = self.waiting();
+        loop {
+            if let Some(job) = waiting.jobs.pop_front() {
+                return Some(job);
+            }
+            if waiting.closed {
+                return None;
+            }
+            waiting = self.added.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        self.waiting().closed = true;
+        self.added.notify_all();
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -42,7 +93,7 @@ type Job = Box<dyn FnOnce() + Send>;
 impl EncodePool {
     pub fn new(threads: usize) -> anyhow::Result<Arc<EncodePool>> {
         let threads = threads.max(1);
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let queue = Arc::new(JobQueue::default());
         for i in 0..threads {
             let queue = queue.clone();
             std::thread::Builder::new()
@@ -50,7 +101,7 @@ impl EncodePool {
                 .spawn(move || work(&queue))
                 .context("cannot start the encoding threads")?;
         }
-        Ok(Arc::new(EncodePool { jobs, threads }))
+        Ok(Arc::new(EncodePool { queue, threads }))
     }
 
     /// Encodes `job` from `frame` on the pool; the result arrives on the returned channel.
@@ -64,7 +115,8 @@ impl EncodePool {
         shared_rects: Arc<SharedRects>,
     ) -> oneshot::Receiver<Encoded> {
         let (done, result) = oneshot::channel();
-        let inline = job.area() <= INLINE_AREA && frame.pixels_at_hand().is_some();
+        let inline_area = if job.encoding() == RAW { RAW_INLINE_AREA } else { INLINE_AREA };
+        let inline = job.area() <= inline_area && frame.pixels_at_hand().is_some();
         let workers = self.clone();
         let task = move || {
             let encoded = match frame.pixels() {
@@ -77,18 +129,22 @@ impl EncodePool {
         if inline {
             run(Box::new(task));
         } else {
-            // Only fails once every thread has died, which `work` prevents; the dropped sender
-            // then tells the viewer.
-            let _ = self.jobs.send(Box::new(task));
+            self.queue.push(Box::new(task));
         }
         result
     }
 }
 
 /// One pool thread: runs jobs until the pool is dropped.
-fn work(queue: &Receiver<Job>) {
-    while let Ok(job) = queue.recv() {
+fn work(queue: &JobQueue) {
+    while let Some(job) = queue.pop() {
         run(job);
+    }
+}
+
+impl Drop for EncodePool {
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
@@ -116,6 +172,7 @@ impl Workers for EncodePool {
 mod tests {
     use super::*;
     use crate::source::Picture;
+    use rfb::encoding::ZRLE;
     use rfb::security::Transport;
     use rfb::{Event, Rect, ServerConfig, ServerConnection};
     use tokio::sync::oneshot::error::TryRecvError;
@@ -143,34 +200,52 @@ mod tests {
         u16::from_be_bytes([out[2], out[3]])
     }
 
-    /// With the pool's only thread busy, a small update is encoded at once on the caller's
-    /// task, and one pixel more waits for the pool.
+    /// Sets the client's encoding list, as its SetEncodings message would.
+    fn set_encodings(conn: &mut ServerConnection, encodings: &[i32]) {
+        let mut message = vec![2, 0];
+        message.extend_from_slice(&u16::try_from(encodings.len()).expect("a short list").to_be_bytes());
+        for encoding in encodings {
+            message.extend_from_slice(&encoding.to_be_bytes());
+        }
+        conn.read(&message).expect("SetEncodings");
+        while conn.poll_event().is_some() {}
+    }
+
+    /// With the pool's only thread busy, a small update (a larger one in Raw) is encoded at
+    /// once on the caller's task, and one pixel more waits for the pool.
     #[test]
     fn small_updates_are_encoded_by_the_caller() {
         let pool = EncodePool::new(1).expect("pool");
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        pool.jobs
-            .send(Box::new(move || {
-                let _ = held.recv();
-            }))
-            .expect("hold the thread");
         let frame = Arc::new(SourceFrame { generation: 1, picture: Picture::Pixels(rfb::Frame::new(640, 480)) });
         let shared_rects = Arc::new(SharedRects::default());
-        let mut conn = ready_connection();
         let bounds = frame.bounds();
+        let cases = [
+            (ZRLE, INLINE_AREA, [Rect::new(0, 0, 64, 32), Rect::new(100, 0, 64, 32)]),
+            (RAW, RAW_INLINE_AREA, [Rect::new(0, 0, 512, 128), Rect::new(0, 200, 512, 128)]),
+        ];
+        for (encoding, most, at_once) in cases {
+            assert_eq!(at_once.iter().map(Rect::area).sum::<usize>(), most);
+            let mut conn = ready_connection();
+            set_encodings(&mut conn, &[encoding]);
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            pool.queue.push(Box::new(move || {
+                let _ = held.recv();
+            }));
 
-        let small = conn.start_update(bounds, &[Rect::new(0, 0, 64, 32), Rect::new(100, 0, 64, 32)], false);
-        let mut result = pool.encode(small.expect("a job"), frame.clone(), shared_rects.clone());
-        let encoded = result.try_recv().expect("encoded at once").expect("pixels at hand");
-        conn.complete_update(encoded);
-        assert_eq!(written_rects(&mut conn), 2);
+            let small = conn.start_update(bounds, &at_once, false);
+            let mut result = pool.encode(small.expect("a job"), frame.clone(), shared_rects.clone());
+            let encoded = result.try_recv().expect("encoded at once").expect("pixels at hand");
+            conn.complete_update(encoded);
+            assert_eq!(written_rects(&mut conn), 2, "encoding {encoding}");
 
-        let large = conn.start_update(bounds, &[Rect::new(0, 0, 64, 64), Rect::new(0, 64, 1, 1)], false);
-        let mut result = pool.encode(large.expect("a job"), frame, shared_rects);
-        assert!(matches!(result.try_recv(), Err(TryRecvError::Empty)), "a larger update waits for the pool");
-        release.send(()).expect("release the thread");
-        let encoded = result.blocking_recv().expect("encoded on the pool").expect("pixels");
-        conn.complete_update(encoded);
-        assert_eq!(written_rects(&mut conn), 2);
+            let larger = [at_once[0], at_once[1], Rect::new(600, 400, 1, 1)];
+            let larger = conn.start_update(bounds, &larger, false);
+            let mut result = pool.encode(larger.expect("a job"), frame.clone(), shared_rects.clone());
+            assert!(matches!(result.try_recv(), Err(TryRecvError::Empty)), "encoding {encoding}: one more pixel waits");
+            release.send(()).expect("release the thread");
+            let encoded = result.blocking_recv().expect("encoded on the pool").expect("pixels");
+            conn.complete_update(encoded);
+            assert_eq!(written_rects(&mut conn), 3, "encoding {encoding}");
+        }
     }
 }

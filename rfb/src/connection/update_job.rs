@@ -106,6 +106,11 @@ impl UpdateJob {
         EncodedUpdate { encoders, rects: bytes, count, lossy, send: true }
     }
 
+    /// The encoding the job's pixels go in: the client's preferred one.
+    pub fn encoding(&self) -> i32 {
+        self.encodings.preferred
+    }
+
     /// How many pixels the job covers.
     pub fn area(&self) -> usize {
         self.rects.iter().map(Rect::area).sum()
