@@ -93,6 +93,7 @@ fn main() {
             frame("desktop-moving-window/000.png"),
             frame("desktop-moving-window/001.png"),
         ),
+        ("720p window dragged back", frame("desktop-moving-window/001.png"), frame("desktop-moving-window/000.png")),
         ("720p video region panned", frame("video-region/000.png"), frame("video-region/001.png")),
         ("1080p text scrolled one line", post.clone(), scrolled),
         ("1080p whole frame changed (no move)", base, whole),

@@ -39,7 +39,7 @@ pub const MIN_MOVE_AREA: usize = 64 * 64;
 const NEEDLE: usize = 32;
 /// Needles tried per frame; a frame none of them finds a move for (a video playing, a page
 /// redrawn) costs at most this many searches of its changed area.
-const NEEDLES: usize = 3;
+const NEEDLES: usize = 4;
 /// Places verified per needle (a needle of a repeating pattern is found at many).
 const MAX_CANDIDATES: usize = 8;
 /// The most frames a search that found nothing makes the next one wait.
@@ -98,16 +98,22 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
     let mut rects: Vec<Rect> =
         damage.rects().iter().map(|r| r.intersect(&bounds)).filter(|r| r.area() >= MIN_MOVE_AREA).collect();
     rects.sort_by_key(|r| std::cmp::Reverse(r.area()));
-    let seeds = rects.iter().flat_map(|rect| {
-        // The middle row first, then a quarter and three quarters down.
-        [2u32, 1, 3].map(move |quarter| (rect, rect.y + (u32::from(rect.height) * quarter / 4) as u16))
+    // The middle rows of the largest rects first, then their rows a quarter and three quarters
+    // down: inside a window with flat insides the largest rect's rows have needles only at the
+    // window's edges, which hold what lies beside it too and are found nowhere, while the next
+    // rect's (its title bar's) lie inside it. With the two ways of growing in `grow`, the
+    // whole window of every step of `desktop-moving-window` is found, both ways (18 of 18;
+    // 4 before, which sent half the window's pixels or all of them: rfb/tests/moves.rs).
+    let seeds = [2u32, 1, 3].into_iter().flat_map(|quarter| {
+        rects.iter().map(move |rect| (rect, rect.y + (u32::from(rect.height) * quarter / 4) as u16))
     });
-    for (rect, y) in seeds.take(NEEDLES) {
-        let Some(x) = distinctive_needle(new, rect, y) else { continue };
+    // Rows without a needle (flat) cost no search and do not count.
+    let needles = seeds.filter_map(|(rect, y)| Some((distinctive_needle(new, rect, y)?, y)));
+    for (x, y) in needles.take(NEEDLES) {
         let finder = memmem::Finder::new(new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0));
         // Lazily: a place that grows into the move ends the scan of the rows below it.
         for (src_x, src_y) in needle_places(old, area, &finder, (x, y)) {
-            let found = grow(old, new, (x, y), (src_x, src_y));
+            let found = grow(old, new, (x, y), (src_x, src_y), damage.area());
             // A move covering most of what changed is the move: searching on would only find
             // parts of it (and a tiled wallpaper matches at every multiple of its tile).
             if found.dst.area() * 2 >= damage.area() {
@@ -171,52 +177,103 @@ fn needle_places<'a>(
         .take(MAX_CANDIDATES)
 }
 
-/// The largest rectangle around the needle at `at` in `new` that equals `old` shifted from
-/// `from`: the needle's row widened both ways as far as it matches, then rows added above and
-/// below while that whole span matches.
-fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16)) -> Move {
-    let (width, height) = (i32::from(new.width()), i32::from(new.height()));
+/// The larger of two rectangles around the needle at `at` in `new` that equal `old` shifted
+/// from `from`: the needle's row widened both ways as far as it matches, then rows added above
+/// and below while that whole span matches; and the needle's columns heightened first, then
+/// widened. A window dragged over a flat background matches beyond its sides on the rows where
+/// the background is flat on both ends of the move: widening first then gives a wide, low band
+/// of the window (720p: 682x118 px of a 360x240 window), heightening first the window. The
+/// second is grown only when the first covers less than the `changed` pixels.
+fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), changed: usize) -> Move {
     let (dx, dy) = (i32::from(at.0) - i32::from(from.0), i32::from(at.1) - i32::from(from.1));
-    let pixel_matches = |x: i32, y: i32| -> bool {
-        let (sx, sy) = (x - dx, y - dy);
-        if !(0..width).contains(&x) || !(0..width).contains(&sx) || !(0..height).contains(&sy) {
-            return false;
-        }
-        // All four are inside the u16-sized frames.
-        new.pixel(x as u16, y as u16) == old.pixel(sx as u16, sy as u16)
+    let shift = Shift { old, new, dx, dy };
+    let (needle_left, needle_right, y) = (i32::from(at.0), i32::from(at.0) + NEEDLE as i32, i32::from(at.1));
+    let (left, right) = shift.widen(needle_left, needle_right, y, y + 1);
+    let (top, bottom) = shift.heighten(left, right, y, y + 1);
+    let wide = (left, top, right, bottom);
+    let area = |(left, top, right, bottom): (i32, i32, i32, i32)| (right - left) * (bottom - top);
+    // Covering all that changed, it cannot be beaten (a page scrolled: the second growing
+    // would compare the whole screen again).
+    let tall = if area(wide) as usize >= changed {
+        wide
+    } else {
+        let (top, bottom) = shift.heighten(needle_left, needle_right, y, y + 1);
+        let (left, right) = shift.widen(needle_left, needle_right, top, bottom);
+        (left, top, right, bottom)
     };
-    let y = i32::from(at.1);
-    let mut left = i32::from(at.0);
-    while pixel_matches(left - 1, y) {
-        left -= 1;
-    }
-    let mut right = i32::from(at.0) + NEEDLE as i32;
-    while pixel_matches(right, y) {
-        right += 1;
-    }
-    // The span's columns are inside both frames at this offset, so only the rows need checking.
-    let span_width = (right - left) as u16;
-    let row_matches = |y: i32| -> bool {
-        let sy = y - dy;
-        if !(0..height).contains(&y) || !(0..height).contains(&sy) {
-            return false;
-        }
-        let dst = Rect::new(left as u16, y as u16, span_width, 1);
-        let src = Rect::new((left - dx) as u16, sy as u16, span_width, 1);
-        new.row(&dst, 0) == old.row(&src, 0)
-    };
-    let mut top = y;
-    while row_matches(top - 1) {
-        top -= 1;
-    }
-    let mut bottom = y + 1;
-    while row_matches(bottom) {
-        bottom += 1;
-    }
+    let (left, top, right, bottom) = if area(tall) > area(wide) { tall } else { wide };
+    // Inside both frames: `widen` and `heighten` never go past them.
     Move {
-        dst: Rect::new(left as u16, top as u16, span_width, (bottom - top) as u16),
+        dst: Rect::new(left as u16, top as u16, (right - left) as u16, (bottom - top) as u16),
         src_x: (left - dx) as u16,
         src_y: (top - dy) as u16,
+    }
+}
+
+/// The new frame against the old one shifted by (`dx`, `dy`): where they are equal.
+struct Shift<'a> {
+    old: &'a Frame,
+    new: &'a Frame,
+    dx: i32,
+    dy: i32,
+}
+
+impl Shift<'_> {
+    /// Columns `left..right` of the new frame's row `y` and of the old frame's at the shift:
+    /// None unless both lie inside their frames.
+    fn spans(&self, left: i32, right: i32, y: i32) -> Option<(&[u8], &[u8])> {
+        let (width, height) = (i32::from(self.new.width()), i32::from(self.new.height()));
+        let (sx, sy) = (left - self.dx, y - self.dy);
+        let inside = |x: i32, end: i32, y: i32| x >= 0 && x <= end && end <= width && (0..height).contains(&y);
+        if !inside(left, right, y) || !inside(sx, right - self.dx, sy) {
+            return None;
+        }
+        // All inside the u16-sized frames, checked above.
+        let span = (right - left) as u16;
+        let new = self.new.row(&Rect::new(left as u16, y as u16, span, 1), 0);
+        let old = self.old.row(&Rect::new(sx as u16, sy as u16, span, 1), 0);
+        Some((new, old))
+    }
+
+    fn span_matches(&self, left: i32, right: i32, y: i32) -> bool {
+        self.spans(left, right, y).is_some_and(|(new, old)| new == old)
+    }
+
+    /// Rows `top..bottom` of columns `left..right` (which match) heightened as far as whole
+    /// rows match.
+    fn heighten(&self, left: i32, right: i32, mut top: i32, mut bottom: i32) -> (i32, i32) {
+        while self.span_matches(left, right, top - 1) {
+            top -= 1;
+        }
+        while self.span_matches(left, right, bottom) {
+            bottom += 1;
+        }
+        (top, bottom)
+    }
+
+    /// Columns `left..right` of rows `top..bottom` (which match) widened as far as whole
+    /// columns match: each row narrows what the rows before it allowed, a whole span compared
+    /// at once and only a span that differs searched pixel by pixel.
+    fn widen(&self, left: i32, right: i32, top: i32, bottom: i32) -> (i32, i32) {
+        let width = i32::from(self.new.width());
+        // Both frames' columns: x and x - dx inside.
+        let (mut lowest, mut highest) = (self.dx.max(0), width.min(width + self.dx));
+        for y in top..bottom {
+            if let Some((new, old)) = self.spans(lowest, left, y)
+                && new != old
+            {
+                let mut pixels = new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
+                let last_differing = pixels.rposition(|(a, b)| a != b).unwrap_or(0);
+                lowest += last_differing as i32 + 1;
+            }
+            if let Some((new, old)) = self.spans(right, highest, y)
+                && new != old
+            {
+                let mut pixels = new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
+                highest = right + pixels.position(|(a, b)| a != b).unwrap_or(0) as i32;
+            }
+        }
+        (lowest.min(left), highest.max(right))
     }
 }
 

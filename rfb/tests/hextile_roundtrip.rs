@@ -2,6 +2,7 @@
 //! strict decoder. Hextile is lossless, so every decoded pixel must equal the converter's value.
 
 mod support {
+    pub mod fixtures;
     pub mod formats;
     pub mod frames;
     pub mod hextile_decoder;
@@ -15,6 +16,7 @@ use rfb::encoders::workers::ScopedThreads;
 use rfb::encoders::{Encoders, HextileEncoder};
 use rfb::encoding::{ClientEncodings, HEXTILE, RAW, ZLIB};
 use rfb::{Frame, PixelConverter, PixelFormat, Rect};
+use support::fixtures;
 use support::frames::{self, Text};
 use support::hextile_decoder::{DecodeError, Stats, decode_rects};
 use support::round_trip::{Decoded, RectDecoder, UNTOUCHED, for_every_format, params, send_frames};
@@ -263,22 +265,6 @@ fn encoders_pick_hextile_when_listed_first() {
     strip_tiles(&headers, frame.bounds());
 }
 
-/// A fixture PNG (8-bit RGB or RGBA) as a native frame, cropped to `width` x `height` from the
-/// top-left corner.
-fn load_fixture(name: &str, width: u16, height: u16) -> Frame {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let stride = info.width as usize * channels;
-    frames::from_fn(width, height, |x, y| {
-        let at = usize::from(y) * stride + usize::from(x) * channels;
-        u32::from(buf[at]) << 16 | u32::from(buf[at + 1]) << 8 | u32::from(buf[at + 2])
-    })
-}
-
 /// Bytes per frame for Raw, Zlib and Hextile on the fixture screens, each Hextile frame checked
 /// through the decoder. Slow in debug builds: `cargo test --release -p rfb --test
 /// hextile_roundtrip -- --ignored --nocapture`.
@@ -292,7 +278,7 @@ fn fixture_sizes() {
         ("post-1080p.png", 1920, 1080),
         ("photo-1080p.png", 1920, 1080),
     ] {
-        let frame = load_fixture(name, width, height);
+        let frame = fixtures::load(name, width, height);
         let mut sizes = Vec::new();
         for list in [vec![RAW], vec![ZLIB], vec![HEXTILE]] {
             let encodings = ClientEncodings::from_list(list);
