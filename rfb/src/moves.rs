@@ -7,9 +7,9 @@
 //! taken from a changed row of the new frame and looked for in the old frame's changed area
 //! (`memmem`, vectorised on x86 and aarch64); each place it is found is an offset, which is
 //! then grown into the largest rectangle around the needle that the old frame holds at that
-//! offset, row by row (`memcmp`). The result is exact: every pixel of the destination equals
-//! the old frame's pixel at the source, so a viewer showing the old frame there ends up with
-//! the new one.
+//! offset, row by row and column by column (`memcmp`). The result is exact: every pixel of
+//! the destination equals the old frame's pixel at the source, so a viewer showing the old
+//! frame there ends up with the new one.
 
 use memchr::memmem;
 
@@ -94,7 +94,7 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
     // (Clipped to the frame, so a damage region from elsewhere can never index past it.)
     let bounds = new.bounds();
     let area = damage.bounding_box().intersect(&bounds);
-    let mut best: Option<Move> = None;
+    let mut best: Option<(Move, usize)> = None;
     let mut rects: Vec<Rect> =
         damage.rects().iter().map(|r| r.intersect(&bounds)).filter(|r| r.area() >= MIN_MOVE_AREA).collect();
     rects.sort_by_key(|r| std::cmp::Reverse(r.area()));
@@ -113,18 +113,19 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
         let finder = memmem::Finder::new(new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0));
         // Lazily: a place that grows into the move ends the scan of the rows below it.
         for (src_x, src_y) in needle_places(old, area, &finder, (x, y)) {
-            let found = grow(old, new, (x, y), (src_x, src_y), damage.area());
+            let found = grow(old, new, (x, y), (src_x, src_y), damage);
             // A move covering most of what changed is the move: searching on would only find
             // parts of it (and a tiled wallpaper matches at every multiple of its tile).
-            if found.dst.area() * 2 >= damage.area() {
+            let covers = covered(damage, &found.dst);
+            if covers * 2 >= damage.area() {
                 return Some(found);
             }
-            if found.dst.area() >= MIN_MOVE_AREA && best.is_none_or(|b| found.dst.area() > b.dst.area()) {
-                best = Some(found);
+            if found.dst.area() >= MIN_MOVE_AREA && best.is_none_or(|(_, b)| covers > b) {
+                best = Some((found, covers));
             }
         }
     }
-    best
+    best.map(|(found, _)| found)
 }
 
 /// The x of a needle on row `y` of `rect` whose pixels are not all alike (a run of one
@@ -184,30 +185,36 @@ fn needle_places<'a>(
 /// the background is flat on both ends of the move: widening first then gives a wide, low band
 /// of the window (720p: 682x118 px of a 360x240 window), heightening first the window. The
 /// second is grown only when the first covers less than the `changed` pixels.
-fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), changed: usize) -> Move {
+fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), damage: &Region) -> Move {
     let (dx, dy) = (i32::from(at.0) - i32::from(from.0), i32::from(at.1) - i32::from(from.1));
     let shift = Shift { old, new, dx, dy };
     let (needle_left, needle_right, y) = (i32::from(at.0), i32::from(at.0) + NEEDLE as i32, i32::from(at.1));
     let (left, right) = shift.widen(needle_left, needle_right, y, y + 1);
     let (top, bottom) = shift.heighten(left, right, y, y + 1);
-    let wide = (left, top, right, bottom);
-    let area = |(left, top, right, bottom): (i32, i32, i32, i32)| (right - left) * (bottom - top);
-    // Covering all that changed, it cannot be beaten (a page scrolled: the second growing
-    // would compare the whole screen again).
-    let tall = if area(wide) as usize >= changed {
-        wide
-    } else {
-        let (top, bottom) = shift.heighten(needle_left, needle_right, y, y + 1);
-        let (left, right) = shift.widen(needle_left, needle_right, top, bottom);
-        (left, top, right, bottom)
-    };
-    let (left, top, right, bottom) = if area(tall) > area(wide) { tall } else { wide };
     // Inside both frames: `widen` and `heighten` never go past them.
-    Move {
+    let moved = |(left, top, right, bottom): (i32, i32, i32, i32)| Move {
         dst: Rect::new(left as u16, top as u16, (right - left) as u16, (bottom - top) as u16),
         src_x: (left - dx) as u16,
         src_y: (top - dy) as u16,
+    };
+    let wide = moved((left, top, right, bottom));
+    let wide_covers = covered(damage, &wide.dst);
+    // Covering all that changed, it cannot be beaten (a page scrolled: the second growing
+    // would compare the whole screen again).
+    if wide_covers >= damage.area() {
+        return wide;
     }
+    let (top, bottom) = shift.heighten(needle_left, needle_right, y, y + 1);
+    let (left, right) = shift.widen(needle_left, needle_right, top, bottom);
+    let tall = moved((left, top, right, bottom));
+    // By the changed pixels each covers, not its area: a band over flat desktop can be larger
+    // than the window and hold less of what changed.
+    if covered(damage, &tall.dst) > wide_covers { tall } else { wide }
+}
+
+/// How many of the `damage` pixels `rect` covers: what a move there saves sending.
+fn covered(damage: &Region, rect: &Rect) -> usize {
+    damage.rects().iter().map(|r| r.intersect(rect).area()).sum()
 }
 
 /// The new frame against the old one shifted by (`dx`, `dy`): where they are equal.
@@ -259,19 +266,26 @@ impl Shift<'_> {
         // Both frames' columns: x and x - dx inside.
         let (mut lowest, mut highest) = (self.dx.max(0), width.min(width + self.dx));
         for y in top..bottom {
-            if let Some((new, old)) = self.spans(lowest, left, y)
-                && new != old
-            {
-                let mut pixels = new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
-                let last_differing = pixels.rposition(|(a, b)| a != b).unwrap_or(0);
-                lowest += last_differing as i32 + 1;
-            }
-            if let Some((new, old)) = self.spans(right, highest, y)
-                && new != old
-            {
-                let mut pixels = new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
-                highest = right + pixels.position(|(a, b)| a != b).unwrap_or(0) as i32;
-            }
+            // A span that cannot be compared (never, for rows that `heighten` checked) keeps
+            // nothing beyond the columns known to match.
+            lowest = match self.spans(lowest, left, y) {
+                Some((new, old)) if new == old => lowest,
+                Some((new, old)) => {
+                    let mut pixels =
+                        new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
+                    pixels.rposition(|(a, b)| a != b).map_or(left, |i| lowest + i as i32 + 1)
+                }
+                None => left,
+            };
+            highest = match self.spans(right, highest, y) {
+                Some((new, old)) if new == old => highest,
+                Some((new, old)) => {
+                    let mut pixels =
+                        new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
+                    pixels.position(|(a, b)| a != b).map_or(right, |i| right + i as i32)
+                }
+                None => right,
+            };
         }
         (lowest.min(left), highest.max(right))
     }

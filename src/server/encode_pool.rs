@@ -93,21 +93,23 @@ type Job = Box<dyn FnOnce() + Send>;
 impl EncodePool {
     pub fn new(threads: usize) -> anyhow::Result<Arc<EncodePool>> {
         let threads = threads.max(1);
-        let queue = Arc::new(JobQueue::default());
+        // Made first, so the threads already started end (on its drop) if a later one cannot.
+        let pool = Arc::new(EncodePool { queue: Arc::new(JobQueue::default()), threads });
         for i in 0..threads {
-            let queue = queue.clone();
+            let queue = pool.queue.clone();
             std::thread::Builder::new()
                 .name(format!("encode-{i}"))
                 .spawn(move || work(&queue))
                 .context("cannot start the encoding threads")?;
         }
-        Ok(Arc::new(EncodePool { queue, threads }))
+        Ok(pool)
     }
 
     /// Encodes `job` from `frame` on the pool; the result arrives on the returned channel.
     /// The frame's pixels are had there too, so decoding a JPEG frame does not hold up the
-    /// viewer's task either. A job of at most [`INLINE_AREA`] pixels whose frame needs no
-    /// decoding is encoded right here, on the caller's task: its result is ready at once.
+    /// viewer's task either. A job of at most [`INLINE_AREA`] pixels ([`RAW_INLINE_AREA`] for a
+    /// viewer that prefers Raw) whose frame needs no decoding is encoded right here, on the
+    /// caller's task: its result is ready at once.
     pub fn encode(
         self: &Arc<Self>,
         job: UpdateJob,
@@ -115,7 +117,7 @@ impl EncodePool {
         shared_rects: Arc<SharedRects>,
     ) -> oneshot::Receiver<Encoded> {
         let (done, result) = oneshot::channel();
-        let inline_area = if job.encoding() == RAW { RAW_INLINE_AREA } else { INLINE_AREA };
+        let inline_area = if job.preferred_encoding() == RAW { RAW_INLINE_AREA } else { INLINE_AREA };
         let inline = job.area() <= inline_area && frame.pixels_at_hand().is_some();
         let workers = self.clone();
         let task = move || {

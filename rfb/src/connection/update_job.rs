@@ -106,8 +106,9 @@ impl UpdateJob {
         EncodedUpdate { encoders, rects: bytes, count, lossy, send: true }
     }
 
-    /// The encoding the job's pixels go in: the client's preferred one.
-    pub fn encoding(&self) -> i32 {
+    /// The client's preferred encoding (a client preferring JPEG (21) gets parts of the job in
+    /// its lossless one).
+    pub fn preferred_encoding(&self) -> i32 {
         self.encodings.preferred
     }
 
