@@ -12,7 +12,7 @@
 //! frames themselves (`rfb::moves`, during the damage step):
 //!
 //! - **first**: the first full update of a fresh server process (desktop screen), the median
-//!   of 5 processes;
+//!   of 9 processes;
 //! - **steady**: incremental updates while the screen alternates between two desktop frames
 //!   (a window moved);
 //! - **typed**: incremental updates while one character appears and disappears on the POST
@@ -54,7 +54,7 @@ use servers::{free_port, start_kvnc as start_kvnc_process, wait_for_port};
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 720;
 /// Fresh processes whose first update is measured (the median is reported).
-const FIRST_RUNS: usize = 5;
+const FIRST_RUNS: usize = 9;
 /// Updates measured per steady/typed run.
 const UPDATES: usize = 20;
 const STILL: Duration = Duration::from_secs(10);

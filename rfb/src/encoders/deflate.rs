@@ -24,9 +24,9 @@ use crate::messages::server::write_rect_header;
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9c];
 /// The inflate window: the farthest back a later block may refer.
 const WINDOW: usize = 32 * 1024;
-/// The least input worth a job on another thread: one parallel job compresses about this
-/// much or more (unless a stream has less), and Tight hands a stream to another thread only
-/// with this much. Each parallel job's compressor is primed with a window (hashing [`WINDOW`] bytes),
+/// The least input worth a job on another thread: one parallel job compresses at least this
+/// much (unless a stream has less), and Tight hands a stream to another thread only with this
+/// much. Each parallel job's compressor is primed with a window (hashing [`WINDOW`] bytes),
 /// which small chunks, such as Tight's palette rects of a desktop, would pay many times over,
 /// and waking or starting a thread costs tens of microseconds. A Tight full-colour sub-rect
 /// (up to 65536 pixels of 3 bytes) ends the job it joins.
@@ -392,7 +392,7 @@ fn primed(level: u8, window: &[u8]) -> Result<Compress, ()> {
 }
 
 /// How much of a stream's `total` input one parallel job takes: an equal share per worker, so
-/// a large stream makes about one run per worker and no more runs are primed than that (a
+/// a large stream makes at most one run per worker and no more runs are primed than that (a
 /// primed run costs a new compressor, 256 KiB of fresh memory zeroed, and the hashing of its
 /// window: a 720p desktop's 700 KB of Tight palette indices made six runs of 128 KiB, and
 /// makes two on two workers), but at least [`MIN_RUN`].
@@ -400,15 +400,16 @@ fn run_size(total: usize, workers: usize) -> usize {
     total.div_ceil(workers.max(1)).max(MIN_RUN)
 }
 
-/// Consecutive chunks of about `size` bytes of input together, each run ending at the chunk
-/// boundary nearest to `size` (a run holds at least one chunk; the last may be smaller), as
-/// ranges of `inputs`: what one parallel job compresses.
+/// Consecutive chunks of at least `size` bytes of input together (the last run may be
+/// smaller), as ranges of `inputs`: what one parallel job compresses. Ending a run at the
+/// boundary nearest to `size` would even the runs out, but could leave a small last run that
+/// pays a primed compressor of its own.
 fn runs<'a>(inputs: &'a [&[u8]], size: usize) -> impl Iterator<Item = Range<usize>> + 'a {
     let mut start = 0;
     std::iter::from_fn(move || {
         let first = start;
         let mut bytes = 0;
-        while start < inputs.len() && (start == first || bytes + inputs[start].len() / 2 < size) {
+        while start < inputs.len() && (start == first || bytes < size) {
             bytes += inputs[start].len();
             start += 1;
         }
