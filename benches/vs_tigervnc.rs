@@ -21,8 +21,9 @@
 //!   incremental request outstanding: what a lossless refresh sends.
 //!
 //! Figures: bytes, wall time (request → last byte, client decoding excluded) and the server's CPU
-//! time (all threads, also those that exited: `tests/support/cpu.rs`); per update, of the 20
-//! steady or typed updates the mean without the two highest and two lowest. Both servers change their
+//! time (all threads, also those that exited: `tests/support/cpu.rs`); the wall time and CPU
+//! per update of the 20 steady or typed updates are their mean without the two highest and
+//! two lowest (bytes: the plain mean). Both servers change their
 //! screen right before each request: Xvnc is painted (its CPU excludes the painting), kvnc's replay
 //! is stepped with SIGUSR1 (`--fps 0`; frames decoded once, so a step costs what a capture device's
 //! new frame costs: the damage compare, which kvnc needs and Xvnc gets from X). Every step is a new

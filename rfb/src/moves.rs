@@ -113,10 +113,9 @@ pub fn find_move(old: &Frame, new: &Frame, damage: &Region) -> Option<Move> {
         let finder = memmem::Finder::new(new.row(&Rect::new(x, y, NEEDLE as u16, 1), 0));
         // Lazily: a place that grows into the move ends the scan of the rows below it.
         for (src_x, src_y) in needle_places(old, area, &finder, (x, y)) {
-            let found = grow(old, new, (x, y), (src_x, src_y), damage);
+            let (found, covers) = grow(old, new, (x, y), (src_x, src_y), damage);
             // A move covering most of what changed is the move: searching on would only find
             // parts of it (and a tiled wallpaper matches at every multiple of its tile).
-            let covers = covered(damage, &found.dst);
             if covers * 2 >= damage.area() {
                 return Some(found);
             }
@@ -178,14 +177,16 @@ fn needle_places<'a>(
         .take(MAX_CANDIDATES)
 }
 
-/// The larger of two rectangles around the needle at `at` in `new` that equal `old` shifted
-/// from `from`: the needle's row widened both ways as far as it matches, then rows added above
-/// and below while that whole span matches; and the needle's columns heightened first, then
-/// widened. A window dragged over a flat background matches beyond its sides on the rows where
-/// the background is flat on both ends of the move: widening first then gives a wide, low band
-/// of the window (720p: 682x118 px of a 360x240 window), heightening first the window. The
-/// second is grown only when the first covers less than the `changed` pixels.
-fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), damage: &Region) -> Move {
+/// Of two rectangles around the needle at `at` in `new` that equal `old` shifted from `from`,
+/// the one covering more of `damage`, with how much it covers: the needle's row widened both
+/// ways as far as it matches, then rows added above and below while that whole span matches;
+/// and the needle's columns heightened first, then widened. A window dragged over a flat
+/// background matches beyond its sides on the rows where the background is flat on both ends
+/// of the move: widening first then gives a wide, low band of the window (720p: 682x118 px of
+/// a 360x240 window), heightening first the window. The second is grown only when the first
+/// leaves some of the damage uncovered and the needle's columns match over other rows than
+/// the first's span (over the same rows they widen into the same rect).
+fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), damage: &Region) -> (Move, usize) {
     let (dx, dy) = (i32::from(at.0) - i32::from(from.0), i32::from(at.1) - i32::from(from.1));
     let shift = Shift { old, new, dx, dy };
     let (needle_left, needle_right, y) = (i32::from(at.0), i32::from(at.0) + NEEDLE as i32, i32::from(at.1));
@@ -199,17 +200,27 @@ fn grow(old: &Frame, new: &Frame, at: (u16, u16), from: (u16, u16), damage: &Reg
     };
     let wide = moved((left, top, right, bottom));
     let wide_covers = covered(damage, &wide.dst);
-    // Covering all that changed, it cannot be beaten (a page scrolled: the second growing
-    // would compare the whole screen again).
+    // Covering all that changed, it cannot be beaten.
     if wide_covers >= damage.area() {
-        return wide;
+        return (wide, wide_covers);
     }
-    let (top, bottom) = shift.heighten(needle_left, needle_right, y, y + 1);
-    let (left, right) = shift.widen(needle_left, needle_right, top, bottom);
-    let tall = moved((left, top, right, bottom));
+    let (tall_top, tall_bottom) = shift.heighten(needle_left, needle_right, y, y + 1);
+    if (tall_top, tall_bottom) == (top, bottom) {
+        // Widened over the same rows, the needle's columns become the same rect again (a
+        // page scrolled: that would compare the whole screen once more).
+        return (wide, wide_covers);
+    }
+    let (left, right) = shift.widen(needle_left, needle_right, tall_top, tall_bottom);
+    let tall = moved((left, tall_top, right, tall_bottom));
+    let tall_covers = covered(damage, &tall.dst);
     // By the changed pixels each covers, not its area: a band over flat desktop can be larger
     // than the window and hold less of what changed.
-    if covered(damage, &tall.dst) > wide_covers { tall } else { wide }
+    if tall_covers > wide_covers { (tall, tall_covers) } else { (wide, wide_covers) }
+}
+
+/// Whether each pixel of two equally long spans differs.
+fn differing<'a>(new: &'a [u8], old: &'a [u8]) -> impl DoubleEndedIterator<Item = bool> + ExactSizeIterator + 'a {
+    new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL)).map(|(a, b)| a != b)
 }
 
 /// How many of the `damage` pixels `rect` covers: what a move there saves sending.
@@ -271,19 +282,13 @@ impl Shift<'_> {
             lowest = match self.spans(lowest, left, y) {
                 Some((new, old)) if new == old => lowest,
                 Some((new, old)) => {
-                    let mut pixels =
-                        new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
-                    pixels.rposition(|(a, b)| a != b).map_or(left, |i| lowest + i as i32 + 1)
+                    differing(new, old).rposition(|differs| differs).map_or(left, |i| lowest + i as i32 + 1)
                 }
                 None => left,
             };
             highest = match self.spans(right, highest, y) {
                 Some((new, old)) if new == old => highest,
-                Some((new, old)) => {
-                    let mut pixels =
-                        new.chunks_exact(NATIVE_BYTES_PER_PIXEL).zip(old.chunks_exact(NATIVE_BYTES_PER_PIXEL));
-                    pixels.position(|(a, b)| a != b).map_or(right, |i| right + i as i32)
-                }
+                Some((new, old)) => differing(new, old).position(|differs| differs).map_or(right, |i| right + i as i32),
                 None => right,
             };
         }

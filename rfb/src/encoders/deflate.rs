@@ -116,8 +116,9 @@ impl ZlibStream {
     /// make it happen again.
     pub(super) fn prepare(&mut self, level: u8) {
         if self.zlib.is_none() && !self.started && !self.broken {
-            self.zlib = primed(level.min(9), &[]).ok();
-            self.level = level.min(9);
+            let level = level.min(9);
+            self.zlib = primed(level, &[]).ok();
+            self.level = level;
         }
     }
 
